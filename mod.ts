@@ -1,0 +1,78 @@
+/**
+ * OmniQ: a task queue for Deno and TypeScript. Enqueue a named function and its arguments;
+ * workers in this process, in Web Workers, subprocesses or on other machines run it; the
+ * result and every lifecycle event are stored where you chose: an embedded SQLite file by
+ * default, or memory.
+ *
+ * @example Define, enqueue, run, wait
+ * ```ts
+ * import { defineTask, OmniQ } from "./mod.ts";
+ *
+ * const greet = defineTask("mod-doc-greet", (name: string) => `hello, ${name}`);
+ *
+ * await using q = await OmniQ.open("memory:");
+ * const id = await q.enqueue(greet, ["world"], { priority: 5 });
+ * await q.run({ until: "idle" });
+ * console.assert((await q.wait(id)) === "hello, world");
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type CleanupReport,
+  DEFAULT_URL,
+  type EnqueueItem,
+  type EventsOptions,
+  OmniQ,
+  type OmniQConfig,
+  type RunOptions,
+  type StoreTarget,
+  type WaitOptions,
+} from "./src/omniq.ts";
+export {
+  defineTask,
+  getTask,
+  type TaskContext,
+  taskContext,
+  type TaskDefinition,
+  type TaskHandler,
+  type TaskId,
+} from "./src/task.ts";
+export type { Worker } from "./workers/async.ts";
+export {
+  ConfigError,
+  DuplicateTaskError,
+  OmniQError,
+  SerializationError,
+  TaskCancelledError,
+  TaskExpiredError,
+  TaskFailedError,
+  TaskNotFoundError,
+  TimeoutError,
+  UnknownTaskError,
+} from "./src/errors.ts";
+export { parseDuration } from "./src/duration.ts";
+export { decode, encode } from "./src/codec.ts";
+export { redactUrl } from "./src/url.ts";
+export * from "./src/types.ts";
+export type {
+  Attachment,
+  Backend,
+  ClaimedTask,
+  ClaimRequest,
+  Effects,
+  EnqueueOutcome,
+  EventQuery,
+  EventStore,
+  Failure,
+  NewEvent,
+  NewTask,
+  ResultStore,
+  StoredBackoff,
+  StoredEvent,
+  StoredResult,
+  StoredTask,
+  SweepOptions,
+  TaskQueue,
+} from "./src/backend.ts";

@@ -1,0 +1,359 @@
+/**
+ * The storage contract every engine implements: {@linkcode TaskQueue},
+ * {@linkcode ResultStore}, {@linkcode EventStore}, and {@linkcode Backend}, the factory that
+ * gives all three. It speaks task-queue semantics only (claim, renew a lease, complete,
+ * fail, cancel, sweep); no driver type crosses it.
+ *
+ * Times are epoch milliseconds. Payloads and values are bytes from the codec, so an engine
+ * never decodes user data.
+ *
+ * ## Who does what
+ * The orchestrator (`OmniQ`) decides policy: defaults, the retry delay, what result a task
+ * ends with. The queue performs each state change as one atomic step, fenced by the claim's
+ * token, and reports its {@linkcode Effects}: the lifecycle events it caused and the result
+ * records it produced (expiry, cancellation, a final stall).
+ *
+ * When the queue's engine also holds the results or the events (one URL for everything,
+ * the common case), {@linkcode TaskQueue.attach} says so, and the queue writes results and
+ * events in the same transaction as the state change. Otherwise the orchestrator writes
+ * them to the other stores: a final result before the task is marked final, and the events
+ * the queue returns in its effects, after.
+ *
+ * @module
+ */
+
+import type {
+  EventFilter,
+  EventType,
+  FinalState,
+  ListOptions,
+  QueueStats,
+  SerializedError,
+  TaskState,
+} from "./types.ts";
+
+/** The version of stored task, result and event records this code writes and reads. */
+export const RECORD_VERSION = 1;
+
+/** How a stored task backs off between retries (durations resolved to ms). */
+export interface StoredBackoff {
+  /** `"exponential"` or `"fixed"`. */
+  type: "exponential" | "fixed";
+  /** The first delay in ms. */
+  delay: number;
+  /** The longest delay in ms. */
+  max: number;
+  /** The fraction of random spread either side. */
+  jitter: number;
+}
+
+/** A task to store, every option resolved. */
+export interface NewTask {
+  /** The task id. */
+  id: string;
+  /** The task's registered name. */
+  task: string;
+  /** The named queue. */
+  queue: string;
+  /** Priority 0–9; 9 runs first. */
+  priority: number;
+  /** The encoded argument list. */
+  payload: Uint8Array;
+  /** When it was enqueued. */
+  createdAt: number;
+  /** When it is due. */
+  runAt: number;
+  /** When it expires if not started, if ever. */
+  expiresAt?: number;
+  /** The most attempts allowed (retries + 1). */
+  maxAttempts: number;
+  /** The retry backoff. */
+  backoff: StoredBackoff;
+  /** How long one attempt may run, in ms, if limited. */
+  timeout?: number;
+  /** How long its result is kept, in ms, if limited. */
+  resultTtl?: number;
+  /** The dedupe key. */
+  key?: string;
+  /** Ids of tasks that must complete first. */
+  dependsOn: string[];
+  /** What a failed dependency does to this task. */
+  onDependencyFailure: "cancel" | "run";
+  /** The schedule that enqueued it. */
+  scheduleId?: string;
+}
+
+/** A task as the queue stores it. */
+export interface StoredTask extends NewTask {
+  /** The current state. */
+  state: TaskState;
+  /** Attempts started so far. */
+  attempts: number;
+  /** When the latest attempt started. */
+  startedAt?: number;
+  /** When it reached a final state. */
+  completedAt?: number;
+  /** The latest progress fraction. */
+  progress?: number;
+  /** The last error. */
+  error?: SerializedError;
+}
+
+/** A claimed task: the token fences every later change of this attempt. */
+export interface ClaimedTask extends StoredTask {
+  /** The fencing token of this claim. */
+  token: string;
+  /** When the lease ends unless renewed. */
+  leaseUntil: number;
+}
+
+/** A result as stored: the value is the codec's bytes. */
+export interface StoredResult {
+  /** The task id. */
+  taskId: string;
+  /** How the task ended. */
+  state: FinalState;
+  /** The encoded return value, for `completed`. */
+  value?: Uint8Array;
+  /** The error, for the other states. */
+  error?: SerializedError;
+  /** When it ended. */
+  completedAt: number;
+  /** When to delete it, if ever. */
+  expiresAt?: number;
+}
+
+/** An event to append; the store gives it an id. */
+export interface NewEvent {
+  /** The event type. */
+  type: EventType;
+  /** The task it concerns. */
+  taskId?: string;
+  /** The task's queue. */
+  queue?: string;
+  /** When it happened. */
+  at: number;
+  /** The attempt it concerns. */
+  attempt?: number;
+  /** Details (JSON-safe). */
+  data?: Record<string, unknown>;
+}
+
+/** An event as stored. */
+export interface StoredEvent extends NewEvent {
+  /** Its id in the store; ids grow in append order. */
+  id: string;
+}
+
+/** What a state change caused, for the orchestrator to forward. */
+export interface Effects {
+  /** The events the change caused; with ids when the queue wrote them itself. */
+  events: (NewEvent | StoredEvent)[];
+  /** Result records the change produced that the queue did not store itself. */
+  results: StoredResult[];
+}
+
+/** What `enqueue` did with each task, in order. */
+export interface EnqueueOutcome {
+  /** The id of each task: its own, or that of the live task with the same key. */
+  ids: string[];
+  /** Whether each task was stored (`false`: deduplicated by key). */
+  created: boolean[];
+  /** The events of the stored tasks. */
+  effects: Effects;
+}
+
+/** A claim request from a worker. */
+export interface ClaimRequest {
+  /** The queues to take from, drained in this order. */
+  queues: string[];
+  /** How many tasks at most. */
+  limit: number;
+  /** The lease length in ms. */
+  lease: number;
+  /** The claiming worker's id (for diagnostics). */
+  worker: string;
+}
+
+/** How an attempt failed, and what happens next. */
+export interface Failure {
+  /** The error of this attempt. */
+  error: SerializedError;
+  /** Retry at this time; absent means the task fails for good. */
+  retryAt?: number;
+  /** The final result, when the task fails for good. */
+  result?: StoredResult;
+}
+
+/** What a sweep may do; each part is optional. */
+export interface SweepOptions {
+  /** Now, in the orchestrator's clock (engines with a server clock may use their own). */
+  now: number;
+  /** Delete final task records that ended before this time. */
+  purgeBefore?: number;
+}
+
+/** Where the queue's companion stores live. */
+export interface Attachment {
+  /** The queue's own engine stores the results: write them in the same step. */
+  results: boolean;
+  /** The queue's own engine stores the events: write them in the same step. */
+  events: boolean;
+}
+
+/**
+ * The task queue of one engine. Every method that changes state is one atomic step.
+ */
+export interface TaskQueue {
+  /** The largest encoded payload the engine accepts, in bytes, if limited. */
+  readonly maxPayloadBytes?: number;
+  /** Say which companion stores live in this engine; called once before any other call. */
+  attach(attachment: Attachment): void;
+  /**
+   * Store tasks, all or none. A task whose `key` matches a live (not final) task is not
+   * stored; the live task's id is returned for it. A task whose id exists throws
+   * `DuplicateTaskError` and nothing is stored.
+   */
+  enqueue(tasks: NewTask[]): Promise<EnqueueOutcome>;
+  /** One task, or `undefined`. */
+  get(id: string): Promise<StoredTask | undefined>;
+  /** Tasks matching a filter, oldest first. */
+  list(filter: ListOptions): Promise<StoredTask[]>;
+  /** Counts per queue and state. */
+  stats(): Promise<QueueStats>;
+  /**
+   * Claim up to `limit` due tasks: queues in the given order, then higher priority first,
+   * then FIFO. Each claim increments `attempts`, sets a fresh token and a lease, and
+   * appends a `started` event.
+   */
+  claim(request: ClaimRequest): Promise<{ tasks: ClaimedTask[]; effects: Effects }>;
+  /** Extend a lease; `false` when the token no longer holds it (lost lease or cancelled). */
+  renew(id: string, token: string, lease: number): Promise<boolean>;
+  /** Record progress of a running attempt; `undefined` when the token is stale. */
+  progress(id: string, token: string, value: number): Promise<Effects | undefined>;
+  /** Complete an attempt; `undefined` when the token is stale (nothing changed). */
+  complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined>;
+  /** Fail an attempt: retry it at `retryAt`, or fail for good; `undefined` when stale. */
+  fail(id: string, token: string, failure: Failure): Promise<Effects | undefined>;
+  /** Cancel a task that is not final; `undefined` when it was final or unknown. */
+  cancel(id: string, reason: string): Promise<Effects | undefined>;
+  /** Queue a final task again with its attempts reset; `undefined` when it is not final. */
+  retry(id: string): Promise<Effects | undefined>;
+  /**
+   * Recover stalled tasks (expired leases: back to the queue with a `stalled` event, or
+   * `failed` when out of attempts), expire tasks past their `ttl`, and purge final records.
+   */
+  sweep(options: SweepOptions): Promise<Effects>;
+  /** The earliest `runAt` of a scheduled task in these queues, if any. */
+  nextDue(queues: string[]): Promise<number | undefined>;
+  /** Release what the queue holds (connections, files). */
+  close(): Promise<void>;
+}
+
+/** Results of finished tasks. */
+export interface ResultStore {
+  /** Store results (replacing any of the same task). */
+  put(results: StoredResult[]): Promise<void>;
+  /** A result, or `undefined` (also once it expired). */
+  get(taskId: string): Promise<StoredResult | undefined>;
+  /** Delete results. */
+  delete(taskIds: string[]): Promise<void>;
+  /** Delete expired results; returns how many. */
+  sweep(now: number): Promise<number>;
+  /** Release what the store holds. */
+  close(): Promise<void>;
+}
+
+/** A query of stored events. */
+export interface EventQuery extends Omit<EventFilter, "since" | "until"> {
+  /** Only events at or after this time (ms). */
+  since?: number;
+  /** Only events before this time (ms). */
+  until?: number;
+}
+
+/** Lifecycle events, appended in order. */
+export interface EventStore {
+  /** Append events; returns them with their ids, in order. */
+  append(events: NewEvent[]): Promise<StoredEvent[]>;
+  /** Events matching a query, in append order. */
+  query(query: EventQuery): Promise<StoredEvent[]>;
+  /** Delete events older than this time; returns how many. */
+  sweep(before: number): Promise<number>;
+  /** Release what the store holds. */
+  close(): Promise<void>;
+}
+
+/** One engine: the three stores over one connection, file or directory. */
+export interface Backend {
+  /** The engine's name, e.g. `"sqlite"`. */
+  readonly name: string;
+  /** The task queue. */
+  readonly queue: TaskQueue;
+  /** The result store. */
+  readonly results: ResultStore;
+  /** The event store. */
+  readonly events: EventStore;
+  /** Close the engine (its stores' `close` are part of this). */
+  close(): Promise<void>;
+}
+
+/** Whether a state is final. */
+export function isFinal(state: TaskState): state is FinalState {
+  return state === "completed" || state === "failed" || state === "cancelled" ||
+    state === "expired";
+}
+
+/** An event about a stored task, filled from the task. */
+export function taskEvent(
+  type: EventType,
+  task: Pick<StoredTask, "id" | "queue" | "attempts">,
+  at: number,
+  data?: Record<string, unknown>,
+): NewEvent {
+  const event: NewEvent = { type, taskId: task.id, queue: task.queue, at };
+  if (task.attempts > 0) event.attempt = task.attempts;
+  if (data !== undefined) event.data = data;
+  return event;
+}
+
+/** The result of a task that ended without running to completion. */
+export function endResult(
+  task: Pick<StoredTask, "id" | "resultTtl">,
+  state: Exclude<FinalState, "completed">,
+  error: SerializedError,
+  at: number,
+): StoredResult {
+  const result: StoredResult = { taskId: task.id, state, error, completedAt: at };
+  if (task.resultTtl !== undefined) result.expiresAt = at + task.resultTtl;
+  return result;
+}
+
+/** Whether a stored task matches a list filter's state, queue and name. */
+export function matchesList(task: StoredTask, filter: ListOptions): boolean {
+  if (filter.queue !== undefined && task.queue !== filter.queue) return false;
+  if (filter.task !== undefined && task.task !== filter.task) return false;
+  if (filter.state !== undefined) {
+    const states = Array.isArray(filter.state) ? filter.state : [filter.state];
+    if (!states.includes(task.state)) return false;
+  }
+  return true;
+}
+
+/** Whether a stored event matches a query's filters (not its `after` or `limit`). */
+export function matchesEvent(event: StoredEvent | NewEvent, query: EventQuery): boolean {
+  if (query.taskId !== undefined && event.taskId !== query.taskId) return false;
+  if (query.queue !== undefined && event.queue !== query.queue) return false;
+  if (query.type !== undefined) {
+    const types = Array.isArray(query.type) ? query.type : [query.type];
+    if (!types.includes(event.type)) return false;
+  }
+  if (query.since !== undefined && event.at < query.since) return false;
+  if (query.until !== undefined && event.at >= query.until) return false;
+  return true;
+}
+
+/** An empty set of effects. */
+export function noEffects(): Effects {
+  return { events: [], results: [] };
+}

@@ -1,0 +1,181 @@
+/**
+ * The codec for task arguments and results: MessagePack (through msgpackr) for plain data,
+ * keeping `Date`, `Map`, `Set`, `BigInt`, `RegExp`, errors and typed arrays, with msgpackr's
+ * structured-clone mode as the fallback for values with cycles or shared references.
+ *
+ * This is the only module that imports msgpackr. Values are checked before encoding, since
+ * msgpackr silently drops functions and flattens class instances: those are refused with a
+ * {@linkcode SerializationError} instead.
+ *
+ * Every encoded value starts with a format byte, so stored records stay readable when the
+ * encoding changes: 1 = MessagePack, 2 = MessagePack structured clone.
+ *
+ * @module
+ */
+
+// The pack entry point: msgpackr's main entry reads an environment variable at import.
+import { Packr } from "msgpackr/pack";
+import { SerializationError } from "./errors.ts";
+
+const FORMAT_MSGPACK = 1;
+const FORMAT_CLONE = 2;
+
+// Records without shared structures: every message carries its own record definitions, so
+// any process can decode it. Maps stay Maps because plain objects are written as records.
+const OPTIONS = {
+  mapsAsObjects: false,
+  useRecords: true,
+  maxSharedStructures: 0,
+  moreTypes: true,
+  int64AsType: "bigint",
+} as const;
+
+const plain = new Packr(OPTIONS);
+const clone = new Packr({ ...OPTIONS, structuredClone: true });
+
+const TYPED_ARRAYS: ReadonlySet<unknown> = new Set([
+  Uint8Array,
+  Uint8ClampedArray,
+  Uint16Array,
+  Uint32Array,
+  Int8Array,
+  Int16Array,
+  Int32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+]);
+
+/**
+ * Walk a value and report whether it has a cycle or a shared reference (which the plain
+ * encoding would duplicate or overflow on); throw for anything the codec cannot carry.
+ */
+function inspect(value: unknown, path: string, seen: Set<object>, ancestors: Set<object>): boolean {
+  switch (typeof value) {
+    case "function":
+      throw new SerializationError(
+        `${path}: a function cannot be serialized; pass data and look the function up by name`,
+      );
+    case "symbol":
+      throw new SerializationError(`${path}: a symbol cannot be serialized`);
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return false;
+  if (ancestors.has(value) || seen.has(value)) return true;
+  seen.add(value);
+  const proto = Object.getPrototypeOf(value);
+  if (
+    value instanceof Date || value instanceof RegExp || value instanceof ArrayBuffer ||
+    TYPED_ARRAYS.has(proto?.constructor)
+  ) {
+    return false;
+  }
+  if (value instanceof Error) {
+    return false;
+  }
+  ancestors.add(value);
+  let shared = false;
+  if (Array.isArray(value)) {
+    if (proto !== Array.prototype) throw notPlain(path, value);
+    for (let i = 0; i < value.length; i++) {
+      shared = inspect(value[i], `${path}[${i}]`, seen, ancestors) || shared;
+    }
+  } else if (value instanceof Map) {
+    if (proto !== Map.prototype) throw notPlain(path, value);
+    for (const [k, v] of value) {
+      shared = inspect(k, `${path}.<key>`, seen, ancestors) || shared;
+      shared = inspect(v, `${path}.get(${describeKey(k)})`, seen, ancestors) || shared;
+    }
+  } else if (value instanceof Set) {
+    if (proto !== Set.prototype) throw notPlain(path, value);
+    for (const v of value) shared = inspect(v, `${path}.<member>`, seen, ancestors) || shared;
+  } else {
+    if (proto !== Object.prototype && proto !== null) throw notPlain(path, value);
+    if (Object.getOwnPropertySymbols(value).length > 0) {
+      throw new SerializationError(`${path}: symbol-keyed properties cannot be serialized`);
+    }
+    for (const [k, v] of Object.entries(value)) {
+      shared = inspect(v, `${path}.${k}`, seen, ancestors) || shared;
+    }
+  }
+  ancestors.delete(value);
+  return shared;
+}
+
+function describeKey(key: unknown): string {
+  return typeof key === "string" ? JSON.stringify(key) : String(key);
+}
+
+function notPlain(path: string, value: object): SerializationError {
+  const name = Object.getPrototypeOf(value)?.constructor?.name ?? "unknown";
+  return new SerializationError(
+    `${path}: an instance of class ${name} cannot be serialized; ` +
+      "pass plain data (objects, arrays, Map, Set, Date, BigInt, typed arrays)",
+  );
+}
+
+/**
+ * Encode a value to bytes.
+ *
+ * @param value Plain data: objects, arrays, strings, numbers, booleans, null, undefined,
+ *   `Date`, `Map`, `Set`, `BigInt`, `RegExp`, errors, `ArrayBuffer` and typed arrays.
+ * @param what What the value is, for error messages (e.g. `"args"`).
+ * @returns The encoded bytes, starting with a format byte.
+ * @throws {SerializationError} When the value holds a function, a symbol or a class instance.
+ *
+ * @example Round trip
+ * ```ts
+ * import { decode, encode } from "./mod.ts";
+ * const value = { when: new Date(0), tags: new Set(["a"]), big: 2n ** 70n };
+ * const back = decode(encode(value)) as typeof value;
+ * console.assert(back.when.getTime() === 0 && back.tags.has("a") && back.big === 2n ** 70n);
+ * ```
+ */
+export function encode(value: unknown, what = "value"): Uint8Array {
+  const shared = inspect(value, what, new Set(), new Set());
+  const packr = shared ? clone : plain;
+  let body: Uint8Array;
+  try {
+    body = packr.pack(value);
+  } catch (error) {
+    throw new SerializationError(`${what}: cannot be serialized: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const out = new Uint8Array(body.length + 1);
+  out[0] = shared ? FORMAT_CLONE : FORMAT_MSGPACK;
+  out.set(body, 1);
+  return out;
+}
+
+/**
+ * Decode bytes written by {@linkcode encode}.
+ *
+ * @param bytes The encoded value.
+ * @returns The value.
+ * @throws {SerializationError} When the bytes are not a value this codec wrote.
+ *
+ * @example Decoding
+ * ```ts
+ * import { decode, encode } from "./mod.ts";
+ * console.assert((decode(encode([1, 2])) as number[]).length === 2);
+ * ```
+ */
+export function decode(bytes: Uint8Array): unknown {
+  const format = bytes[0];
+  const packr = format === FORMAT_MSGPACK ? plain : format === FORMAT_CLONE ? clone : undefined;
+  if (!packr) {
+    throw new SerializationError(`cannot decode a value of unknown format ${format}`);
+  }
+  try {
+    return packr.unpack(bytes.subarray(1));
+  } catch (error) {
+    throw new SerializationError(`cannot decode a stored value: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}

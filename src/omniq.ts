@@ -1,0 +1,817 @@
+/**
+ * The `OmniQ` orchestrator: opens the configured stores, validates and enqueues tasks,
+ * reads records, results and events, cancels and retries, and makes workers.
+ *
+ * @module
+ */
+
+import type {
+  Backend,
+  Effects,
+  EventStore,
+  NewTask,
+  ResultStore,
+  StoredEvent,
+  StoredResult,
+  StoredTask,
+  TaskQueue,
+} from "./backend.ts";
+import { decode } from "./codec.ts";
+import { parseDuration } from "./duration.ts";
+import {
+  ConfigError,
+  OmniQError,
+  TaskCancelledError,
+  TaskExpiredError,
+  TaskFailedError,
+  TaskNotFoundError,
+  TimeoutError,
+} from "./errors.ts";
+import type { WorkerHost } from "./host.ts";
+import { checkKeys, DEFAULTS, resolveTask, resolveWorker } from "./options.ts";
+import { getTask, type TaskDefinition, type TaskId } from "./task.ts";
+import type {
+  Duration,
+  EnqueueOptions,
+  EventFilter,
+  EventRecord,
+  EventType,
+  ListOptions,
+  QueueStats,
+  ResultRecord,
+  TaskDefaults,
+  TaskRecord,
+  WorkerOptions,
+} from "./types.ts";
+import { EVENT_TYPES } from "./types.ts";
+import { openBackendUrl } from "./url.ts";
+import { AsyncWorker, type Worker } from "../workers/async.ts";
+
+/** Where a store lives: a URL such as `"sqlite:./omniq.db"`, or an opened backend. */
+export type StoreTarget = string | Backend;
+
+/** The configuration `OmniQ.open` takes. */
+export interface OmniQConfig {
+  /** One engine for queue, results and events (each may still be set apart). */
+  backend?: StoreTarget;
+  /** Where tasks are queued. */
+  queue?: StoreTarget;
+  /** Where results are stored. */
+  results?: StoreTarget;
+  /** Where events are stored. */
+  events?: StoreTarget;
+  /** Task modules (URLs or paths, imported at open) or task definitions. */
+  tasks?: (TaskDefinition | URL | string)[];
+  /** Defaults for workers made by this queue. */
+  worker?: WorkerOptions;
+  /** Defaults for tasks. */
+  defaults?: TaskDefaults;
+}
+
+/** The default store: SQLite in `./omniq.db`. */
+export const DEFAULT_URL = "sqlite:./omniq.db";
+
+const CONFIG_KEYS = ["backend", "queue", "results", "events", "tasks", "worker", "defaults"];
+const DEFAULT_KEYS = [
+  "queue",
+  "priority",
+  "retries",
+  "backoff",
+  "timeout",
+  "ttl",
+  "resultTtl",
+  "keepCompleted",
+  "eventTtl",
+];
+
+/** An item of {@linkcode OmniQ.enqueueMany}. */
+// deno-lint-ignore no-explicit-any
+export interface EnqueueItem<A extends any[] = any[]> extends EnqueueOptions {
+  /** The task, by definition or name. */
+  task: TaskDefinition<A> | string;
+  /** Its arguments. */
+  args: A;
+}
+
+/** Options of {@linkcode OmniQ.wait}. */
+export interface WaitOptions {
+  /** Give up after this long with a `TimeoutError`. */
+  timeout?: Duration;
+  /** Give up when this signal aborts. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode OmniQ.run}. */
+export interface RunOptions extends WorkerOptions {
+  /** `"idle"`: return when nothing is due or running. */
+  until: "idle";
+}
+
+/** Options of {@linkcode OmniQ.events}. */
+export interface EventsOptions extends EventFilter {
+  /** Keep waiting for new events instead of ending after the last match. */
+  follow?: boolean;
+  /** Stop following when this signal aborts. */
+  signal?: AbortSignal;
+}
+
+/** What {@linkcode OmniQ.cleanup} removed or changed. */
+export interface CleanupReport {
+  /** Tasks recovered from expired leases, expired, or purged, as events. */
+  events: number;
+  /** Results deleted for their `resultTtl`. */
+  results: number;
+  /** Events deleted for `eventTtl`. */
+  eventsDeleted: number;
+}
+
+type Listener = (event: EventRecord) => void;
+
+/**
+ * A task queue: enqueue tasks, run workers, read results and events.
+ *
+ * @example Enqueue, run, wait
+ * ```ts
+ * import { defineTask, OmniQ } from "../mod.ts";
+ * const add = defineTask("omniq-doc-add", (a: number, b: number) => a + b);
+ * await using q = await OmniQ.open("memory:");
+ * const id = await q.enqueue(add, [1, 2]);
+ * await q.run({ until: "idle" });
+ * const sum: number = await q.wait(id);
+ * console.assert(sum === 3);
+ * ```
+ */
+export class OmniQ implements AsyncDisposable {
+  /**
+   * The stores in use, for tools and tests that work below the orchestrator (a custom
+   * dashboard, a test that plays a dead worker). Programs use the methods instead.
+   */
+  readonly stores: Readonly<{ queue: TaskQueue; results: ResultStore; events: EventStore }>;
+  #queue: TaskQueue;
+  #results: ResultStore;
+  #events: EventStore;
+  #host: WorkerHost;
+  #opened: Backend[];
+  #defaults: TaskDefaults;
+  #workerDefaults: WorkerOptions;
+  #resultsInline: boolean;
+  #eventsInline: boolean;
+  #closed = false;
+  #workers = new Set<Worker>();
+  #wakers = new Set<() => void>();
+  #waiters = new Map<string, Set<() => void>>();
+  #running = new Map<string, AbortController>();
+  #listeners = new Map<EventType | "*", Set<Listener>>();
+  #poller: { stop: AbortController; done: Promise<void> } | undefined;
+  #localIds = new Set<string>();
+  #pollInterval: number;
+  #errorHandlers = new Set<(error: unknown, what: string) => void>();
+
+  private constructor(
+    queue: Backend,
+    results: Backend,
+    events: Backend,
+    opened: Backend[],
+    config: OmniQConfig,
+  ) {
+    this.#queue = queue.queue;
+    this.#results = results.results;
+    this.#events = events.events;
+    this.stores = Object.freeze({
+      queue: this.#queue,
+      results: this.#results,
+      events: this.#events,
+    });
+    this.#opened = opened;
+    this.#resultsInline = results === queue;
+    this.#eventsInline = events === queue;
+    this.#queue.attach({ results: this.#resultsInline, events: this.#eventsInline });
+    this.#host = this.#makeHost();
+    this.#defaults = config.defaults ?? {};
+    this.#workerDefaults = config.worker ?? {};
+    this.#pollInterval = resolveWorker({}, this.#workerDefaults).pollInterval;
+  }
+
+  /**
+   * Open a queue.
+   *
+   * @param config A URL for everything (`"sqlite:./omniq.db"`, `"memory:"` …) or a config
+   *   object. With nothing, SQLite in `./omniq.db`.
+   * @returns The open queue; close it with `close()` or `await using`.
+   * @throws {ConfigError} For an unknown key, a bad value or an unknown URL scheme.
+   */
+  static async open(config: string | OmniQConfig = {}): Promise<OmniQ> {
+    const cfg: OmniQConfig = typeof config === "string" ? { backend: config } : config;
+    if (cfg === null || typeof cfg !== "object") {
+      throw new ConfigError(`config: expected a URL string or an object, got ${typeof cfg}`);
+    }
+    checkKeys(cfg, CONFIG_KEYS, "config");
+    if (cfg.defaults !== undefined) checkKeys(cfg.defaults, DEFAULT_KEYS, "defaults");
+    resolveWorker({}, cfg.worker ?? {}, "worker");
+    if (cfg.defaults?.keepCompleted !== undefined) {
+      parseDuration(cfg.defaults.keepCompleted, "defaults.keepCompleted");
+    }
+    if (cfg.defaults?.eventTtl !== undefined) {
+      parseDuration(cfg.defaults.eventTtl, "defaults.eventTtl");
+    }
+    const main = cfg.backend ?? DEFAULT_URL;
+    const byUrl = new Map<string, Promise<Backend>>();
+    const opened: Backend[] = [];
+    const resolve = (target: StoreTarget | undefined, key: string): Promise<Backend> => {
+      const t = target ?? main;
+      if (typeof t !== "string") {
+        if (!t || typeof t !== "object" || !("queue" in t)) {
+          throw new ConfigError(`${key}: expected a URL string or a backend, got ${typeof t}`);
+        }
+        return Promise.resolve(t);
+      }
+      let backend = byUrl.get(t);
+      if (!backend) {
+        backend = openBackendUrl(t, key).then((b) => {
+          opened.push(b);
+          return b;
+        });
+        byUrl.set(t, backend);
+      }
+      return backend;
+    };
+    try {
+      const [queue, results, events] = await Promise.all([
+        resolve(cfg.queue, "queue"),
+        resolve(cfg.results, "results"),
+        resolve(cfg.events, "events"),
+      ]);
+      for (const [i, entry] of (cfg.tasks ?? []).entries()) {
+        if (typeof entry === "string" || entry instanceof URL) {
+          await import(String(entry instanceof URL ? entry : new URL(entry, `file://${cwd()}/`)));
+        } else if (!entry || typeof entry !== "object" || typeof entry.name !== "string") {
+          throw new ConfigError(
+            `tasks[${i}]: expected a module URL or path, or a task definition`,
+          );
+        }
+      }
+      return new OmniQ(queue, results, events, opened, cfg);
+    } catch (error) {
+      await Promise.allSettled([...byUrl.values()].map((b) => b.then((x) => x.close())));
+      throw error;
+    }
+  }
+
+  #check(): void {
+    if (this.#closed) throw new OmniQError("this OmniQ is closed");
+  }
+
+  /**
+   * Enqueue a task.
+   *
+   * @param task A task definition (typed arguments) or a task name.
+   * @param args The arguments, as an array.
+   * @param options Queue, priority, delay, retries, dependencies, dedupe key …
+   * @returns The task id (or, with a `key` that a live task holds, that task's id).
+   * @throws {ConfigError} For a bad option; {@linkcode SerializationError} for arguments
+   *   the codec cannot carry; {@linkcode DuplicateTaskError} for an `id` that exists.
+   */
+  // deno-lint-ignore no-explicit-any
+  async enqueue<A extends any[], R>(
+    task: TaskDefinition<A, R> | string,
+    args: NoInfer<A>,
+    options: EnqueueOptions = {},
+  ): Promise<TaskId<R>> {
+    const [id] = await this.enqueueMany([{ ...options, task, args }]);
+    return id as TaskId<R>;
+  }
+
+  /**
+   * Enqueue several tasks in one step: all are stored or none.
+   *
+   * @param items Each a task, its arguments and its options.
+   * @returns The ids, in item order.
+   */
+  async enqueueMany(items: EnqueueItem[]): Promise<TaskId[]> {
+    this.#check();
+    if (!Array.isArray(items)) {
+      throw new ConfigError("enqueueMany: expected an array of { task, args, ...options }");
+    }
+    const now = Date.now();
+    const tasks: NewTask[] = items.map((item, i) => {
+      const where = items.length === 1 ? "" : `items[${i}].`;
+      try {
+        if (!item || typeof item !== "object") {
+          throw new ConfigError(`expected { task, args, ...options }`);
+        }
+        const { task, args, ...options } = item;
+        const name = typeof task === "string" ? task : task?.name;
+        if (typeof name !== "string" || name === "") {
+          throw new ConfigError(`task: expected a task definition or a task name`);
+        }
+        const definition = typeof task === "string" ? getTask(task) : task;
+        const stored = resolveTask(
+          name,
+          args,
+          options,
+          definition?.options ?? {},
+          this.#defaults,
+          now,
+        );
+        const limit = this.#queue.maxPayloadBytes;
+        if (limit !== undefined && stored.payload.length > limit) {
+          throw new ConfigError(
+            `args: the encoded arguments take ${stored.payload.length} bytes; this engine stores at most ${limit}`,
+          );
+        }
+        return stored;
+      } catch (error) {
+        if (where && error instanceof Error) error.message = where + error.message;
+        throw error;
+      }
+    });
+    const outcome = await this.#queue.enqueue(tasks);
+    await this.apply(outcome.effects);
+    if (outcome.created.some(Boolean)) this.#wake();
+    return outcome.ids;
+  }
+
+  /**
+   * A task's record.
+   *
+   * @param id The task id.
+   * @returns The record, or `undefined` when there is no such task.
+   */
+  async get(id: string): Promise<TaskRecord | undefined> {
+    this.#check();
+    const task = await this.#queue.get(id);
+    return task && toTaskRecord(task);
+  }
+
+  /**
+   * A task's result.
+   *
+   * @param id The task id.
+   * @returns The result, or `undefined` while the task is not final (or after `resultTtl`).
+   */
+  async result<R = unknown>(id: TaskId<R> | string): Promise<ResultRecord<R> | undefined> {
+    this.#check();
+    const result = await this.#results.get(id);
+    return result && toResultRecord<R>(result);
+  }
+
+  /**
+   * Wait for a task to end.
+   *
+   * @param id The task id.
+   * @param options A timeout or a signal.
+   * @returns The handler's return value.
+   * @throws {TaskFailedError} When it failed; {@linkcode TaskCancelledError},
+   *   {@linkcode TaskExpiredError} for those ends; {@linkcode TimeoutError} when the wait
+   *   timed out; {@linkcode TaskNotFoundError} when there is no such task.
+   */
+  async wait<R>(id: TaskId<R> | string, options: WaitOptions = {}): Promise<R> {
+    this.#check();
+    const timeout = options.timeout === undefined
+      ? undefined
+      : parseDuration(options.timeout, "timeout");
+    const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
+    let pause = 5;
+    let checkedExists = false;
+    for (;;) {
+      const result = await this.#results.get(id);
+      if (result) return settle<R>(result);
+      if (!checkedExists) {
+        const task = await this.#queue.get(id);
+        if (!task) throw new TaskNotFoundError(`no task with id "${id}"`);
+        checkedExists = true;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new TimeoutError(`waiting for task ${id}: not done after ${timeout}ms`);
+      }
+      options.signal?.throwIfAborted();
+      await this.#waitFor(id, Math.min(pause, left), options.signal);
+      pause = Math.min(pause * 2, this.#pollInterval);
+      if (this.#closed) throw new OmniQError("this OmniQ was closed while waiting");
+    }
+  }
+
+  #waitFor(id: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.#waiters.get(id);
+      if (!set) this.#waiters.set(id, set = new Set());
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        set!.delete(done);
+        if (set!.size === 0) this.#waiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener("abort", done, { once: true });
+      set.add(done);
+    });
+  }
+
+  /**
+   * Cancel a task: a queued, scheduled or waiting task ends `cancelled`; a running task's
+   * signal aborts and its outcome is discarded.
+   *
+   * @param id The task id.
+   * @returns Whether anything changed.
+   */
+  async cancel(id: string): Promise<boolean> {
+    this.#check();
+    const effects = await this.#queue.cancel(id, "cancelled by request");
+    if (!effects) return false;
+    this.#running.get(id)?.abort(new TaskCancelledError(id, "cancelled by request"));
+    await this.apply(effects);
+    return true;
+  }
+
+  /**
+   * Run a failed, cancelled or expired task again, with its attempts reset.
+   *
+   * @param id The task id.
+   * @returns Whether the task was queued again.
+   */
+  async retry(id: string): Promise<boolean> {
+    this.#check();
+    const effects = await this.#queue.retry(id);
+    if (!effects) return false;
+    if (!this.#resultsInline) await this.#results.delete([id]);
+    await this.apply(effects);
+    this.#wake();
+    return true;
+  }
+
+  /** Counts of tasks per queue and state. */
+  stats(): Promise<QueueStats> {
+    this.#check();
+    return this.#queue.stats();
+  }
+
+  /**
+   * Tasks matching a filter, oldest first.
+   *
+   * @param filter State, queue, task name, limit, offset.
+   */
+  async list(filter: ListOptions = {}): Promise<TaskRecord[]> {
+    this.#check();
+    checkKeys(filter, ["state", "queue", "task", "limit", "offset"], "list");
+    return (await this.#queue.list(filter)).map(toTaskRecord);
+  }
+
+  /**
+   * Make a worker (not yet started).
+   *
+   * @param options Overrides of the configured worker options.
+   * @returns The worker: `start()` it, `stop()` it.
+   */
+  worker(options: WorkerOptions = {}): Worker {
+    this.#check();
+    const resolved = resolveWorker(options, this.#workerDefaults);
+    if (resolved.type !== "async") {
+      throw new ConfigError(
+        `worker.type: "${resolved.type}" workers are not available in this version; use "async"`,
+      );
+    }
+    const worker = new AsyncWorker(this.#host, resolved);
+    this.#workers.add(worker);
+    return worker;
+  }
+
+  /**
+   * Process tasks until nothing is due or running, then return. Does not wait for future
+   * delays or schedule ticks; does wait for retries of the tasks it ran.
+   *
+   * @param options `{ until: "idle" }` and worker options.
+   */
+  async run(options: RunOptions = { until: "idle" }): Promise<void> {
+    this.#check();
+    const { until, ...workerOptions } = options;
+    if (until !== "idle") {
+      throw new ConfigError(`until: expected "idle", got ${JSON.stringify(until)}`);
+    }
+    const resolved = resolveWorker(workerOptions, this.#workerDefaults);
+    const worker = new AsyncWorker(this.#host, resolved, { untilIdle: true });
+    this.#workers.add(worker);
+    try {
+      await worker.start();
+      await worker.done;
+    } finally {
+      this.#workers.delete(worker);
+    }
+  }
+
+  /**
+   * Stored events matching a filter, oldest first; with `follow`, keeps waiting for new ones.
+   *
+   * @param filter Task, type, queue, time range, limit; `follow` to tail.
+   */
+  async *events(filter: EventsOptions = {}): AsyncIterableIterator<EventRecord> {
+    this.#check();
+    const { follow, signal, limit, since, until, ...rest } = filter;
+    checkKeys(rest, ["taskId", "type", "queue", "after"], "events");
+    let left = limit ?? Infinity;
+    let after = rest.after;
+    const query = {
+      ...rest,
+      since: since === undefined ? undefined : toMs(since, "since"),
+      until: until === undefined ? undefined : toMs(until, "until"),
+    };
+    while (left > 0) {
+      const page = await this.#events.query({ ...query, after, limit: Math.min(left, 500) });
+      for (const e of page) {
+        yield toEventRecord(e);
+        after = e.id;
+        if (--left <= 0) return;
+      }
+      if (page.length === 500) continue;
+      if (!follow || this.#closed || signal?.aborted) return;
+      await delay(this.#pollInterval, signal);
+    }
+  }
+
+  /**
+   * Call a function for each new event of a type (`"*"` for all), from this process at once
+   * and from other processes sharing the event store within the poll interval.
+   *
+   * @param type An event type, or `"*"`.
+   * @param listener The function to call.
+   * @returns A function that unsubscribes.
+   */
+  on(type: EventType | "*", listener: Listener): () => void {
+    this.#check();
+    if (type !== "*" && !EVENT_TYPES.includes(type)) {
+      throw new ConfigError(`on: unknown event type ${JSON.stringify(type)}`);
+    }
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, set = new Set());
+    set.add(listener);
+    this.#startPoller();
+    return () => {
+      set!.delete(listener);
+      if ([...this.#listeners.values()].every((s) => s.size === 0)) this.#stopPoller();
+    };
+  }
+
+  #startPoller(): void {
+    if (this.#poller) return;
+    const stop = new AbortController();
+    const started = Date.now();
+    const done = (async () => {
+      let after: string | undefined;
+      while (!stop.signal.aborted) {
+        await delay(this.#pollInterval, stop.signal);
+        if (stop.signal.aborted) break;
+        try {
+          const page = await this.#events.query(
+            after === undefined ? { since: started, limit: 1000 } : { after, limit: 1000 },
+          );
+          for (const e of page) {
+            after = e.id;
+            if (this.#localIds.delete(e.id)) continue;
+            this.#emit(toEventRecord(e));
+          }
+        } catch (error) {
+          this.#report(error, "event poll");
+        }
+      }
+    })();
+    this.#poller = { stop, done };
+  }
+
+  #stopPoller(): void {
+    this.#poller?.stop.abort();
+    this.#poller = undefined;
+    this.#localIds.clear();
+  }
+
+  #emit(event: EventRecord): void {
+    for (const key of [event.type, "*"] as const) {
+      for (const listener of this.#listeners.get(key) ?? []) {
+        try {
+          listener(event);
+        } catch (error) {
+          this.#report(error, `an "${key}" listener`);
+        }
+      }
+    }
+  }
+
+  /**
+   * Call a function for errors that are not a task's own (a failed claim, sweep or lease
+   * renewal); by default they are written to the console.
+   *
+   * @param handler The function to call.
+   * @returns A function that unsubscribes.
+   */
+  onError(handler: (error: unknown, what: string) => void): () => void {
+    this.#errorHandlers.add(handler);
+    return () => this.#errorHandlers.delete(handler);
+  }
+
+  #report(error: unknown, what: string): void {
+    if (this.#errorHandlers.size === 0) {
+      console.error(`omniq: ${what}:`, error);
+      return;
+    }
+    for (const handler of this.#errorHandlers) handler(error, what);
+  }
+
+  /**
+   * Sweep now: recover stalled tasks, expire tasks past their `ttl`, delete results past
+   * their `resultTtl`, final task records past `keepCompleted`, events past `eventTtl`.
+   * Workers do this on their own every `sweepInterval`.
+   */
+  async cleanup(): Promise<CleanupReport> {
+    this.#check();
+    const now = Date.now();
+    const keep = parseDuration(this.#defaults.keepCompleted ?? DEFAULTS.keepCompleted);
+    const eventTtl = parseDuration(this.#defaults.eventTtl ?? DEFAULTS.eventTtl);
+    const effects = await this.#queue.sweep({ now, purgeBefore: now - keep });
+    await this.apply(effects);
+    const results = await this.#results.sweep(now);
+    const eventsDeleted = await this.#events.sweep(now - eventTtl);
+    return { events: effects.events.length, results, eventsDeleted };
+  }
+
+  /**
+   * Forward the effects of a state change: store results and events that the queue did not
+   * store itself, then notify this process's listeners, waiters and workers.
+   */
+  async apply(effects: Effects): Promise<void> {
+    if (effects.results.length > 0) await this.#results.put(effects.results);
+    let events = effects.events as StoredEvent[];
+    if (events.length === 0) return;
+    if (!this.#eventsInline) events = await this.#events.append(effects.events);
+    const listening = this.#listeners.size > 0;
+    let released = false;
+    for (const e of events) {
+      if (listening) {
+        if (this.#poller) this.#localIds.add(e.id);
+        this.#emit(toEventRecord(e));
+      }
+      switch (e.type) {
+        case "completed":
+        case "failed":
+        case "cancelled":
+        case "expired":
+          for (const notify of this.#waiters.get(e.taskId!) ?? []) notify();
+          break;
+        case "enqueued":
+        case "scheduled":
+          if (e.data?.released) released = true;
+      }
+    }
+    if (released) this.#wake();
+  }
+
+  #wake(): void {
+    const wakers = [...this.#wakers];
+    this.#wakers.clear();
+    for (const wake of wakers) wake();
+  }
+
+  #makeHost(): WorkerHost {
+    return {
+      queue: this.#queue,
+      results: this.#results,
+      resultsInline: this.#resultsInline,
+      apply: (effects) => this.apply(effects),
+      putResult: (result: StoredResult) => this.#results.put([result]),
+      idle: (ms, signal) =>
+        new Promise<void>((resolve) => {
+          if (signal.aborted) return resolve();
+          const done = () => {
+            clearTimeout(timer);
+            signal.removeEventListener("abort", done);
+            this.#wakers.delete(done);
+            resolve();
+          };
+          const timer = setTimeout(done, ms);
+          signal.addEventListener("abort", done, { once: true });
+          this.#wakers.add(done);
+        }),
+      track: (taskId, controller) => {
+        this.#running.set(taskId, controller);
+        return () => {
+          if (this.#running.get(taskId) === controller) this.#running.delete(taskId);
+        };
+      },
+      report: (error, what) => this.#report(error, what),
+      sweep: async () => {
+        try {
+          await this.cleanup();
+        } catch (error) {
+          this.#report(error, "sweep");
+        }
+      },
+    };
+  }
+
+  /** Stop every worker (draining running tasks), then close the stores this queue opened. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await Promise.allSettled([...this.#workers].map((w) => w.stop()));
+    this.#closed = true;
+    this.#stopPoller();
+    this.#wake();
+    for (const set of this.#waiters.values()) for (const notify of [...set]) notify();
+    await Promise.allSettled(this.#opened.map((b) => b.close()));
+  }
+
+  /** Close on `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function cwd(): string {
+  // deno-lint-ignore no-explicit-any
+  const d = (globalThis as any).Deno;
+  return d?.cwd?.() ?? ".";
+}
+
+function toMs(value: Date | number, name: string): number {
+  const ms = value instanceof Date ? value.getTime() : value;
+  if (typeof ms !== "number" || !Number.isFinite(ms)) {
+    throw new ConfigError(`${name}: expected a Date or epoch milliseconds`);
+  }
+  return ms;
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+function settle<R>(result: StoredResult): R {
+  switch (result.state) {
+    case "completed":
+      return (result.value === undefined ? undefined : decode(result.value)) as R;
+    case "failed":
+      throw new TaskFailedError(result.taskId, result.error ?? { name: "Error", message: "" });
+    case "cancelled":
+      throw new TaskCancelledError(result.taskId, result.error?.message);
+    case "expired":
+      throw new TaskExpiredError(result.taskId);
+  }
+}
+
+function date(ms: number | undefined): Date | undefined {
+  return ms === undefined ? undefined : new Date(ms);
+}
+
+/** A stored task as users see it. */
+export function toTaskRecord(task: StoredTask): TaskRecord {
+  const record: TaskRecord = {
+    id: task.id,
+    task: task.task,
+    args: decode(task.payload) as unknown[],
+    queue: task.queue,
+    priority: task.priority,
+    state: task.state === "scheduled" && task.runAt <= Date.now() ? "queued" : task.state,
+    attempts: task.attempts,
+    maxAttempts: task.maxAttempts,
+    createdAt: new Date(task.createdAt),
+    runAt: new Date(task.runAt),
+    dependsOn: task.dependsOn,
+  };
+  if (task.startedAt !== undefined) record.startedAt = date(task.startedAt);
+  if (task.completedAt !== undefined) record.completedAt = date(task.completedAt);
+  if (task.expiresAt !== undefined) record.expiresAt = date(task.expiresAt);
+  if (task.progress !== undefined) record.progress = task.progress;
+  if (task.error !== undefined) record.error = task.error;
+  if (task.key !== undefined) record.key = task.key;
+  if (task.scheduleId !== undefined) record.scheduleId = task.scheduleId;
+  return record;
+}
+
+/** A stored result as users see it. */
+export function toResultRecord<R>(result: StoredResult): ResultRecord<R> {
+  const record: ResultRecord<R> = {
+    taskId: result.taskId,
+    state: result.state,
+    completedAt: new Date(result.completedAt),
+  };
+  if (result.value !== undefined) record.value = decode(result.value) as R;
+  if (result.error !== undefined) record.error = result.error;
+  if (result.expiresAt !== undefined) record.expiresAt = new Date(result.expiresAt);
+  return record;
+}
+
+/** A stored event as users see it. */
+export function toEventRecord(event: StoredEvent): EventRecord {
+  const record: EventRecord = { id: event.id, type: event.type, at: new Date(event.at) };
+  if (event.taskId !== undefined) record.taskId = event.taskId;
+  if (event.queue !== undefined) record.queue = event.queue;
+  if (event.attempt !== undefined) record.attempt = event.attempt;
+  if (event.data !== undefined) record.data = event.data;
+  return record;
+}

@@ -1,0 +1,405 @@
+/**
+ * The async worker: handlers run on this event loop, `concurrency` at a time. It claims
+ * batches to fill free slots, renews each running task's lease, enforces timeouts through
+ * the handler's AbortSignal, retries with backoff, and sweeps stalled and expired tasks.
+ *
+ * This is the role of the seed's gevent pool: thousands of cheap concurrent I/O-bound tasks.
+ *
+ * @module
+ */
+
+import type { ClaimedTask, StoredResult } from "../src/backend.ts";
+import { decode, encode } from "../src/codec.ts";
+import {
+  OmniQError,
+  SerializationError,
+  serializeError,
+  TaskCancelledError,
+  TimeoutError,
+  UnknownTaskError,
+} from "../src/errors.ts";
+import type { WorkerHost } from "../src/host.ts";
+import { newId } from "../src/id.ts";
+import { type ResolvedWorkerOptions, retryDelay } from "../src/options.ts";
+import { getTask, runWithContext, type TaskContext } from "../src/task.ts";
+
+/** Errors no retry can fix: the task fails at once. */
+const PERMANENT = new Set(["UnknownTaskError", "SerializationError"]);
+
+/** The abort reason of handlers still running when a stop's grace ends. */
+const HAND_BACK = new OmniQError("the worker stopped before the task finished");
+
+/** How often stored progress may change, per task. */
+const PROGRESS_INTERVAL = 200;
+
+/** A worker's life: `start()` it, `stop()` it; `done` settles when its loop ends. */
+export interface Worker {
+  /** The worker's id (in claims, for diagnostics). */
+  readonly id: string;
+  /** Start claiming; resolves once the loop runs. */
+  start(): Promise<void>;
+  /** Stop claiming, let running tasks finish (up to `shutdownGrace`), then resolve. */
+  stop(): Promise<void>;
+  /** Settles when the worker's loop has ended. */
+  readonly done: Promise<void>;
+  /** How many tasks run now. */
+  readonly active: number;
+}
+
+/** Options of {@linkcode AsyncWorker} beyond the worker options. */
+export interface AsyncWorkerMode {
+  /** End when nothing is due or running (see `OmniQ.run`). */
+  untilIdle?: boolean;
+}
+
+/** The async worker. */
+export class AsyncWorker implements Worker {
+  /** The worker's id. */
+  readonly id: string = `w-${newId()}`;
+  #host: WorkerHost;
+  #options: ResolvedWorkerOptions;
+  #untilIdle: boolean;
+  #running = new Map<string, Promise<void>>();
+  #stop = new AbortController();
+  #started = false;
+  #done: Promise<void> = Promise.resolve();
+  #slotFreed: (() => void) | undefined;
+  /** Tasks this worker sent back for a retry, watched by `untilIdle`. */
+  #retrying = new Map<string, number>();
+
+  /** Make a worker over a host; `OmniQ.worker()` is the way users get one. */
+  constructor(host: WorkerHost, options: ResolvedWorkerOptions, mode: AsyncWorkerMode = {}) {
+    this.#host = host;
+    this.#options = options;
+    this.#untilIdle = mode.untilIdle ?? false;
+  }
+
+  /** How many tasks run now. */
+  get active(): number {
+    return this.#running.size;
+  }
+
+  /** Settles when the loop has ended. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Start the loop. */
+  start(): Promise<void> {
+    if (this.#started) return Promise.resolve();
+    this.#started = true;
+    this.#done = this.#loop();
+    return Promise.resolve();
+  }
+
+  /** Stop claiming and drain. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    this.#slotFreed?.();
+    await this.#done;
+  }
+
+  async #loop(): Promise<void> {
+    const { concurrency, queues, lease, pollInterval, sweepInterval } = this.#options;
+    const stop = this.#stop.signal;
+    let nextSweep = 0;
+    let errorDelay = 0;
+    while (!stop.aborted) {
+      const now = Date.now();
+      if (now >= nextSweep) {
+        nextSweep = now + sweepInterval;
+        await this.#host.sweep();
+      }
+      const free = concurrency - this.#running.size;
+      let claimed = 0;
+      if (free > 0) {
+        try {
+          const { tasks, effects } = await this.#host.queue.claim({
+            queues,
+            limit: free,
+            lease,
+            worker: this.id,
+          });
+          errorDelay = 0;
+          claimed = tasks.length;
+          await this.#host.apply(effects);
+          for (const task of tasks) this.#launch(task);
+        } catch (error) {
+          // A lost connection or a locked file: back off, keep the worker alive.
+          this.#host.report(error, "claim");
+          errorDelay = Math.min(Math.max(errorDelay * 2, 50), 5_000);
+          await sleep(errorDelay, stop);
+          continue;
+        }
+        if (claimed === free) continue;
+      }
+      if (this.#untilIdle && this.#running.size === 0 && claimed === 0) {
+        const wait = await this.#pendingRetry();
+        if (wait === undefined) break;
+        await this.#host.idle(Math.min(wait, pollInterval), stop);
+        continue;
+      }
+      if (this.#running.size >= concurrency) {
+        await new Promise<void>((resolve) => (this.#slotFreed = resolve));
+        this.#slotFreed = undefined;
+        continue;
+      }
+      let wait = Math.min(pollInterval, Math.max(0, nextSweep - Date.now()));
+      const due = await this.#host.queue.nextDue(queues).catch(() => undefined);
+      if (due !== undefined) wait = Math.min(wait, Math.max(0, due - Date.now()));
+      if (this.#running.size > 0) {
+        // Wake when a slot frees too, so a full batch is claimed again at once.
+        await Promise.race([
+          this.#host.idle(wait, stop),
+          new Promise<void>((resolve) => (this.#slotFreed = resolve)),
+        ]);
+        this.#slotFreed = undefined;
+      } else {
+        await this.#host.idle(wait, stop);
+      }
+    }
+    await this.#drain();
+  }
+
+  /** For `untilIdle`: ms until a retry this worker scheduled is due, or `undefined`. */
+  async #pendingRetry(): Promise<number | undefined> {
+    let soonest: number | undefined;
+    for (const [id] of this.#retrying) {
+      const task = await this.#host.queue.get(id);
+      if (!task || (task.state !== "scheduled" && task.state !== "queued")) {
+        this.#retrying.delete(id);
+        continue;
+      }
+      const wait = Math.max(0, task.runAt - Date.now());
+      soonest = soonest === undefined ? wait : Math.min(soonest, wait);
+    }
+    return soonest;
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#running.size === 0) return;
+    const all = Promise.allSettled(this.#running.values());
+    const grace = new AbortController();
+    const timer = setTimeout(() => grace.abort(), this.#options.shutdownGrace);
+    await Promise.race([all, new Promise((r) => grace.signal.addEventListener("abort", r))]);
+    clearTimeout(timer);
+    if (grace.signal.aborted) {
+      // Past the grace: abort the handlers. Their leases lapse and another worker re-runs them.
+      for (const abort of this.#abortAll) abort();
+      await all;
+    }
+  }
+
+  #abortAll = new Set<() => void>();
+
+  #launch(task: ClaimedTask): void {
+    const run = this.#execute(task).catch((error) => this.#host.report(error, `task ${task.id}`))
+      .finally(() => {
+        this.#running.delete(task.id);
+        this.#slotFreed?.();
+      });
+    this.#running.set(task.id, run);
+  }
+
+  async #execute(task: ClaimedTask): Promise<void> {
+    const host = this.#host;
+    const controller = new AbortController();
+    const untrack = host.track(task.id, controller);
+    const abortOnStop = () => controller.abort(HAND_BACK);
+    this.#abortAll.add(abortOnStop);
+    // The lease: renewed at a third of its length; losing it (a re-claim elsewhere, or a
+    // cancel) aborts the handler, and its outcome is discarded.
+    const lease = this.#options.lease;
+    let lost = false;
+    const renewal = setInterval(async () => {
+      try {
+        if (!(await host.queue.renew(task.id, task.token, lease))) {
+          lost = true;
+          controller.abort(new TaskCancelledError(task.id, "the lease was lost or cancelled"));
+        }
+      } catch (error) {
+        host.report(error, `lease renewal of ${task.id}`);
+      }
+    }, Math.max(5, Math.floor(lease / 3)));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (task.timeout !== undefined) {
+      timer = setTimeout(
+        () =>
+          controller.abort(new TimeoutError(`task ${task.id} timed out after ${task.timeout}ms`)),
+        task.timeout,
+      );
+    }
+    const progress = new ProgressReporter(host, task);
+    try {
+      let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
+      try {
+        outcome = { ok: true, value: await this.#invoke(task, controller.signal, progress) };
+      } catch (error) {
+        outcome = { ok: false, error };
+      }
+      await progress.flush();
+      // Cancelled, lease lost, or handed back at shutdown: another outcome rules, or the
+      // lapsed lease makes the task run again elsewhere.
+      const reason = controller.signal.reason;
+      if (lost || reason instanceof TaskCancelledError || reason === HAND_BACK) return;
+      if (outcome.ok) {
+        let value: Uint8Array;
+        try {
+          value = encode(outcome.value, "result");
+        } catch (error) {
+          return await this.#fail(task, error);
+        }
+        const result: StoredResult = {
+          taskId: task.id,
+          state: "completed",
+          value,
+          completedAt: Date.now(),
+        };
+        if (task.resultTtl !== undefined) result.expiresAt = result.completedAt + task.resultTtl;
+        if (!host.resultsInline) await host.putResult(result);
+        const effects = await host.queue.complete(task.id, task.token, result);
+        if (effects) await host.apply(effects);
+      } else {
+        await this.#fail(task, outcome.error);
+      }
+    } finally {
+      clearInterval(renewal);
+      clearTimeout(timer);
+      progress.stop();
+      untrack();
+      this.#abortAll.delete(abortOnStop);
+    }
+  }
+
+  async #invoke(
+    task: ClaimedTask,
+    signal: AbortSignal,
+    progress: ProgressReporter,
+  ): Promise<unknown> {
+    const definition = getTask(task.task);
+    if (!definition) {
+      throw new UnknownTaskError(
+        `no task named "${task.task}" is registered in this worker; define it with defineTask ` +
+          "in a module the worker imports",
+      );
+    }
+    const args = decode(task.payload) as unknown[];
+    const dependencies = new Map<string, unknown>();
+    for (const dep of task.dependsOn) {
+      const result = await this.#host.results.get(dep);
+      if (result?.value !== undefined) dependencies.set(dep, decode(result.value));
+    }
+    const context: TaskContext = {
+      id: task.id,
+      task: task.task,
+      queue: task.queue,
+      attempt: task.attempts,
+      signal,
+      progress: (fraction: number) => progress.report(fraction),
+      dependencies,
+    };
+    signal.throwIfAborted();
+    // Race the handler against its signal, so a handler that ignores the signal cannot hold
+    // a slot past its timeout.
+    return await new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      Promise.resolve()
+        .then(() => runWithContext(context, () => definition.handler(...args)))
+        .then(resolve, reject)
+        .finally(() => signal.removeEventListener("abort", onAbort));
+    });
+  }
+
+  async #fail(task: ClaimedTask, thrown: unknown): Promise<void> {
+    const host = this.#host;
+    const error = serializeError(thrown);
+    const permanent = PERMANENT.has(error.name) || thrown instanceof SerializationError;
+    if (!permanent && task.attempts < task.maxAttempts) {
+      const retryAt = Date.now() + retryDelay(task.backoff, task.attempts);
+      const effects = await host.queue.fail(task.id, task.token, { error, retryAt });
+      if (effects) {
+        this.#retrying.set(task.id, retryAt);
+        await host.apply(effects);
+      }
+      return;
+    }
+    const completedAt = Date.now();
+    const result: StoredResult = { taskId: task.id, state: "failed", error, completedAt };
+    if (task.resultTtl !== undefined) result.expiresAt = completedAt + task.resultTtl;
+    if (!host.resultsInline) await host.putResult(result);
+    const effects = await host.queue.fail(task.id, task.token, { error, result });
+    if (effects) await host.apply(effects);
+  }
+}
+
+/** Stores progress at most every {@linkcode PROGRESS_INTERVAL} ms, keeping the latest. */
+class ProgressReporter {
+  #host: WorkerHost;
+  #task: ClaimedTask;
+  #pending: number | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #writing: Promise<void> = Promise.resolve();
+  #last = 0;
+
+  constructor(host: WorkerHost, task: ClaimedTask) {
+    this.#host = host;
+    this.#task = task;
+  }
+
+  report(fraction: number): void {
+    if (typeof fraction !== "number" || !(fraction >= 0 && fraction <= 1)) {
+      throw new RangeError(`progress: expected a fraction from 0 to 1, got ${fraction}`);
+    }
+    this.#pending = fraction;
+    if (this.#timer !== undefined) return;
+    const wait = Math.max(0, this.#last + PROGRESS_INTERVAL - Date.now());
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#write();
+    }, wait);
+  }
+
+  #write(): void {
+    const value = this.#pending;
+    if (value === undefined) return;
+    this.#pending = undefined;
+    this.#last = Date.now();
+    this.#writing = this.#writing.then(async () => {
+      try {
+        const effects = await this.#host.queue.progress(this.#task.id, this.#task.token, value);
+        if (effects) await this.#host.apply(effects);
+      } catch (error) {
+        this.#host.report(error, `progress of ${this.#task.id}`);
+      }
+    });
+  }
+
+  /** Write what is pending now. */
+  async flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#write();
+    }
+    await this.#writing;
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
