@@ -6,7 +6,7 @@
  *
  * @example Define, enqueue, run, wait
  * ```ts
- * import { defineTask, OmniQ } from "./mod.ts";
+ * import { defineTask, OmniQ } from "@omniq/omniq";
  *
  * const greet = defineTask("mod-doc-greet", (name: string) => `hello, ${name}`);
  *

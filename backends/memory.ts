@@ -6,7 +6,7 @@
  *
  * @example A queue in memory
  * ```ts
- * import { OmniQ, defineTask } from "../mod.ts";
+ * import { OmniQ, defineTask } from "@omniq/omniq";
  * const double = defineTask("memory-doc-double", (n: number) => n * 2);
  * await using q = await OmniQ.open("memory:");
  * const id = await q.enqueue(double, [21]);
@@ -735,7 +735,7 @@ export class MemoryBackend implements Backend {
  *
  * @example Two handles on one named store
  * ```ts
- * import { openMemory } from "./memory.ts";
+ * import { openMemory } from "@omniq/omniq/memory";
  * const a = await openMemory("shared");
  * const b = await openMemory("shared");
  * console.assert((await a.queue.stats()).total.queued === (await b.queue.stats()).total.queued);

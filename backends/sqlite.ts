@@ -20,7 +20,7 @@
  *
  * @example An engine in memory
  * ```ts
- * import { openSqlite } from "./sqlite.ts";
+ * import { openSqlite } from "@omniq/omniq/sqlite";
  * const backend = await openSqlite(":memory:");
  * const stats = await backend.queue.stats();
  * console.assert(stats.total.queued === 0);
@@ -1046,7 +1046,7 @@ function prepareSchema(c: Connection): void {
  *
  * @example Enqueue and claim a task
  * ```ts
- * import { SqliteBackend } from "./sqlite.ts";
+ * import { SqliteBackend } from "@omniq/omniq/sqlite";
  * await using backend = await SqliteBackend.open({ path: ":memory:" });
  * const now = Date.now();
  * await backend.queue.enqueue([{
@@ -1170,7 +1170,7 @@ export class SqliteBackend implements Backend, AsyncDisposable {
  *
  * @example Open a file
  * ```ts
- * import { openSqlite } from "./sqlite.ts";
+ * import { openSqlite } from "@omniq/omniq/sqlite";
  * const dir = await Deno.makeTempDir();
  * const backend = await openSqlite(`${dir}/omniq.db`);
  * console.assert((await backend.queue.list({})).length === 0);

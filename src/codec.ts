@@ -129,7 +129,7 @@ function notPlain(path: string, value: object): SerializationError {
  *
  * @example Round trip
  * ```ts
- * import { decode, encode } from "./mod.ts";
+ * import { decode, encode } from "@omniq/omniq";
  * const value = { when: new Date(0), tags: new Set(["a"]), big: 2n ** 70n };
  * const back = decode(encode(value)) as typeof value;
  * console.assert(back.when.getTime() === 0 && back.tags.has("a") && back.big === 2n ** 70n);
@@ -161,7 +161,7 @@ export function encode(value: unknown, what = "value"): Uint8Array {
  *
  * @example Decoding
  * ```ts
- * import { decode, encode } from "./mod.ts";
+ * import { decode, encode } from "@omniq/omniq";
  * console.assert((decode(encode([1, 2])) as number[]).length === 2);
  * ```
  */

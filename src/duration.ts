@@ -28,7 +28,7 @@ const PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
  *
  * @example Parsing durations
  * ```ts
- * import { parseDuration } from "./mod.ts";
+ * import { parseDuration } from "@omniq/omniq";
  * console.assert(parseDuration("250ms") === 250);
  * console.assert(parseDuration("5m") === 300_000);
  * console.assert(parseDuration(1500) === 1500);

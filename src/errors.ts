@@ -12,7 +12,7 @@ import type { SerializedError } from "./types.ts";
  *
  * @example Catching any OmniQ error
  * ```ts
- * import { OmniQError, parseDuration } from "./mod.ts";
+ * import { OmniQError, parseDuration } from "@omniq/omniq";
  * try {
  *   parseDuration("soon", "delay");
  * } catch (e) {

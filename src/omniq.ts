@@ -132,7 +132,7 @@ type Listener = (event: EventRecord) => void;
  *
  * @example Enqueue, run, wait
  * ```ts
- * import { defineTask, OmniQ } from "../mod.ts";
+ * import { defineTask, OmniQ } from "@omniq/omniq";
  * const add = defineTask("omniq-doc-add", (a: number, b: number) => a + b);
  * await using q = await OmniQ.open("memory:");
  * const id = await q.enqueue(add, [1, 2]);

@@ -47,7 +47,7 @@ const registry = new Map<string, TaskDefinition>();
  *
  * @example A typed task
  * ```ts
- * import { defineTask } from "./mod.ts";
+ * import { defineTask } from "@omniq/omniq";
  * export const add = defineTask("task-doc-add", (a: number, b: number) => a + b, {
  *   retries: 1,
  * });
@@ -91,7 +91,7 @@ export function defineTask<A extends any[], R>(
  *
  * @example Looking a task up
  * ```ts
- * import { defineTask, getTask } from "./mod.ts";
+ * import { defineTask, getTask } from "@omniq/omniq";
  * defineTask("task-doc-lookup", () => 1);
  * console.assert(getTask("task-doc-lookup") !== undefined);
  * ```
@@ -129,7 +129,7 @@ const storage = new AsyncLocalStorage<TaskContext>();
  *
  * @example Reporting progress
  * ```ts
- * import { defineTask, taskContext } from "./mod.ts";
+ * import { defineTask, taskContext } from "@omniq/omniq";
  * defineTask("task-doc-progress", async (items: string[]) => {
  *   const ctx = taskContext();
  *   for (let i = 0; i < items.length; i++) {

@@ -19,7 +19,7 @@ const PLANNED = new Set(["file", "kv", "postgres", "postgresql", "redis", "redis
  *
  * @example
  * ```ts
- * import { redactUrl } from "./mod.ts";
+ * import { redactUrl } from "@omniq/omniq";
  * console.assert(redactUrl("redis://app:secret@host:6379") === "redis://app:***@host:6379");
  * ```
  */
