@@ -81,6 +81,16 @@ export interface NewTask {
   onDependencyFailure: "cancel" | "run";
   /** The schedule that enqueued it. */
   scheduleId?: string;
+  /** Workflow links between this task and its dependencies. */
+  links?: TaskLinks;
+}
+
+/** How a workflow task uses its dependencies' results (stored as given, e.g. as JSON). */
+export interface TaskLinks {
+  /** Node names of dependencies, by dependency id: results are keyed by both. */
+  names?: Record<string, string>;
+  /** The dependency whose result is prepended to the arguments (a chain step). */
+  pipe?: string;
 }
 
 /** A task as the queue stores it. */
@@ -201,6 +211,64 @@ export interface Attachment {
   events: boolean;
 }
 
+/** A schedule as stored: its definition, its state and the template of its tasks. */
+export interface StoredSchedule {
+  /** The schedule id (no `:`; tick task ids are `id:tickTime`). */
+  id: string;
+  /** The task it enqueues. */
+  task: string;
+  /** The encoded arguments of each run. */
+  payload: Uint8Array;
+  /** A cron expression, or … */
+  cron?: string;
+  /** … an interval in ms. */
+  every?: number;
+  /** The cron expression's IANA time zone. */
+  tz?: string;
+  /** No tick before this time. */
+  startAt?: number;
+  /** No tick after this time. */
+  endAt?: number;
+  /** What happens to ticks missed by more than `misfireGrace`. */
+  misfire: "skip" | "once";
+  /** How late (ms) a tick may be fired and still count as on time. */
+  misfireGrace: number;
+  /** Whether it is paused. */
+  paused: boolean;
+  /** The next tick to fire; absent once the schedule has no more ticks. */
+  nextRunAt?: number;
+  /** The latest tick fired. */
+  lastRunAt?: number;
+  /** When it was created. */
+  createdAt: number;
+  /** The queue of its tasks. */
+  queue: string;
+  /** Their priority. */
+  priority: number;
+  /** Their most attempts. */
+  maxAttempts: number;
+  /** Their backoff. */
+  backoff: StoredBackoff;
+  /** Their attempt timeout (ms). */
+  timeout?: number;
+  /** Their ttl (ms after the tick's enqueue). */
+  ttl?: number;
+  /** Their result ttl (ms). */
+  resultTtl?: number;
+}
+
+/** One tick to fire: a compare-and-set of the schedule's `nextRunAt`. */
+export interface TickClaim {
+  /** The schedule id. */
+  scheduleId: string;
+  /** The tick being fired: must equal the stored `nextRunAt`, or nothing happens. */
+  tick: number;
+  /** The schedule's next tick after this one (absent: no more ticks). */
+  next?: number;
+  /** The task to enqueue for this tick (absent: the tick is skipped as missed). */
+  task?: NewTask;
+}
+
 /**
  * The task queue of one engine. Every method that changes state is one atomic step.
  */
@@ -248,6 +316,38 @@ export interface TaskQueue {
   nextDue(queues: string[]): Promise<number | undefined>;
   /** Release what the queue holds (connections, files). */
   close(): Promise<void>;
+}
+
+/** Stored schedules and tick claiming: part of every engine's queue. */
+export interface ScheduleStore {
+  /**
+   * Store a schedule. An existing schedule of the same id keeps its paused state and, when
+   * its timing did not change, its next tick; its definition is replaced.
+   */
+  putSchedule(schedule: StoredSchedule): Promise<void>;
+  /** One schedule, or `undefined`. */
+  getSchedule(id: string): Promise<StoredSchedule | undefined>;
+  /** Every schedule, by id. */
+  listSchedules(): Promise<StoredSchedule[]>;
+  /**
+   * Pause (`paused: true`) or resume a schedule; on resume `nextRunAt` is its next tick
+   * after now, so ticks missed while paused never fire. Appends `schedule_paused` or
+   * `schedule_resumed`; `undefined` when unknown or already in that state.
+   */
+  setSchedulePaused(id: string, paused: boolean, nextRunAt?: number): Promise<Effects | undefined>;
+  /** Delete a schedule (its tasks stay); whether it existed. */
+  deleteSchedule(id: string): Promise<boolean>;
+  /** Unpaused schedules whose `nextRunAt` is at or before `now`, earliest first. */
+  dueSchedules(now: number, limit: number): Promise<StoredSchedule[]>;
+  /** The earliest `nextRunAt` of an unpaused schedule, if any. */
+  nextScheduleAt(): Promise<number | undefined>;
+  /**
+   * Fire a tick in one atomic step: only when the schedule exists, is not paused and its
+   * `nextRunAt` equals `tick`, set `nextRunAt` to `next` (and `lastRunAt`), and enqueue the
+   * tick's task unless a task with its id exists; append `schedule_fired`. `undefined`
+   * when another scheduler fired the tick first (or the schedule changed).
+   */
+  fireTick(claim: TickClaim): Promise<Effects | undefined>;
 }
 
 /** Results of finished tasks. */

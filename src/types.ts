@@ -335,3 +335,69 @@ export interface TaskDefaults extends TaskOptions {
    */
   eventTtl?: Duration;
 }
+
+/** Options of {@linkcode OmniQ.schedule}: `cron` or `every`, and the tasks' options. */
+export interface ScheduleOptions extends TaskOptions {
+  /** A cron expression: 5 fields, or 6 with seconds first (`"*\/10 * * * * *"`). */
+  cron?: string;
+  /** An interval, at least 1 s: ticks at `startAt` (or creation) plus whole intervals. */
+  every?: Duration;
+  /**
+   * The IANA time zone of a cron expression.
+   * @default {"UTC"}
+   */
+  tz?: string;
+  /** A caller-chosen schedule id; scheduling again with it updates that schedule. */
+  id?: string;
+  /** No tick before this time. */
+  startAt?: Date | number;
+  /** No tick after this time. */
+  endAt?: Date | number;
+  /**
+   * After downtime longer than `misfireGrace`: `"skip"` the missed ticks, or fire `"once"`
+   * to catch up.
+   * @default {"skip"}
+   */
+  misfire?: "skip" | "once";
+  /**
+   * How late a tick may be claimed and still fire normally.
+   * @default {"60s"}
+   */
+  misfireGrace?: Duration;
+}
+
+/** A stored schedule, returned by {@linkcode OmniQ.schedules}. */
+export interface ScheduleRecord {
+  /** The schedule id. */
+  id: string;
+  /** The task it enqueues. */
+  task: string;
+  /** The arguments of each run. */
+  args: unknown[];
+  /** The cron expression, for cron schedules. */
+  cron?: string;
+  /** The interval in ms, for interval schedules. */
+  every?: number;
+  /** The cron expression's time zone. */
+  tz?: string;
+  /** The queue its tasks go to. */
+  queue: string;
+  /** Their priority. */
+  priority: number;
+  /** Whether it is paused. */
+  paused: boolean;
+  /** The next tick, if any. */
+  nextRunAt?: Date;
+  /** The latest tick fired. */
+  lastRunAt?: Date;
+  /** No tick before this time. */
+  startAt?: Date;
+  /** No tick after this time. */
+  endAt?: Date;
+  /** What happens after downtime. */
+  misfire: "skip" | "once";
+  /** How late a tick may fire, in ms. */
+  misfireGrace: number;
+  /** When it was created. */
+  createdAt: Date;
+}
