@@ -515,6 +515,8 @@ export class MemoryQueue implements TaskQueue {
     row.completedAt = undefined;
     row.startedAt = undefined;
     row.progress = undefined;
+    // Its ttl has passed if it expired: a retry asked for is a run without one.
+    row.expiresAt = undefined;
     row.runAt = now;
     if (row.key !== undefined && !this.#s.liveKeys.has(row.key)) {
       this.#s.liveKeys.set(row.key, row.id);

@@ -711,11 +711,13 @@ class SqliteQueue implements TaskQueue {
 
   retry(id: string): Promise<Effects | undefined> {
     const c = this.#c;
+    // An expired task's ttl has passed: a retry asked for is a run without one.
     return c.write(() => {
       const step = new Step(c, Date.now());
       const row = c.sql(
         `UPDATE tasks SET state = 'queued', attempts = 0, error = NULL, completed_at = NULL,
-           started_at = NULL, progress = NULL, token = NULL, lease_until = NULL, run_at = ?
+           started_at = NULL, progress = NULL, token = NULL, lease_until = NULL, run_at = ?,
+           expires_at = NULL
          WHERE id = ? AND state IN ('failed', 'cancelled', 'expired')
          RETURNING v, id, queue, attempts`,
       ).get(step.now, id);

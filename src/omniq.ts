@@ -207,7 +207,8 @@ export class OmniQ implements AsyncDisposable {
     }
     checkKeys(cfg, CONFIG_KEYS, "config");
     if (cfg.defaults !== undefined) checkKeys(cfg.defaults, DEFAULT_KEYS, "defaults");
-    resolveWorker({}, cfg.worker ?? {}, "worker");
+    // Checked as the options themselves, so an unknown key is refused here, not ignored.
+    resolveWorker(cfg.worker ?? {}, {}, "worker");
     if (cfg.defaults?.keepCompleted !== undefined) {
       parseDuration(cfg.defaults.keepCompleted, "defaults.keepCompleted");
     }
@@ -442,9 +443,9 @@ export class OmniQ implements AsyncDisposable {
   }
 
   /** Counts of tasks per queue and state. */
-  stats(): Promise<QueueStats> {
+  async stats(): Promise<QueueStats> {
     this.#check();
-    return this.#queue.stats();
+    return await this.#queue.stats();
   }
 
   /**
