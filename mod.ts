@@ -41,6 +41,14 @@ export {
 } from "./src/task.ts";
 export type { Worker } from "./workers/async.ts";
 export {
+  collectGroup,
+  type Flow,
+  type LinkedItem,
+  type Step,
+  Workflow,
+  type WorkflowNode,
+} from "./src/workflow.ts";
+export {
   ConfigError,
   DuplicateTaskError,
   OmniQError,
@@ -52,8 +60,19 @@ export {
   TimeoutError,
   UnknownTaskError,
 } from "./src/errors.ts";
+export {
+  configFromEnv,
+  type ConfigSources,
+  envNames,
+  type EnvOptions,
+  loadConfig,
+  type LoadOptions,
+  parseDotenv,
+  resolveConfig,
+  validateConfig,
+} from "./src/config.ts";
 export { parseDuration } from "./src/duration.ts";
-export { decode, encode } from "./src/codec.ts";
+export { type CodecName, decode, encode } from "./src/codec.ts";
 export { redactUrl } from "./src/url.ts";
 export * from "./src/types.ts";
 export type {
@@ -69,10 +88,14 @@ export type {
   NewEvent,
   NewTask,
   ResultStore,
+  ScheduleStore,
   StoredBackoff,
   StoredEvent,
   StoredResult,
+  StoredSchedule,
   StoredTask,
   SweepOptions,
+  TaskLinks,
   TaskQueue,
+  TickClaim,
 } from "./src/backend.ts";

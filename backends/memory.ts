@@ -37,10 +37,12 @@ import {
   type ResultStore,
   type StoredEvent,
   type StoredResult,
+  type StoredSchedule,
   type StoredTask,
   type SweepOptions,
   taskEvent,
   type TaskQueue,
+  type TickClaim,
 } from "../src/backend.ts";
 import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
 import type { FinalState, ListOptions, QueueStats, StateCounts } from "../src/types.ts";
@@ -52,29 +54,8 @@ interface Row extends StoredTask {
   leaseUntil?: number;
 }
 
-/** A FIFO of task ids with O(1) push and shift. */
-class Fifo {
-  #items: string[] = [];
-  #head = 0;
-  push(id: string): void {
-    this.#items.push(id);
-  }
-  peek(): string | undefined {
-    return this.#items[this.#head];
-  }
-  shift(): string | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const id = this.#items[this.#head++];
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return id;
-  }
-}
-
-/** A binary min-heap of `[time, id]`. */
-class TimeHeap {
+/** A binary min-heap of `[key, id]` (a due time, or a ready-order key). */
+class KeyHeap {
   #heap: [number, string][] = [];
   get size(): number {
     return this.#heap.length;
@@ -114,6 +95,11 @@ class TimeHeap {
   }
 }
 
+/** Ready order as one number: higher priority first, then enqueue order (as SQL engines). */
+function readyKey(row: Row): number {
+  return (9 - row.priority) * 2 ** 44 + row.seq;
+}
+
 const EXPIRED = { name: "TaskExpiredError", message: "expired before it started" };
 
 function closedError(): OmniQError {
@@ -124,14 +110,15 @@ function closedError(): OmniQError {
 export class MemoryState {
   tasks: Map<string, Row> = new Map();
   seq: number = 0;
-  /** Ready ids per queue, one FIFO per priority (index = priority). */
-  ready: Map<string, Fifo[]> = new Map();
+  /** Ready ids per queue, by {@linkcode readyKey}: priority, then enqueue order. */
+  ready: Map<string, KeyHeap> = new Map();
   /** Scheduled ids by due time, per queue. */
-  scheduled: Map<string, TimeHeap> = new Map();
+  scheduled: Map<string, KeyHeap> = new Map();
   running: Set<string> = new Set();
   liveKeys: Map<string, string> = new Map();
   dependents: Map<string, Set<string>> = new Map();
   results: Map<string, StoredResult> = new Map();
+  schedules: Map<string, StoredSchedule> = new Map();
   events: StoredEvent[] = [];
   eventSeq: number = 0;
   users: number = 0;
@@ -159,24 +146,21 @@ export class MemoryQueue implements TaskQueue {
     if (this.#closed) throw closedError();
   }
 
-  #readyOf(queue: string): Fifo[] {
-    let buckets = this.#s.ready.get(queue);
-    if (!buckets) {
-      buckets = Array.from({ length: 10 }, () => new Fifo());
-      this.#s.ready.set(queue, buckets);
-    }
-    return buckets;
+  #ready(row: Row): void {
+    let heap = this.#s.ready.get(row.queue);
+    if (!heap) this.#s.ready.set(row.queue, heap = new KeyHeap());
+    heap.push(readyKey(row), row.id);
   }
 
   #schedule(row: Row, now: number): void {
     if (row.runAt > now) {
       row.state = "scheduled";
       let heap = this.#s.scheduled.get(row.queue);
-      if (!heap) this.#s.scheduled.set(row.queue, heap = new TimeHeap());
+      if (!heap) this.#s.scheduled.set(row.queue, heap = new KeyHeap());
       heap.push(row.runAt, row.id);
     } else {
       row.state = "queued";
-      this.#readyOf(row.queue)[row.priority].push(row.id);
+      this.#ready(row);
     }
   }
 
@@ -289,41 +273,138 @@ export class MemoryQueue implements TaskQueue {
         created.push(false);
         continue;
       }
-      const row: Row = { ...t, state: "queued", attempts: 0, seq: ++this.#s.seq };
-      this.#s.tasks.set(row.id, row);
-      if (row.key !== undefined) this.#s.liveKeys.set(row.key, row.id);
-      ids.push(row.id);
+      this.#insert(t, now, events, results);
+      ids.push(t.id);
       created.push(true);
-      const failedDep = row.dependsOn.map((d) => this.#s.tasks.get(d)).find((d) =>
-        d && isFinal(d.state) && d.state !== "completed"
-      );
-      if (failedDep && row.onDependencyFailure === "cancel") {
-        const reason = `dependency ${failedDep.id} ${failedDep.state}`;
-        const error = { name: "TaskCancelledError", message: reason };
-        this.#end(row, "cancelled", now, error, events, results, {
-          reason,
-          dependency: failedDep.id,
-        });
-        continue;
-      }
-      for (const d of row.dependsOn) {
-        let set = this.#s.dependents.get(d);
-        if (!set) this.#s.dependents.set(d, set = new Set());
-        set.add(row.id);
-      }
-      if (!this.#depsDone(row)) {
-        row.state = "waiting";
-        events.push(taskEvent("enqueued", row, now, { state: "waiting" }));
-        continue;
-      }
-      this.#schedule(row, now);
-      events.push(
-        row.state === "scheduled"
-          ? taskEvent("scheduled", row, now, { runAt: row.runAt })
-          : taskEvent("enqueued", row, now, { state: "queued" }),
-      );
     }
     return Promise.resolve({ ids, created, effects: this.#effects(events, results) });
+  }
+
+  /** Store one validated task and put it where its state says (inside a batch). */
+  #insert(t: NewTask, now: number, events: NewEvent[], results: StoredResult[]): void {
+    const row: Row = { ...t, state: "queued", attempts: 0, seq: ++this.#s.seq };
+    this.#s.tasks.set(row.id, row);
+    if (row.key !== undefined) this.#s.liveKeys.set(row.key, row.id);
+    const failedDep = row.dependsOn.map((d) => this.#s.tasks.get(d)).find((d) =>
+      d && isFinal(d.state) && d.state !== "completed"
+    );
+    if (failedDep && row.onDependencyFailure === "cancel") {
+      const reason = `dependency ${failedDep.id} ${failedDep.state}`;
+      const error = { name: "TaskCancelledError", message: reason };
+      this.#end(row, "cancelled", now, error, events, results, {
+        reason,
+        dependency: failedDep.id,
+      });
+      return;
+    }
+    for (const d of row.dependsOn) {
+      let set = this.#s.dependents.get(d);
+      if (!set) this.#s.dependents.set(d, set = new Set());
+      set.add(row.id);
+    }
+    if (!this.#depsDone(row)) {
+      row.state = "waiting";
+      events.push(taskEvent("enqueued", row, now, { state: "waiting" }));
+      return;
+    }
+    this.#schedule(row, now);
+    events.push(
+      stateOf(row) === "scheduled"
+        ? taskEvent("scheduled", row, now, { runAt: row.runAt })
+        : taskEvent("enqueued", row, now, { state: "queued" }),
+    );
+  }
+
+  /** Store a schedule (an upsert). */
+  putSchedule(schedule: StoredSchedule): Promise<void> {
+    this.#check();
+    this.#s.schedules.set(schedule.id, { ...schedule });
+    return Promise.resolve();
+  }
+
+  /** One schedule. */
+  getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    this.#check();
+    const s = this.#s.schedules.get(id);
+    return Promise.resolve(s && { ...s });
+  }
+
+  /** Every schedule, by id. */
+  listSchedules(): Promise<StoredSchedule[]> {
+    this.#check();
+    return Promise.resolve(
+      [...this.#s.schedules.values()].sort((a, b) => a.id < b.id ? -1 : 1).map((s) => ({ ...s })),
+    );
+  }
+
+  /** Pause or resume a schedule. */
+  setSchedulePaused(id: string, paused: boolean, nextRunAt?: number): Promise<Effects | undefined> {
+    this.#check();
+    const s = this.#s.schedules.get(id);
+    if (!s || s.paused === paused) return Promise.resolve(undefined);
+    s.paused = paused;
+    if (!paused) {
+      if (nextRunAt === undefined) delete s.nextRunAt;
+      else s.nextRunAt = nextRunAt;
+    }
+    const event: NewEvent = {
+      type: paused ? "schedule_paused" : "schedule_resumed",
+      at: Date.now(),
+      data: { scheduleId: id },
+    };
+    return Promise.resolve(this.#effects([event], []));
+  }
+
+  /** Delete a schedule. */
+  deleteSchedule(id: string): Promise<boolean> {
+    this.#check();
+    return Promise.resolve(this.#s.schedules.delete(id));
+  }
+
+  /** Unpaused schedules due by `now`, earliest first. */
+  dueSchedules(now: number, limit: number): Promise<StoredSchedule[]> {
+    this.#check();
+    const due = [...this.#s.schedules.values()]
+      .filter((s) => !s.paused && s.nextRunAt !== undefined && s.nextRunAt <= now)
+      .sort((a, b) => a.nextRunAt! - b.nextRunAt!)
+      .slice(0, limit);
+    return Promise.resolve(due.map((s) => ({ ...s })));
+  }
+
+  /** The earliest next tick of an unpaused schedule. */
+  nextScheduleAt(): Promise<number | undefined> {
+    this.#check();
+    let next: number | undefined;
+    for (const s of this.#s.schedules.values()) {
+      if (s.paused || s.nextRunAt === undefined) continue;
+      if (next === undefined || s.nextRunAt < next) next = s.nextRunAt;
+    }
+    return Promise.resolve(next);
+  }
+
+  /** Fire a tick: a compare-and-set of the schedule's next tick, and its task. */
+  fireTick(claim: TickClaim): Promise<Effects | undefined> {
+    this.#check();
+    const s = this.#s.schedules.get(claim.scheduleId);
+    if (!s || s.paused || s.nextRunAt !== claim.tick) return Promise.resolve(undefined);
+    if (claim.next === undefined) delete s.nextRunAt;
+    else s.nextRunAt = claim.next;
+    s.lastRunAt = claim.tick;
+    const events: NewEvent[] = [];
+    const results: StoredResult[] = [];
+    const task = claim.task;
+    if (task && !this.#s.tasks.has(task.id)) {
+      const now = Date.now();
+      this.#insert(task, now, events, results);
+      events.push({
+        type: "schedule_fired",
+        taskId: task.id,
+        queue: task.queue,
+        at: now,
+        data: { scheduleId: s.id, tick: claim.tick },
+      });
+    }
+    return Promise.resolve(this.#effects(events, results));
   }
 
   /** One task, or `undefined`. */
@@ -371,7 +452,7 @@ export class MemoryQueue implements TaskQueue {
       const row = this.#s.tasks.get(top[1]);
       if (row && row.state === "scheduled" && row.runAt === top[0]) {
         row.state = "queued";
-        this.#readyOf(queue)[row.priority].push(row.id);
+        this.#ready(row);
       }
     }
   }
@@ -385,29 +466,27 @@ export class MemoryQueue implements TaskQueue {
     const results: StoredResult[] = [];
     for (const queue of request.queues) {
       this.#promote(queue, now);
-      const buckets = this.#s.ready.get(queue);
-      if (!buckets) continue;
-      for (let p = 9; p >= 0 && claimed.length < request.limit; p--) {
-        const fifo = buckets[p];
-        while (claimed.length < request.limit) {
-          const id = fifo.shift();
-          if (id === undefined) break;
-          const row = this.#s.tasks.get(id);
-          // Ids of tasks that left `queued` (cancelled, expired) are dropped lazily here.
-          if (!row || row.state !== "queued" || row.priority !== p) continue;
-          if (row.expiresAt !== undefined && row.expiresAt <= now) {
-            this.#end(row, "expired", now, EXPIRED, events, results);
-            continue;
-          }
-          row.state = "running";
-          row.attempts++;
-          row.token = crypto.randomUUID();
-          row.leaseUntil = now + request.lease;
-          row.startedAt = now;
-          this.#s.running.add(id);
-          claimed.push({ ...view(row), token: row.token, leaseUntil: row.leaseUntil });
-          events.push(taskEvent("started", row, now));
+      const heap = this.#s.ready.get(queue);
+      if (!heap) continue;
+      while (claimed.length < request.limit) {
+        const top = heap.pop();
+        if (top === undefined) break;
+        const row = this.#s.tasks.get(top[1]);
+        // Entries of tasks that left `queued` (cancelled, expired, claimed through a newer
+        // entry) are dropped lazily here.
+        if (!row || row.state !== "queued" || readyKey(row) !== top[0]) continue;
+        if (row.expiresAt !== undefined && row.expiresAt <= now) {
+          this.#end(row, "expired", now, EXPIRED, events, results);
+          continue;
         }
+        row.state = "running";
+        row.attempts++;
+        row.token = crypto.randomUUID();
+        row.leaseUntil = now + request.lease;
+        row.startedAt = now;
+        this.#s.running.add(row.id);
+        claimed.push({ ...view(row), token: row.token, leaseUntil: row.leaseUntil });
+        events.push(taskEvent("started", row, now));
       }
       if (claimed.length >= request.limit) break;
     }

@@ -49,10 +49,12 @@ import {
   type ResultStore,
   type StoredEvent,
   type StoredResult,
+  type StoredSchedule,
   type StoredTask,
   type SweepOptions,
   taskEvent,
   type TaskQueue,
+  type TickClaim,
 } from "../src/backend.ts";
 import { ConfigError, DuplicateTaskError, OmniQError } from "../src/errors.ts";
 import {
@@ -117,7 +119,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   token TEXT,
   lease_until INTEGER,
   worker TEXT,
-  depends_on TEXT NOT NULL DEFAULT '[]'
+  depends_on TEXT NOT NULL DEFAULT '[]',
+  links TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (queue, priority DESC, seq)
   WHERE state = 'queued';
@@ -129,6 +132,31 @@ CREATE INDEX IF NOT EXISTS tasks_expiring ON tasks (expires_at)
   WHERE expires_at IS NOT NULL AND state IN ${UNSTARTED};
 CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (completed_at) WHERE state IN ${FINAL};
 
+CREATE TABLE IF NOT EXISTS schedules (
+  id TEXT PRIMARY KEY,
+  v INTEGER NOT NULL,
+  task TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  cron TEXT,
+  every INTEGER,
+  tz TEXT,
+  start_at INTEGER,
+  end_at INTEGER,
+  misfire TEXT NOT NULL,
+  misfire_grace INTEGER NOT NULL,
+  paused INTEGER NOT NULL,
+  next_run_at INTEGER,
+  last_run_at INTEGER,
+  created_at INTEGER NOT NULL,
+  queue TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  backoff TEXT NOT NULL,
+  timeout INTEGER,
+  ttl INTEGER,
+  result_ttl INTEGER
+);
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_run_at) WHERE paused = 0;
 CREATE TABLE IF NOT EXISTS deps (
   task_id TEXT NOT NULL,
   depends_on TEXT NOT NULL,
@@ -372,7 +400,36 @@ function toTask(row: Row): StoredTask {
   if (row.completed_at !== null) task.completedAt = row.completed_at as number;
   if (row.progress !== null) task.progress = row.progress as number;
   if (row.error !== null) task.error = JSON.parse(row.error as string);
+  if (row.links !== null && row.links !== undefined) task.links = JSON.parse(row.links as string);
   return task;
+}
+
+function toSchedule(row: Row): StoredSchedule {
+  checkVersion(row.v, `schedule "${row.id}"`);
+  const s: StoredSchedule = {
+    id: row.id as string,
+    task: row.task as string,
+    payload: row.payload as Uint8Array,
+    misfire: row.misfire as "skip" | "once",
+    misfireGrace: row.misfire_grace as number,
+    paused: row.paused === 1,
+    createdAt: row.created_at as number,
+    queue: row.queue as string,
+    priority: row.priority as number,
+    maxAttempts: row.max_attempts as number,
+    backoff: JSON.parse(row.backoff as string),
+  };
+  if (row.cron !== null) s.cron = row.cron as string;
+  if (row.every !== null) s.every = row.every as number;
+  if (row.tz !== null) s.tz = row.tz as string;
+  if (row.start_at !== null) s.startAt = row.start_at as number;
+  if (row.end_at !== null) s.endAt = row.end_at as number;
+  if (row.next_run_at !== null) s.nextRunAt = row.next_run_at as number;
+  if (row.last_run_at !== null) s.lastRunAt = row.last_run_at as number;
+  if (row.timeout !== null) s.timeout = row.timeout as number;
+  if (row.ttl !== null) s.ttl = row.ttl as number;
+  if (row.result_ttl !== null) s.resultTtl = row.result_ttl as number;
+  return s;
 }
 
 function toResult(row: Row): StoredResult {
@@ -476,8 +533,8 @@ class SqliteQueue implements TaskQueue {
       c.sql(
         `INSERT INTO tasks (id, v, task, queue, priority, state, payload, created_at, run_at,
            expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-           schedule_id, completed_at, error, depends_on)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           schedule_id, completed_at, error, depends_on, links)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         t.id,
         RECORD_VERSION,
@@ -499,6 +556,7 @@ class SqliteQueue implements TaskQueue {
         error ? now : null,
         error ? JSON.stringify(error) : null,
         JSON.stringify(dependsOn),
+        t.links === undefined ? null : JSON.stringify(t.links),
       );
     } catch (e) {
       if (e instanceof Error && /UNIQUE constraint failed: tasks\.id/.test(e.message)) {
@@ -875,6 +933,130 @@ class SqliteQueue implements TaskQueue {
     const state = task.runAt > step.now ? "scheduled" : "queued";
     c.sql("UPDATE tasks SET state = ? WHERE id = ?").run(state, task.id);
     step.emit(taskEvent("enqueued", task, step.now, { state, released: true }));
+  }
+
+  putSchedule(s: StoredSchedule): Promise<void> {
+    const c = this.#c;
+    return c.write(() => {
+      c.sql(
+        `INSERT OR REPLACE INTO schedules (id, v, task, payload, cron, every, tz, start_at, end_at,
+           misfire, misfire_grace, paused, next_run_at, last_run_at, created_at, queue, priority,
+           max_attempts, backoff, timeout, ttl, result_ttl)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        s.id,
+        RECORD_VERSION,
+        s.task,
+        s.payload,
+        s.cron ?? null,
+        s.every ?? null,
+        s.tz ?? null,
+        s.startAt ?? null,
+        s.endAt ?? null,
+        s.misfire,
+        s.misfireGrace,
+        s.paused ? 1 : 0,
+        s.nextRunAt ?? null,
+        s.lastRunAt ?? null,
+        s.createdAt,
+        s.queue,
+        s.priority,
+        s.maxAttempts,
+        JSON.stringify(s.backoff),
+        s.timeout ?? null,
+        s.ttl ?? null,
+        s.resultTtl ?? null,
+      );
+    });
+  }
+
+  getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    const c = this.#c;
+    return c.retry(() => {
+      const row = c.sql("SELECT * FROM schedules WHERE id = ?").get(id);
+      return row ? toSchedule(row) : undefined;
+    });
+  }
+
+  listSchedules(): Promise<StoredSchedule[]> {
+    const c = this.#c;
+    return c.retry(() => c.sql("SELECT * FROM schedules ORDER BY id").all().map(toSchedule));
+  }
+
+  setSchedulePaused(
+    id: string,
+    paused: boolean,
+    nextRunAt?: number,
+  ): Promise<Effects | undefined> {
+    const c = this.#c;
+    return c.write(() => {
+      const row = c.sql("SELECT paused FROM schedules WHERE id = ?").get(id);
+      if (!row || (row.paused === 1) === paused) return undefined;
+      const step = new Step(c, Date.now());
+      if (paused) c.sql("UPDATE schedules SET paused = 1 WHERE id = ?").run(id);
+      else {
+        c.sql("UPDATE schedules SET paused = 0, next_run_at = ? WHERE id = ?").run(
+          nextRunAt ?? null,
+          id,
+        );
+      }
+      step.emit({
+        type: paused ? "schedule_paused" : "schedule_resumed",
+        at: step.now,
+        data: { scheduleId: id },
+      });
+      return step.effects();
+    });
+  }
+
+  deleteSchedule(id: string): Promise<boolean> {
+    const c = this.#c;
+    return c.write(() => c.sql("DELETE FROM schedules WHERE id = ?").run(id).changes > 0);
+  }
+
+  dueSchedules(now: number, limit: number): Promise<StoredSchedule[]> {
+    const c = this.#c;
+    return c.retry(() =>
+      c.sql(
+        `SELECT * FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ?
+         ORDER BY next_run_at LIMIT ?`,
+      ).all(now, limit).map(toSchedule)
+    );
+  }
+
+  nextScheduleAt(): Promise<number | undefined> {
+    const c = this.#c;
+    return c.retry(() => {
+      const row = c.sql(
+        "SELECT MIN(next_run_at) AS next FROM schedules WHERE paused = 0",
+      ).get();
+      return row?.next === null || row?.next === undefined ? undefined : row.next as number;
+    });
+  }
+
+  fireTick(claim: TickClaim): Promise<Effects | undefined> {
+    const c = this.#c;
+    return c.write(() => {
+      // The compare-and-set: only the scheduler that still sees `tick` as next advances it.
+      const changed = c.sql(
+        `UPDATE schedules SET next_run_at = ?, last_run_at = ?
+         WHERE id = ? AND paused = 0 AND next_run_at = ?`,
+      ).run(claim.next ?? null, claim.tick, claim.scheduleId, claim.tick).changes;
+      if (changed === 0) return undefined;
+      const step = new Step(c, Date.now());
+      const task = claim.task;
+      if (task && !c.sql("SELECT 1 FROM tasks WHERE id = ?").get(task.id)) {
+        this.#insert(step, task, []);
+        step.emit({
+          type: "schedule_fired",
+          taskId: task.id,
+          queue: task.queue,
+          at: step.now,
+          data: { scheduleId: claim.scheduleId, tick: claim.tick },
+        });
+      }
+      return step.effects();
+    });
   }
 
   nextDue(queues: string[]): Promise<number | undefined> {

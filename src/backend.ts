@@ -272,7 +272,7 @@ export interface TickClaim {
 /**
  * The task queue of one engine. Every method that changes state is one atomic step.
  */
-export interface TaskQueue {
+export interface TaskQueue extends ScheduleStore {
   /** The largest encoded payload the engine accepts, in bytes, if limited. */
   readonly maxPayloadBytes?: number;
   /** Say which companion stores live in this engine; called once before any other call. */
@@ -321,8 +321,8 @@ export interface TaskQueue {
 /** Stored schedules and tick claiming: part of every engine's queue. */
 export interface ScheduleStore {
   /**
-   * Store a schedule. An existing schedule of the same id keeps its paused state and, when
-   * its timing did not change, its next tick; its definition is replaced.
+   * Store a schedule as given, replacing one of the same id (the orchestrator has already
+   * carried over its paused state and next tick where they apply).
    */
   putSchedule(schedule: StoredSchedule): Promise<void>;
   /** One schedule, or `undefined`. */
@@ -332,7 +332,8 @@ export interface ScheduleStore {
   /**
    * Pause (`paused: true`) or resume a schedule; on resume `nextRunAt` is its next tick
    * after now, so ticks missed while paused never fire. Appends `schedule_paused` or
-   * `schedule_resumed`; `undefined` when unknown or already in that state.
+   * `schedule_resumed` (no taskId; data `{ scheduleId }`); `undefined` when unknown or
+   * already in that state.
    */
   setSchedulePaused(id: string, paused: boolean, nextRunAt?: number): Promise<Effects | undefined>;
   /** Delete a schedule (its tasks stay); whether it existed. */
@@ -343,9 +344,12 @@ export interface ScheduleStore {
   nextScheduleAt(): Promise<number | undefined>;
   /**
    * Fire a tick in one atomic step: only when the schedule exists, is not paused and its
-   * `nextRunAt` equals `tick`, set `nextRunAt` to `next` (and `lastRunAt`), and enqueue the
-   * tick's task unless a task with its id exists; append `schedule_fired`. `undefined`
-   * when another scheduler fired the tick first (or the schedule changed).
+   * `nextRunAt` equals `tick`, set `nextRunAt` to `next` (absent: none) and `lastRunAt` to
+   * `tick`, and, when `task` is given, enqueue it as `enqueue` would (with its `enqueued`
+   * event) unless a task with its id exists, then append `schedule_fired` (taskId = the
+   * task's id, data `{ scheduleId, tick }`). Without `task` the tick is skipped (a missed
+   * tick): only the schedule advances. `undefined` when the compare-and-set failed
+   * (another scheduler fired the tick first, or the schedule was paused or changed).
    */
   fireTick(claim: TickClaim): Promise<Effects | undefined>;
 }

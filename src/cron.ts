@@ -26,7 +26,9 @@ export function checkTimeZone(tz: string, name = "tz"): string {
     new Intl.DateTimeFormat("en-US", { timeZone: tz });
   } catch {
     throw new ConfigError(
-      `${name}: unknown time zone ${JSON.stringify(tz)}; expected an IANA name such as "UTC" or "Europe/Berlin"`,
+      `${name}: unknown time zone ${
+        JSON.stringify(tz)
+      }; expected an IANA name such as "UTC" or "Europe/Berlin"`,
     );
   }
   return tz;
@@ -54,7 +56,11 @@ export function parseCron(pattern: string, tz = "UTC", name = "cron"): CronSpec 
   }
   let cron: Cron;
   try {
-    cron = new Cron(pattern, { timezone: tz, paused: true, mode: fields === 6 ? "6-part" : "5-part" });
+    cron = new Cron(pattern, {
+      timezone: tz,
+      paused: true,
+      mode: fields === 6 ? "6-part" : "5-part",
+    });
     cron.nextRun(new Date());
   } catch (error) {
     throw new ConfigError(

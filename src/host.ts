@@ -7,6 +7,7 @@
  */
 
 import type { Effects, ResultStore, StoredResult, TaskQueue } from "./backend.ts";
+import type { CodecName } from "./codec.ts";
 
 /** The orchestrator as a worker sees it. */
 export interface WorkerHost {
@@ -24,6 +25,12 @@ export interface WorkerHost {
   idle(ms: number, signal: AbortSignal): Promise<void>;
   /** Register the abort controller of a running attempt (for local cancellation). */
   track(taskId: string, controller: AbortController): () => void;
+  /** The codec results are written with. */
+  readonly codec: CodecName;
+  /** Fire due schedule ticks; how many tasks were enqueued. */
+  tick(): Promise<number>;
+  /** Wait until a schedule changes in this process, or `ms` passes, or the signal aborts. */
+  idleScheduler(ms: number, signal: AbortSignal): Promise<void>;
   /** Report an error that is not a task's (a lost connection, a failed sweep). */
   report(error: unknown, what: string): void;
   /** Run the periodic cleanup (stalled, expired, retention). */

@@ -13,10 +13,23 @@ import type {
   ResultStore,
   StoredEvent,
   StoredResult,
+  StoredSchedule,
   StoredTask,
   TaskQueue,
+  TickClaim,
 } from "./backend.ts";
-import { decode } from "./codec.ts";
+import { type CodecName, decode } from "./codec.ts";
+import { validateConfig } from "./config.ts";
+import { nextTick, resolveSchedule, tickTaskId, toScheduleRecord } from "./schedule.ts";
+import {
+  chainItems,
+  type Flow,
+  groupItems,
+  type LinkedItem,
+  orderBatch,
+  type Step,
+  Workflow,
+} from "./workflow.ts";
 import { parseDuration } from "./duration.ts";
 import {
   ConfigError,
@@ -28,7 +41,14 @@ import {
   TimeoutError,
 } from "./errors.ts";
 import type { WorkerHost } from "./host.ts";
-import { checkKeys, DEFAULTS, resolveTask, resolveWorker } from "./options.ts";
+import {
+  checkKeys,
+  DEFAULTS,
+  resolveBackoff,
+  type ResolvedWorkerOptions,
+  resolveTask,
+  resolveWorker,
+} from "./options.ts";
 import { getTask, type TaskDefinition, type TaskId } from "./task.ts";
 import type {
   Duration,
@@ -39,6 +59,8 @@ import type {
   ListOptions,
   QueueStats,
   ResultRecord,
+  ScheduleOptions,
+  ScheduleRecord,
   TaskDefaults,
   TaskRecord,
   WorkerOptions,
@@ -46,6 +68,9 @@ import type {
 import { EVENT_TYPES } from "./types.ts";
 import { openBackendUrl } from "./url.ts";
 import { AsyncWorker, type Worker } from "../workers/async.ts";
+import { type Executor, InlineExecutor } from "../workers/executor.ts";
+import { type ChildPermissions, ProcessPool } from "../workers/process.ts";
+import { ThreadPool } from "../workers/thread.ts";
 
 /** Where a store lives: a URL such as `"sqlite:./omniq.db"`, or an opened backend. */
 export type StoreTarget = string | Backend;
@@ -66,23 +91,16 @@ export interface OmniQConfig {
   worker?: WorkerOptions;
   /** Defaults for tasks. */
   defaults?: TaskDefaults;
+  /**
+   * How arguments and results are written: `"msgpack"`, or `"json"` for stores people
+   * read by hand. Every format stays readable whatever this says.
+   * @default {"msgpack"}
+   */
+  codec?: CodecName;
 }
 
 /** The default store: SQLite in `./omniq.db`. */
 export const DEFAULT_URL = "sqlite:./omniq.db";
-
-const CONFIG_KEYS = ["backend", "queue", "results", "events", "tasks", "worker", "defaults"];
-const DEFAULT_KEYS = [
-  "queue",
-  "priority",
-  "retries",
-  "backoff",
-  "timeout",
-  "ttl",
-  "resultTtl",
-  "keepCompleted",
-  "eventTtl",
-];
 
 /** An item of {@linkcode OmniQ.enqueueMany}. */
 // deno-lint-ignore no-explicit-any
@@ -153,6 +171,9 @@ export class OmniQ implements AsyncDisposable {
   #host: WorkerHost;
   #opened: Backend[];
   #defaults: TaskDefaults;
+  #codec: CodecName;
+  #taskModules: string[];
+  #scheduleWakers = new Set<() => void>();
   #workerDefaults: WorkerOptions;
   #resultsInline: boolean;
   #eventsInline: boolean;
@@ -173,7 +194,9 @@ export class OmniQ implements AsyncDisposable {
     events: Backend,
     opened: Backend[],
     config: OmniQConfig,
+    taskModules: string[],
   ) {
+    this.#taskModules = taskModules;
     this.#queue = queue.queue;
     this.#results = results.results;
     this.#events = events.events;
@@ -188,6 +211,7 @@ export class OmniQ implements AsyncDisposable {
     this.#queue.attach({ results: this.#resultsInline, events: this.#eventsInline });
     this.#host = this.#makeHost();
     this.#defaults = config.defaults ?? {};
+    this.#codec = config.codec ?? "msgpack";
     this.#workerDefaults = config.worker ?? {};
     this.#pollInterval = resolveWorker({}, this.#workerDefaults).pollInterval;
   }
@@ -205,19 +229,16 @@ export class OmniQ implements AsyncDisposable {
     if (cfg === null || typeof cfg !== "object") {
       throw new ConfigError(`config: expected a URL string or an object, got ${typeof cfg}`);
     }
-    checkKeys(cfg, CONFIG_KEYS, "config");
-    if (cfg.defaults !== undefined) checkKeys(cfg.defaults, DEFAULT_KEYS, "defaults");
+    validateConfig(cfg);
     // Checked as the options themselves, so an unknown key is refused here, not ignored.
     resolveWorker(cfg.worker ?? {}, {}, "worker");
-    if (cfg.defaults?.keepCompleted !== undefined) {
-      parseDuration(cfg.defaults.keepCompleted, "defaults.keepCompleted");
-    }
-    if (cfg.defaults?.eventTtl !== undefined) {
-      parseDuration(cfg.defaults.eventTtl, "defaults.eventTtl");
+    if (cfg.defaults?.backoff !== undefined) {
+      resolveBackoff(cfg.defaults.backoff, "defaults.backoff");
     }
     const main = cfg.backend ?? DEFAULT_URL;
     const byUrl = new Map<string, Promise<Backend>>();
     const opened: Backend[] = [];
+    const modules: string[] = [];
     const resolve = (target: StoreTarget | undefined, key: string): Promise<Backend> => {
       const t = target ?? main;
       if (typeof t !== "string") {
@@ -244,14 +265,16 @@ export class OmniQ implements AsyncDisposable {
       ]);
       for (const [i, entry] of (cfg.tasks ?? []).entries()) {
         if (typeof entry === "string" || entry instanceof URL) {
-          await import(String(entry instanceof URL ? entry : new URL(entry, `file://${cwd()}/`)));
+          const url = String(entry instanceof URL ? entry : new URL(entry, `file://${cwd()}/`));
+          await import(url);
+          modules.push(url);
         } else if (!entry || typeof entry !== "object" || typeof entry.name !== "string") {
           throw new ConfigError(
             `tasks[${i}]: expected a module URL or path, or a task definition`,
           );
         }
       }
-      return new OmniQ(queue, results, events, opened, cfg);
+      return new OmniQ(queue, results, events, opened, cfg, modules);
     } catch (error) {
       await Promise.allSettled([...byUrl.values()].map((b) => b.then((x) => x.close())));
       throw error;
@@ -288,11 +311,23 @@ export class OmniQ implements AsyncDisposable {
    * @param items Each a task, its arguments and its options.
    * @returns The ids, in item order.
    */
-  async enqueueMany(items: EnqueueItem[]): Promise<TaskId[]> {
-    this.#check();
+  enqueueMany(items: EnqueueItem[]): Promise<TaskId[]> {
     if (!Array.isArray(items)) {
-      throw new ConfigError("enqueueMany: expected an array of { task, args, ...options }");
+      return Promise.reject(
+        new ConfigError("enqueueMany: expected an array of { task, args, ...options }"),
+      );
     }
+    for (const item of items) {
+      if (item && typeof item === "object" && "links" in item) {
+        return Promise.reject(new ConfigError("links: unknown option"));
+      }
+    }
+    return this.#submit(items as LinkedItem[]);
+  }
+
+  /** Validate, order (dependencies first) and store a batch; ids in item order. */
+  async #submit(items: LinkedItem[]): Promise<TaskId[]> {
+    this.#check();
     const now = Date.now();
     const tasks: NewTask[] = items.map((item, i) => {
       const where = items.length === 1 ? "" : `items[${i}].`;
@@ -300,7 +335,7 @@ export class OmniQ implements AsyncDisposable {
         if (!item || typeof item !== "object") {
           throw new ConfigError(`expected { task, args, ...options }`);
         }
-        const { task, args, ...options } = item;
+        const { task, args, links, ...options } = item;
         const name = typeof task === "string" ? task : task?.name;
         if (typeof name !== "string" || name === "") {
           throw new ConfigError(`task: expected a task definition or a task name`);
@@ -313,23 +348,252 @@ export class OmniQ implements AsyncDisposable {
           definition?.options ?? {},
           this.#defaults,
           now,
+          this.#codec,
         );
-        const limit = this.#queue.maxPayloadBytes;
-        if (limit !== undefined && stored.payload.length > limit) {
-          throw new ConfigError(
-            `args: the encoded arguments take ${stored.payload.length} bytes; this engine stores at most ${limit}`,
-          );
-        }
+        if (links) stored.links = links;
+        this.#checkPayload(stored.payload);
         return stored;
       } catch (error) {
         if (where && error instanceof Error) error.message = where + error.message;
         throw error;
       }
     });
-    const outcome = await this.#queue.enqueue(tasks);
+    const ordered = orderBatch(tasks);
+    const outcome = await this.#queue.enqueue(ordered);
     await this.apply(outcome.effects);
     if (outcome.created.some(Boolean)) this.#wake();
-    return outcome.ids;
+    if (ordered === tasks) return outcome.ids;
+    const idOf = new Map(ordered.map((t, i) => [t, outcome.ids[i]]));
+    return tasks.map((t) => idOf.get(t)!);
+  }
+
+  #checkPayload(payload: Uint8Array): void {
+    const limit = this.#queue.maxPayloadBytes;
+    if (limit !== undefined && payload.length > limit) {
+      throw new ConfigError(
+        `args: the encoded arguments take ${payload.length} bytes; this engine stores at most ${limit}`,
+      );
+    }
+  }
+
+  /**
+   * Enqueue a chain: each step runs after the one before completed, and gets its result as
+   * its first argument. All steps are stored in one atomic step.
+   *
+   * @param steps The steps: `{ task, args, ...options }` (args after the piped result).
+   * @returns The last step's id (to wait on) and every step's id.
+   *
+   * @example
+   * ```ts
+   * import { defineTask, OmniQ } from "@omniq/omniq";
+   * const start = defineTask("chain-doc-start", (n: number) => n + 1);
+   * const double = defineTask("chain-doc-double", (n: number) => n * 2);
+   * await using q = await OmniQ.open("memory:");
+   * const flow = await q.chain([{ task: start, args: [1] }, { task: double, args: [] }]);
+   * await q.run({ until: "idle" });
+   * console.assert((await q.wait(flow.id)) === 4);
+   * ```
+   */
+  async chain<R = unknown>(steps: Step[]): Promise<Flow<R>> {
+    const ids = await this.#submit(chainItems(steps));
+    return { id: ids[ids.length - 1] as TaskId<R>, ids };
+  }
+
+  /**
+   * Enqueue a group: the members run in parallel; a collector task waits for them all and
+   * returns their results as a list, in member order.
+   *
+   * @param members The members: `{ task, args, ...options }`.
+   * @param options Options of the collector task (its `queue`, `id` …).
+   * @returns The collector's id (to wait on for the list) and the members' ids.
+   */
+  async group(members: Step[], options: EnqueueOptions = {}): Promise<Flow<unknown[]>> {
+    const ids = await this.#submit(groupItems(members, options));
+    return { id: ids[ids.length - 1] as TaskId<unknown[]>, ids: ids.slice(0, -1) };
+  }
+
+  /**
+   * A workflow builder: named nodes and edges, enqueued as one atomic step; see
+   * {@linkcode Workflow}.
+   *
+   * @returns A builder: `.add(name, { task, args, after })`, then `.enqueue()`.
+   */
+  workflow(): Workflow {
+    this.#check();
+    return new Workflow((items) => this.#submit(items));
+  }
+
+  /**
+   * Create a schedule (or update the one with the same `id`, keeping its paused state and,
+   * when its timing did not change, its next tick). Stored in the backend, fired by
+   * workers (or `tick()`), each tick exactly once across any number of schedulers.
+   *
+   * @param task A task definition or name.
+   * @param args The arguments of each run.
+   * @param options `cron` (with `tz`) or `every`, a window, misfire handling, task options.
+   * @returns The schedule id.
+   * @throws {ConfigError} For a bad expression, time zone, interval or option; nothing is
+   *   stored.
+   *
+   * @example Every 30 seconds
+   * ```ts
+   * import { defineTask, OmniQ } from "@omniq/omniq";
+   * const ping = defineTask("schedule-doc-ping", () => "pong");
+   * await using q = await OmniQ.open("memory:");
+   * const id = await q.schedule(ping, [], { every: "30s", id: "pinger" });
+   * console.assert((await q.schedules())[0].id === id);
+   * ```
+   */
+  // deno-lint-ignore no-explicit-any
+  async schedule<A extends any[]>(
+    task: TaskDefinition<A> | string,
+    args: NoInfer<A>,
+    options: ScheduleOptions,
+  ): Promise<string> {
+    this.#check();
+    const name = typeof task === "string" ? task : task?.name;
+    if (typeof name !== "string" || name === "") {
+      throw new ConfigError(`task: expected a task definition or a task name`);
+    }
+    const definition = typeof task === "string" ? getTask(task) : task;
+    const now = Date.now();
+    let schedule = resolveSchedule(
+      name,
+      args,
+      options,
+      definition?.options ?? {},
+      this.#defaults,
+      now,
+      this.#codec,
+    );
+    this.#checkPayload(schedule.payload);
+    const existing = await this.#queue.getSchedule(schedule.id);
+    if (existing) {
+      // Re-registering (a program that schedules at every start) keeps the anchor, the
+      // paused state and, when the timing is the same, the next tick.
+      schedule = { ...schedule, createdAt: existing.createdAt, paused: existing.paused };
+      const same = existing.cron === schedule.cron && existing.every === schedule.every &&
+        existing.tz === schedule.tz && existing.startAt === schedule.startAt &&
+        existing.endAt === schedule.endAt;
+      const next = same ? existing.nextRunAt : nextTick(schedule, now - 1);
+      if (next === undefined) delete schedule.nextRunAt;
+      else schedule.nextRunAt = next;
+      if (existing.lastRunAt !== undefined) schedule.lastRunAt = existing.lastRunAt;
+    }
+    await this.#queue.putSchedule(schedule);
+    this.#wakeScheduler();
+    return schedule.id;
+  }
+
+  /** Every stored schedule, by id. */
+  async schedules(): Promise<ScheduleRecord[]> {
+    this.#check();
+    return (await this.#queue.listSchedules()).map((s) =>
+      toScheduleRecord(s, decode(s.payload) as unknown[])
+    );
+  }
+
+  /**
+   * Pause a schedule: no tick fires until it is resumed, in any process, across restarts.
+   *
+   * @param id The schedule id.
+   * @returns Whether it changed (`false`: unknown or already paused).
+   */
+  async pauseSchedule(id: string): Promise<boolean> {
+    this.#check();
+    const effects = await this.#queue.setSchedulePaused(id, true);
+    if (!effects) return false;
+    await this.apply(effects);
+    return true;
+  }
+
+  /**
+   * Resume a schedule at its next tick after now: ticks missed while paused do not fire.
+   *
+   * @param id The schedule id.
+   * @returns Whether it changed (`false`: unknown or not paused).
+   */
+  async resumeSchedule(id: string): Promise<boolean> {
+    this.#check();
+    const schedule = await this.#queue.getSchedule(id);
+    if (!schedule || !schedule.paused) return false;
+    const effects = await this.#queue.setSchedulePaused(id, false, nextTick(schedule, Date.now()));
+    if (!effects) return false;
+    await this.apply(effects);
+    this.#wakeScheduler();
+    return true;
+  }
+
+  /**
+   * Delete a schedule; tasks it already enqueued stay.
+   *
+   * @param id The schedule id.
+   * @returns Whether it existed.
+   */
+  unschedule(id: string): Promise<boolean> {
+    this.#check();
+    return this.#queue.deleteSchedule(id);
+  }
+
+  /**
+   * Fire every stored schedule tick that is due, once: what workers do on their own, and
+   * what a per-minute `Deno.cron` calls on Deno Deploy. A tick claimed more than its
+   * `misfireGrace` late is missed: skipped (`misfire: "skip"`), or fired once to catch up
+   * (`"once"`); the schedule resumes at its next tick after now.
+   *
+   * @returns How many tasks were enqueued.
+   */
+  async tick(): Promise<number> {
+    this.#check();
+    let fired = 0;
+    // Each round advances every due schedule by at least one tick; ticks that fall within
+    // the grace fire one by one, later ones are skipped in one step, so this ends.
+    for (let round = 0; round < 10_000; round++) {
+      const now = Date.now();
+      const due = await this.#queue.dueSchedules(now, 100);
+      if (due.length === 0) break;
+      for (const s of due) {
+        const tick = s.nextRunAt!;
+        const missed = now - tick > s.misfireGrace;
+        const next = nextTick(s, missed ? now : tick);
+        const task = !missed || s.misfire === "once" ? this.#tickTask(s, tick, now) : undefined;
+        const claim: TickClaim = { scheduleId: s.id, tick, task };
+        if (next !== undefined) claim.next = next;
+        const effects = await this.#queue.fireTick(claim);
+        if (!effects) continue; // another scheduler fired it
+        await this.apply(effects);
+        if (task && effects.events.some((e) => e.type === "schedule_fired")) fired++;
+      }
+    }
+    if (fired > 0) this.#wake();
+    return fired;
+  }
+
+  #tickTask(s: StoredSchedule, tick: number, now: number): NewTask {
+    const task: NewTask = {
+      id: tickTaskId(s.id, tick),
+      task: s.task,
+      queue: s.queue,
+      priority: s.priority,
+      payload: s.payload,
+      createdAt: now,
+      runAt: now,
+      maxAttempts: s.maxAttempts,
+      backoff: s.backoff,
+      dependsOn: [],
+      onDependencyFailure: "cancel",
+      scheduleId: s.id,
+    };
+    if (s.timeout !== undefined) task.timeout = s.timeout;
+    if (s.ttl !== undefined) task.expiresAt = now + s.ttl;
+    if (s.resultTtl !== undefined) task.resultTtl = s.resultTtl;
+    return task;
+  }
+
+  #wakeScheduler(): void {
+    const wakers = [...this.#scheduleWakers];
+    this.#scheduleWakers.clear();
+    for (const wake of wakers) wake();
   }
 
   /**
@@ -468,14 +732,34 @@ export class OmniQ implements AsyncDisposable {
   worker(options: WorkerOptions = {}): Worker {
     this.#check();
     const resolved = resolveWorker(options, this.#workerDefaults);
-    if (resolved.type !== "async") {
-      throw new ConfigError(
-        `worker.type: "${resolved.type}" workers are not available in this version; use "async"`,
-      );
-    }
-    const worker = new AsyncWorker(this.#host, resolved);
+    const worker = new AsyncWorker(this.#host, resolved, {
+      executor: this.#executor(resolved, options),
+    });
     this.#workers.add(worker);
     return worker;
+  }
+
+  /** Where a worker's handlers run: here, or in a thread or process pool. */
+  #executor(resolved: ResolvedWorkerOptions, options: WorkerOptions): Executor {
+    if (resolved.type === "async") return new InlineExecutor();
+    if (this.#taskModules.length === 0) {
+      throw new ConfigError(
+        `worker.type: "${resolved.type}" workers import their handlers: give the task modules ` +
+          `in tasks (URLs or paths) when opening the queue`,
+      );
+    }
+    if (resolved.type === "thread") {
+      return new ThreadPool({
+        size: resolved.concurrency,
+        modules: this.#taskModules,
+        watchdog: resolved.lease,
+      });
+    }
+    return new ProcessPool({
+      size: resolved.concurrency,
+      modules: this.#taskModules,
+      permissions: (options.permissions ?? this.#workerDefaults.permissions) as ChildPermissions,
+    });
   }
 
   /**
@@ -491,7 +775,10 @@ export class OmniQ implements AsyncDisposable {
       throw new ConfigError(`until: expected "idle", got ${JSON.stringify(until)}`);
     }
     const resolved = resolveWorker(workerOptions, this.#workerDefaults);
-    const worker = new AsyncWorker(this.#host, resolved, { untilIdle: true });
+    const worker = new AsyncWorker(this.#host, resolved, {
+      untilIdle: true,
+      executor: this.#executor(resolved, workerOptions),
+    });
     this.#workers.add(worker);
     try {
       await worker.start();
@@ -697,6 +984,9 @@ export class OmniQ implements AsyncDisposable {
           if (this.#running.get(taskId) === controller) this.#running.delete(taskId);
         };
       },
+      codec: this.#codec,
+      tick: () => this.tick(),
+      idleScheduler: (ms, signal) => sleepUntil(ms, signal, this.#scheduleWakers),
       report: (error, what) => this.#report(error, what),
       sweep: async () => {
         try {
@@ -723,6 +1013,22 @@ export class OmniQ implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Sleep `ms`, or until a waker in `wakers` is called, or the signal aborts. */
+function sleepUntil(ms: number, signal: AbortSignal, wakers: Set<() => void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      wakers.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    wakers.add(done);
+  });
 }
 
 function cwd(): string {

@@ -6,7 +6,7 @@
  */
 
 import type { NewTask, StoredBackoff } from "./backend.ts";
-import { encode } from "./codec.ts";
+import { type CodecName, encode } from "./codec.ts";
 import { optionalDuration, parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
 import { newId } from "./id.ts";
@@ -159,6 +159,7 @@ export function resolveTask(
   taskOptions: EnqueueOptions,
   defaults: TaskDefaults,
   now: number,
+  codec: CodecName = "msgpack",
 ): NewTask {
   if (!Array.isArray(args)) {
     throw new ConfigError(`args: expected an array of arguments, got ${describe(args)}`);
@@ -203,7 +204,7 @@ export function resolveTask(
     task,
     queue,
     priority,
-    payload: encode(args, "args"),
+    payload: encode(args, "args", codec),
     createdAt: now,
     runAt,
     maxAttempts: retries + 1,

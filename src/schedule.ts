@@ -8,7 +8,7 @@
  */
 
 import type { StoredSchedule } from "./backend.ts";
-import { encode } from "./codec.ts";
+import { type CodecName, encode } from "./codec.ts";
 import { checkTimeZone, type CronSpec, parseCron } from "./cron.ts";
 import { optionalDuration, parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
@@ -94,6 +94,7 @@ export function resolveSchedule(
   taskOptions: TaskOptions,
   defaults: TaskDefaults,
   now: number,
+  codec: CodecName = "msgpack",
 ): StoredSchedule {
   if (options === null || typeof options !== "object") {
     throw new ConfigError("schedule: expected an options object with cron or every");
@@ -132,7 +133,7 @@ export function resolveSchedule(
   const schedule: StoredSchedule = {
     id: options.id === undefined ? `s-${newId()}` : checkName(options.id, "id"),
     task,
-    payload: encode(args, "args"),
+    payload: encode(args, "args", codec),
     misfire,
     misfireGrace: parseDuration(options.misfireGrace ?? DEFAULT_MISFIRE_GRACE, "misfireGrace"),
     paused: false,

@@ -316,6 +316,11 @@ export interface WorkerOptions {
    */
   scheduler?: boolean;
   /**
+   * Process pools: what the children may do beyond reading their task modules, as Deno
+   * permissions (`{ net: ["api.example.com"], write: ["/tmp/out"] }`). Never `-A` by default.
+   */
+  permissions?: Record<string, boolean | string[]>;
+  /**
    * How often the worker sweeps stalled, expired and old records.
    * @default {"5s"}
    */

@@ -10,7 +10,7 @@
 import type { NewTask } from "./backend.ts";
 import { ConfigError } from "./errors.ts";
 import { newId } from "./id.ts";
-import { defineTask, type TaskDefinition, type TaskId, taskContext } from "./task.ts";
+import { defineTask, taskContext, type TaskDefinition, type TaskId } from "./task.ts";
 import type { EnqueueOptions } from "./types.ts";
 
 /**

@@ -96,3 +96,41 @@ Deno.test("codec: every encoding starts with a format byte", () => {
   cyclic.push(cyclic);
   assert.equal(encode(cyclic)[0], 2);
 });
+
+Deno.test("codec: the JSON codec writes readable JSON and keeps the same types", () => {
+  const value = {
+    when: new Date(7),
+    map: new Map<unknown, unknown>([["k", 1], [2, [3n]]]),
+    set: new Set(["a"]),
+    big: 2n ** 70n,
+    nothing: undefined,
+    odd: [NaN, Infinity, -0],
+    re: /x+/g,
+    bytes: new Uint8Array([1, 2]),
+    bigs: new BigInt64Array([5n]),
+    dollar: { $date: "not a tag" },
+    nested: { list: [{ a: null }] },
+  };
+  const bytes = encode(value, "value", "json");
+  assert.equal(bytes[0], 3);
+  const text = new TextDecoder().decode(bytes.subarray(1));
+  assert.match(text, /"when":\{"\$date":7\}/);
+  const back = decode(bytes) as typeof value;
+  assert.equal(back.when.getTime(), 7);
+  assert.ok(back.map instanceof Map && back.map.get("k") === 1);
+  assert.deepEqual(back.map.get(2), [3n]);
+  assert.ok(back.set instanceof Set && back.set.has("a"));
+  assert.equal(back.big, 2n ** 70n);
+  assert.ok("nothing" in back && back.nothing === undefined);
+  assert.ok(Number.isNaN(back.odd[0]) && back.odd[1] === Infinity && Object.is(back.odd[2], -0));
+  assert.equal(String(back.re), "/x+/g");
+  assert.ok(back.bytes instanceof Uint8Array && back.bytes[1] === 2);
+  assert.ok(back.bigs instanceof BigInt64Array && back.bigs[0] === 5n);
+  assert.deepEqual(back.dollar, { $date: "not a tag" });
+  assert.deepEqual(back.nested, { list: [{ a: null }] });
+  // The JSON codec refuses the same values, and falls back to structured clone for cycles.
+  assert.throws(() => encode({ f: () => 1 }, "args", "json"), SerializationError);
+  const cyclic: unknown[] = [];
+  cyclic.push(cyclic);
+  assert.equal(encode(cyclic, "args", "json")[0], 2);
+});

@@ -9,19 +9,18 @@
  */
 
 import type { ClaimedTask, StoredResult } from "../src/backend.ts";
-import { decode, encode } from "../src/codec.ts";
 import {
   OmniQError,
   SerializationError,
   serializeError,
   TaskCancelledError,
   TimeoutError,
-  UnknownTaskError,
 } from "../src/errors.ts";
 import type { WorkerHost } from "../src/host.ts";
 import { newId } from "../src/id.ts";
 import { type ResolvedWorkerOptions, retryDelay } from "../src/options.ts";
-import { getTask, runWithContext, type TaskContext } from "../src/task.ts";
+import { type Executor, InlineExecutor } from "./executor.ts";
+import { checkProgress, type RunMessage } from "./runner.ts";
 
 /** Errors no retry can fix: the task fails at once. */
 const PERMANENT = new Set(["UnknownTaskError", "SerializationError"]);
@@ -50,6 +49,8 @@ export interface Worker {
 export interface AsyncWorkerMode {
   /** End when nothing is due or running (see `OmniQ.run`). */
   untilIdle?: boolean;
+  /** Where handlers run: this thread by default, or a thread or process pool. */
+  executor?: Executor;
 }
 
 /** The async worker. */
@@ -57,6 +58,7 @@ export class AsyncWorker implements Worker {
   /** The worker's id. */
   readonly id: string = `w-${newId()}`;
   #host: WorkerHost;
+  #executor: Executor;
   #options: ResolvedWorkerOptions;
   #untilIdle: boolean;
   #running = new Map<string, Promise<void>>();
@@ -72,6 +74,7 @@ export class AsyncWorker implements Worker {
     this.#host = host;
     this.#options = options;
     this.#untilIdle = mode.untilIdle ?? false;
+    this.#executor = mode.executor ?? new InlineExecutor();
   }
 
   /** How many tasks run now. */
@@ -84,12 +87,34 @@ export class AsyncWorker implements Worker {
     return this.#done;
   }
 
-  /** Start the loop. */
+  /** Start the loop (and the scheduler, unless `scheduler: false`). */
   start(): Promise<void> {
     if (this.#started) return Promise.resolve();
     this.#started = true;
-    this.#done = this.#loop();
+    const loops = [this.#loop()];
+    if (this.#options.scheduler && !this.#untilIdle) loops.push(this.#schedulerLoop());
+    this.#done = Promise.all(loops).then(() => {});
     return Promise.resolve();
+  }
+
+  /**
+   * Fire due schedule ticks, then sleep until the next one (at most `pollInterval`, since
+   * other processes may add schedules). Exactly-once firing is the engine's compare-and-set.
+   */
+  async #schedulerLoop(): Promise<void> {
+    const stop = this.#stop.signal;
+    const { pollInterval } = this.#options;
+    while (!stop.aborted) {
+      let wait = pollInterval;
+      try {
+        await this.#host.tick();
+        const next = await this.#host.queue.nextScheduleAt();
+        if (next !== undefined) wait = Math.min(wait, Math.max(0, next - Date.now()));
+      } catch (error) {
+        this.#host.report(error, "scheduler");
+      }
+      await this.#host.idleScheduler(wait, stop);
+    }
   }
 
   /** Stop claiming and drain. */
@@ -104,6 +129,10 @@ export class AsyncWorker implements Worker {
     const stop = this.#stop.signal;
     let nextSweep = 0;
     let errorDelay = 0;
+    if (this.#untilIdle && this.#options.scheduler) {
+      // Due ticks fire once; `run({ until: "idle" })` never waits for future ones.
+      await this.#host.tick().catch((error) => this.#host.report(error, "scheduler"));
+    }
     while (!stop.aborted) {
       const now = Date.now();
       if (now >= nextSweep) {
@@ -159,6 +188,7 @@ export class AsyncWorker implements Worker {
       }
     }
     await this.#drain();
+    await this.#executor.close();
   }
 
   /** For `untilIdle`: ms until a retry this worker scheduled is due, or `undefined`. */
@@ -184,7 +214,7 @@ export class AsyncWorker implements Worker {
     await Promise.race([all, new Promise((r) => grace.signal.addEventListener("abort", r))]);
     clearTimeout(timer);
     if (grace.signal.aborted) {
-      // Past the grace: abort the handlers. Their leases lapse and another worker re-runs them.
+      // Past the grace: abort the handlers; each attempt is handed back to its queue.
       for (const abort of this.#abortAll) abort();
       await all;
     }
@@ -231,7 +261,7 @@ export class AsyncWorker implements Worker {
     }
     const progress = new ProgressReporter(host, task);
     try {
-      let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
+      let outcome: { ok: true; value: Uint8Array } | { ok: false; error: unknown };
       try {
         outcome = { ok: true, value: await this.#invoke(task, controller.signal, progress) };
       } catch (error) {
@@ -241,14 +271,16 @@ export class AsyncWorker implements Worker {
       // Cancelled, lease lost, or handed back at shutdown: another outcome rules, or the
       // lapsed lease makes the task run again elsewhere.
       const reason = controller.signal.reason;
-      if (lost || reason instanceof TaskCancelledError || reason === HAND_BACK) return;
+      if (lost || reason instanceof TaskCancelledError) return;
+      if (reason === HAND_BACK) {
+        // Back to its queue, due at once, for another worker (the attempt still counts).
+        const error = { name: "WorkerStopped", message: HAND_BACK.message };
+        const effects = await host.queue.fail(task.id, task.token, { error, retryAt: Date.now() });
+        if (effects) await host.apply(effects);
+        return;
+      }
       if (outcome.ok) {
-        let value: Uint8Array;
-        try {
-          value = encode(outcome.value, "result");
-        } catch (error) {
-          return await this.#fail(task, error);
-        }
+        const value = outcome.value;
         const result: StoredResult = {
           taskId: task.id,
           state: "completed",
@@ -256,6 +288,7 @@ export class AsyncWorker implements Worker {
           completedAt: Date.now(),
         };
         if (task.resultTtl !== undefined) result.expiresAt = result.completedAt + task.resultTtl;
+        if (!host.resultsInline && !(await this.#stillHeld(task))) return;
         if (!host.resultsInline) await host.putResult(result);
         const effects = await host.queue.complete(task.id, task.token, result);
         if (effects) await host.apply(effects);
@@ -271,44 +304,39 @@ export class AsyncWorker implements Worker {
     }
   }
 
+  /** Run the attempt through the executor: its dependencies' results travel as bytes. */
   async #invoke(
     task: ClaimedTask,
     signal: AbortSignal,
     progress: ProgressReporter,
-  ): Promise<unknown> {
-    const definition = getTask(task.task);
-    if (!definition) {
-      throw new UnknownTaskError(
-        `no task named "${task.task}" is registered in this worker; define it with defineTask ` +
-          "in a module the worker imports",
-      );
-    }
-    const args = decode(task.payload) as unknown[];
-    const dependencies = new Map<string, unknown>();
+  ): Promise<Uint8Array> {
+    const dependencies: [string, Uint8Array][] = [];
     for (const dep of task.dependsOn) {
       const result = await this.#host.results.get(dep);
-      if (result?.value !== undefined) dependencies.set(dep, decode(result.value));
+      if (result?.value === undefined) continue;
+      dependencies.push([dep, result.value]);
+      const name = task.links?.names?.[dep];
+      if (name !== undefined) dependencies.push([name, result.value]);
     }
-    const context: TaskContext = {
+    const message: RunMessage = {
       id: task.id,
       task: task.task,
       queue: task.queue,
       attempt: task.attempts,
-      signal,
-      progress: (fraction: number) => progress.report(fraction),
+      payload: task.payload,
       dependencies,
+      codec: this.#host.codec,
     };
-    signal.throwIfAborted();
-    // Race the handler against its signal, so a handler that ignores the signal cannot hold
-    // a slot past its timeout.
-    return await new Promise((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      Promise.resolve()
-        .then(() => runWithContext(context, () => definition.handler(...args)))
-        .then(resolve, reject)
-        .finally(() => signal.removeEventListener("abort", onAbort));
-    });
+    if (task.links?.pipe !== undefined) message.pipe = task.links.pipe;
+    return await this.#executor.run(message, signal, (f) => progress.report(f));
+  }
+
+  /**
+   * With results in another store, the result is written before the fenced completion:
+   * renew first, so a worker that lost its lease does not overwrite the new attempt's result.
+   */
+  async #stillHeld(task: ClaimedTask): Promise<boolean> {
+    return await this.#host.queue.renew(task.id, task.token, this.#options.lease);
   }
 
   async #fail(task: ClaimedTask, thrown: unknown): Promise<void> {
@@ -327,6 +355,7 @@ export class AsyncWorker implements Worker {
     const completedAt = Date.now();
     const result: StoredResult = { taskId: task.id, state: "failed", error, completedAt };
     if (task.resultTtl !== undefined) result.expiresAt = completedAt + task.resultTtl;
+    if (!host.resultsInline && !(await this.#stillHeld(task))) return;
     if (!host.resultsInline) await host.putResult(result);
     const effects = await host.queue.fail(task.id, task.token, { error, result });
     if (effects) await host.apply(effects);
@@ -348,10 +377,7 @@ class ProgressReporter {
   }
 
   report(fraction: number): void {
-    if (typeof fraction !== "number" || !(fraction >= 0 && fraction <= 1)) {
-      throw new RangeError(`progress: expected a fraction from 0 to 1, got ${fraction}`);
-    }
-    this.#pending = fraction;
+    this.#pending = checkProgress(fraction);
     if (this.#timer !== undefined) return;
     const wait = Math.max(0, this.#last + PROGRESS_INTERVAL - Date.now());
     this.#timer = setTimeout(() => {

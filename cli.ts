@@ -1,0 +1,350 @@
+/**
+ * The OmniQ command line: a standalone worker, and commands to enqueue, inspect, retry and
+ * cancel tasks, read events and manage schedules.
+ *
+ * ```sh
+ * deno run -A jsr:@omniq/omniq/cli worker --config omniq.yaml
+ * deno run -A jsr:@omniq/omniq/cli worker --backend sqlite:./omniq.db --tasks ./tasks.ts \
+ *   --queues high,default --concurrency 8 --type thread
+ * deno run -A jsr:@omniq/omniq/cli status
+ * ```
+ *
+ * The store comes from `--config FILE` (YAML or JSON), `--backend URL`, and `OMNIQ_*`
+ * variables, in that order of precedence. A worker stops on SIGINT or SIGTERM: it stops
+ * claiming, lets running tasks finish within the grace period, hands the rest back to
+ * their queues, and exits 0.
+ *
+ * @module
+ */
+
+import { configFromEnv, loadConfig, resolveConfig } from "./src/config.ts";
+import { ConfigError, OmniQError } from "./src/errors.ts";
+import { OmniQ, type OmniQConfig } from "./src/omniq.ts";
+import type { EnqueueOptions, EventType, TaskState, WorkerOptions } from "./src/types.ts";
+
+const USAGE: Record<string, string> = {
+  main: `omniq: a task queue for Deno
+
+Usage: omniq <command> [options]
+
+Commands:
+  worker                 run a worker until SIGINT/SIGTERM
+  enqueue TASK ARGS_JSON enqueue a task (ARGS_JSON is a JSON array)
+  status                 task counts per queue and state
+  list                   list tasks
+  result ID              print a task's result
+  retry ID               run a failed, cancelled or expired task again
+  cancel ID              cancel a task
+  events                 print events (--follow to tail)
+  schedules              list schedules; 'schedules pause ID', 'schedules resume ID'
+
+Store options (every command):
+  --config FILE          a YAML or JSON configuration file
+  --backend URL          the store URL (e.g. sqlite:./omniq.db)
+  --tasks A,B            task module paths or URLs
+
+Run 'omniq <command> --help' for a command's options.`,
+  worker: `Usage: omniq worker [options]
+
+  --queues A,B           queues to drain, in this order (default: default)
+  --concurrency N        tasks at once (default: 10)
+  --type T               async, thread or process (default: async)
+  --lease D              lease length (default: 30s)
+  --grace D              how long a stop lets running tasks finish (default: 30s)
+  --no-scheduler         do not fire stored schedules
+Stops on SIGINT or SIGTERM, hands back unfinished tasks, and exits 0.`,
+  enqueue: `Usage: omniq enqueue TASK ARGS_JSON [options]
+
+  --queue Q  --priority N  --delay D  --id ID  --key K  --retries N  --timeout D
+Prints the task id.`,
+  status: `Usage: omniq status
+
+Prints task counts per queue and state.`,
+  list: `Usage: omniq list [--state S] [--queue Q] [--task T] [--limit N]`,
+  result: `Usage: omniq result ID
+
+Prints the result record as JSON; exits 1 when the task has none yet.`,
+  retry: `Usage: omniq retry ID`,
+  cancel: `Usage: omniq cancel ID`,
+  events: `Usage: omniq events [--task ID] [--type T] [--queue Q] [--limit N] [--follow]`,
+  schedules: `Usage: omniq schedules [pause ID | resume ID]`,
+};
+
+const BOOLEAN_FLAGS = new Set(["help", "follow", "no-scheduler"]);
+
+/** Parsed arguments: positionals and `--flag value` / `--flag=value` options. */
+interface Parsed {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+function parse(args: string[]): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (!arg.startsWith("--")) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    if (eq !== -1) flags.set(name, arg.slice(eq + 1));
+    else if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
+    else if (i + 1 < args.length && !args[i + 1].startsWith("--")) flags.set(name, args[++i]);
+    else throw new UsageError(`--${name} needs a value`);
+  }
+  return { positional, flags };
+}
+
+class UsageError extends Error {}
+
+const KNOWN: Record<string, string[]> = {
+  worker: ["queues", "concurrency", "type", "lease", "grace", "no-scheduler"],
+  enqueue: ["queue", "priority", "delay", "id", "key", "retries", "timeout"],
+  status: [],
+  list: ["state", "queue", "task", "limit"],
+  result: [],
+  retry: [],
+  cancel: [],
+  events: ["task", "type", "queue", "limit", "follow"],
+  schedules: [],
+};
+const COMMON = ["config", "backend", "tasks", "help"];
+
+function flag(p: Parsed, name: string): string | undefined {
+  const v = p.flags.get(name);
+  return v === true ? undefined : v;
+}
+
+function integer(p: Parsed, name: string): number | undefined {
+  const v = flag(p, name);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`--${name}: expected a whole number, got "${v}"`);
+  return Number(v);
+}
+
+function list(p: Parsed, name: string): string[] | undefined {
+  return flag(p, name)?.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+async function open(p: Parsed): Promise<OmniQ> {
+  let env: OmniQConfig = {};
+  try {
+    env = configFromEnv();
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    // No --allow-env: the environment is simply not a source.
+  }
+  const code: OmniQConfig = {};
+  const backend = flag(p, "backend");
+  if (backend) code.backend = backend;
+  const tasks = list(p, "tasks");
+  if (tasks) code.tasks = tasks;
+  const file = flag(p, "config");
+  const config = await resolveConfig({
+    code,
+    file: file ? await loadConfig(file) : undefined,
+    env,
+  });
+  return await OmniQ.open(config);
+}
+
+function print(value: unknown): void {
+  console.log(JSON.stringify(value, (_k, v) => typeof v === "bigint" ? `${v}n` : v, 2));
+}
+
+async function worker(p: Parsed): Promise<number> {
+  const q = await open(p);
+  const options: WorkerOptions = {};
+  const queues = list(p, "queues");
+  if (queues) options.queues = queues;
+  const concurrency = integer(p, "concurrency");
+  if (concurrency !== undefined) options.concurrency = concurrency;
+  const type = flag(p, "type");
+  if (type) options.type = type as WorkerOptions["type"];
+  const lease = flag(p, "lease");
+  if (lease) options.lease = lease;
+  const grace = flag(p, "grace");
+  if (grace) options.shutdownGrace = grace;
+  if (p.flags.has("no-scheduler")) options.scheduler = false;
+  const w = q.worker(options);
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    if (stopping) return;
+    console.error("omniq: stopping: finishing running tasks, handing back the rest");
+    stopping = w.stop();
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await w.start();
+  console.error(`omniq: worker ${w.id} started (${options.type ?? "async"})`);
+  await w.done;
+  await stopping;
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  await q.close();
+  console.error("omniq: worker stopped");
+  return 0;
+}
+
+async function command(name: string, p: Parsed): Promise<number> {
+  if (name === "worker") return await worker(p);
+  await using q = await open(p);
+  const [, a, b] = p.positional;
+  switch (name) {
+    case "enqueue": {
+      if (!a || b === undefined) throw new UsageError("enqueue needs TASK and ARGS_JSON");
+      let args: unknown;
+      try {
+        args = JSON.parse(b);
+      } catch {
+        throw new UsageError(`ARGS_JSON: expected a JSON array, got ${b}`);
+      }
+      const options: EnqueueOptions = {};
+      for (const key of ["queue", "delay", "id", "key", "timeout"] as const) {
+        const v = flag(p, key);
+        if (v !== undefined) options[key] = v;
+      }
+      const priority = integer(p, "priority");
+      if (priority !== undefined) options.priority = priority;
+      const retries = integer(p, "retries");
+      if (retries !== undefined) options.retries = retries;
+      console.log(await q.enqueue(a, args as unknown[], options));
+      return 0;
+    }
+    case "status": {
+      const stats = await q.stats();
+      const states = Object.keys(stats.total) as TaskState[];
+      const rows = [
+        ["queue", ...states],
+        ...Object.entries(stats.queues).map(([queue, c]) => [
+          queue,
+          ...states.map((s) => String(c[s])),
+        ]),
+        ["total", ...states.map((s) => String(stats.total[s]))],
+      ];
+      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join("  "));
+      return 0;
+    }
+    case "list": {
+      const state = flag(p, "state") as TaskState | undefined;
+      const tasks = await q.list({
+        ...(state ? { state } : {}),
+        ...(flag(p, "queue") ? { queue: flag(p, "queue") } : {}),
+        ...(flag(p, "task") ? { task: flag(p, "task") } : {}),
+        limit: integer(p, "limit") ?? 100,
+      });
+      for (const t of tasks) {
+        console.log(
+          `${t.id}  ${t.task}  ${t.queue}  ${t.state}  attempts=${t.attempts}  ${t.createdAt.toISOString()}`,
+        );
+      }
+      return 0;
+    }
+    case "result": {
+      if (!a) throw new UsageError("result needs ID");
+      const result = await q.result(a);
+      if (!result) {
+        console.error(`omniq: no result for ${a} (yet)`);
+        return 1;
+      }
+      print(result);
+      return 0;
+    }
+    case "retry":
+    case "cancel": {
+      if (!a) throw new UsageError(`${name} needs ID`);
+      const changed = name === "retry" ? await q.retry(a) : await q.cancel(a);
+      console.log(
+        changed ? `${name === "retry" ? "queued again" : "cancelled"}: ${a}` : "no change",
+      );
+      return changed ? 0 : 1;
+    }
+    case "events": {
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      const follow = p.flags.has("follow");
+      if (follow) Deno.addSignalListener("SIGINT", stop);
+      try {
+        for await (
+          const e of q.events({
+            ...(flag(p, "task") ? { taskId: flag(p, "task") } : {}),
+            ...(flag(p, "type") ? { type: flag(p, "type") as EventType } : {}),
+            ...(flag(p, "queue") ? { queue: flag(p, "queue") } : {}),
+            ...(integer(p, "limit") !== undefined ? { limit: integer(p, "limit") } : {}),
+            follow,
+            signal: controller.signal,
+          })
+        ) {
+          console.log(
+            `${e.at.toISOString()}  ${e.type.padEnd(16)}  ${e.taskId ?? "-"}  ${e.attempt ?? ""}  ${
+              e.data ? JSON.stringify(e.data) : ""
+            }`,
+          );
+        }
+      } finally {
+        if (follow) Deno.removeSignalListener("SIGINT", stop);
+      }
+      return 0;
+    }
+    case "schedules": {
+      if (a === "pause" || a === "resume") {
+        if (!b) throw new UsageError(`schedules ${a} needs ID`);
+        const changed = a === "pause" ? await q.pauseSchedule(b) : await q.resumeSchedule(b);
+        console.log(changed ? `${a}d: ${b}` : "no change");
+        return changed ? 0 : 1;
+      }
+      if (a !== undefined) throw new UsageError(`schedules: unknown action "${a}"`);
+      for (const s of await q.schedules()) {
+        console.log(
+          `${s.id}  ${s.task}  ${s.cron ?? `every ${s.every}ms`}  ${
+            s.paused ? "paused" : "active"
+          }  next=${s.nextRunAt?.toISOString() ?? "-"}`,
+        );
+      }
+      return 0;
+    }
+  }
+  throw new UsageError(`unknown command "${name}"`);
+}
+
+/**
+ * Run the command line with arguments; returns the exit code.
+ *
+ * @param args The arguments, without the program name.
+ * @returns 0 on success, 1 when a command had nothing to do, 2 for bad arguments.
+ */
+export async function main(args: string[]): Promise<number> {
+  let name = "main";
+  try {
+    const p = parse(args);
+    name = p.positional[0] ?? "main";
+    if (name !== "main" && !(name in KNOWN)) {
+      throw new UsageError(`unknown command "${name}"`);
+    }
+    if (p.flags.has("help") || name === "main") {
+      console.log(USAGE[name]);
+      return name === "main" && !p.flags.has("help") ? 2 : 0;
+    }
+    for (const key of p.flags.keys()) {
+      if (!COMMON.includes(key) && !KNOWN[name].includes(key)) {
+        throw new UsageError(`${name}: unknown option --${key}`);
+      }
+    }
+    return await command(name, p);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`omniq: ${error.message}\n\n${USAGE[name] ?? USAGE.main}`);
+      return 2;
+    }
+    if (error instanceof OmniQError) {
+      console.error(`omniq: ${error.name}: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

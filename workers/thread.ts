@@ -1,0 +1,164 @@
+/**
+ * The thread pool: `size` Web Workers, each importing the task modules and running one
+ * task at a time. The parent claims, renews leases and writes results and events. A task
+ * whose signal aborts (timeout, cancel, lost lease, shutdown) has its Worker terminated and
+ * replaced; a Worker that exits or falls silent for longer than the watchdog fails only its
+ * own task.
+ *
+ * @module
+ */
+
+import { OmniQError } from "../src/errors.ts";
+import type { SerializedError } from "../src/types.ts";
+import type { Executor } from "./executor.ts";
+import { reviveError } from "./pool.ts";
+import type { RunMessage } from "./runner.ts";
+
+/** Options of {@linkcode ThreadPool}. */
+export interface ThreadPoolOptions {
+  /** How many Workers (= tasks at once). */
+  size: number;
+  /** Task module URLs each Worker imports. */
+  modules: string[];
+  /** How long a running Worker may stay silent before it counts as dead (ms). */
+  watchdog: number;
+}
+
+type Reply =
+  | { type: "ready" }
+  | { type: "init-error"; error: SerializedError }
+  | { type: "beat" }
+  | { type: "exit"; code: number }
+  | { type: "progress"; fraction: number }
+  | { type: "done"; value: Uint8Array }
+  | { type: "error"; error: SerializedError };
+
+/** One Worker and what it is doing. */
+class Slot {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  lastHeard = Date.now();
+  onReply: ((reply: Reply) => void) | undefined;
+  dead = false;
+
+  constructor(modules: string[]) {
+    this.worker = new Worker(new URL("./thread_entry.ts", import.meta.url), { type: "module" });
+    this.ready = new Promise((resolve, reject) => {
+      this.onReply = (reply) => {
+        if (reply.type === "ready") resolve();
+        else if (reply.type === "init-error") reject(reviveError(reply.error));
+        else if (reply.type === "exit") {
+          reject(new OmniQError(`a pool thread exited while loading task modules`));
+        }
+      };
+    });
+    this.ready.catch(() => {}); // observed by run()
+    this.worker.onmessage = (event: MessageEvent<Reply>) => {
+      this.lastHeard = Date.now();
+      this.onReply?.(event.data);
+    };
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      this.dead = true;
+      this.onReply?.({
+        type: "error",
+        error: { name: "Error", message: `pool thread error: ${event.message}` },
+      });
+    };
+    this.worker.postMessage({ type: "init", modules });
+  }
+
+  kill(): void {
+    this.dead = true;
+    this.worker.terminate();
+  }
+}
+
+/** A pool of Web Workers. */
+export class ThreadPool implements Executor {
+  #options: ThreadPoolOptions;
+  #idle: Slot[] = [];
+  #busy = new Set<Slot>();
+  #closed = false;
+
+  /** Make a pool; Workers start on first use and are kept for the next task. */
+  constructor(options: ThreadPoolOptions) {
+    this.#options = options;
+  }
+
+  /** Run one attempt in a Worker. */
+  async run(
+    message: RunMessage,
+    signal: AbortSignal,
+    progress: (fraction: number) => void,
+  ): Promise<Uint8Array> {
+    if (this.#closed) throw new OmniQError("the thread pool is closed");
+    const slot = this.#idle.pop() ?? new Slot(this.#options.modules);
+    this.#busy.add(slot);
+    let healthy = false;
+    try {
+      await slot.ready;
+      const value = await new Promise<Uint8Array>((resolve, reject) => {
+        const finish = (fn: () => void) => {
+          clearInterval(watchdog);
+          signal.removeEventListener("abort", onAbort);
+          slot.onReply = undefined;
+          fn();
+        };
+        const onAbort = () => finish(() => reject(signal.reason));
+        signal.addEventListener("abort", onAbort, { once: true });
+        const watchdog = setInterval(() => {
+          if (Date.now() - slot.lastHeard > this.#options.watchdog) {
+            finish(() =>
+              reject(
+                new OmniQError(
+                  `the pool thread running task ${message.id} fell silent for ${this.#options.watchdog}ms`,
+                ),
+              )
+            );
+          }
+        }, Math.min(1_000, this.#options.watchdog));
+        slot.lastHeard = Date.now();
+        slot.onReply = (reply) => {
+          switch (reply.type) {
+            case "progress":
+              try {
+                progress(reply.fraction);
+              } catch { /* a bad fraction is the handler's problem, not the pool's */ }
+              break;
+            case "done":
+              healthy = true;
+              finish(() => resolve(reply.value));
+              break;
+            case "error":
+              healthy = !slot.dead;
+              finish(() => reject(reviveError(reply.error)));
+              break;
+            case "exit":
+              finish(() =>
+                reject(new OmniQError(`the pool thread exited (Deno.exit(${reply.code})) mid-task`))
+              );
+              break;
+          }
+        };
+        if (signal.aborted) return onAbort();
+        slot.worker.postMessage({ type: "run", run: message });
+      });
+      return value;
+    } finally {
+      this.#busy.delete(slot);
+      // A thread that timed out, was cancelled, exited or fell silent is replaced.
+      if (healthy && !this.#closed) this.#idle.push(slot);
+      else slot.kill();
+    }
+  }
+
+  /** Terminate every Worker. */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const slot of [...this.#idle, ...this.#busy]) slot.kill();
+    this.#idle = [];
+    this.#busy.clear();
+    return Promise.resolve();
+  }
+}
