@@ -56,7 +56,7 @@ Deno.test("config: a URL, an object, a dictionary, YAML, JSON and env give the s
     };
     await Deno.writeTextFile(
       `${dir}/a.yaml`,
-      "queue: \"memory:\"\nworker:\n  concurrency: 8\n  queues: [high, default]\n  lease: 45s\n  scheduler: false\n" +
+      'queue: "memory:"\nworker:\n  concurrency: 8\n  queues: [high, default]\n  lease: 45s\n  scheduler: false\n' +
         "defaults: { retries: 2, priority: 3, timeout: 30s }\n",
     );
     await Deno.writeTextFile(`${dir}/a.json`, JSON.stringify(expected));
@@ -96,7 +96,7 @@ Deno.test("config: precedence is code > file > environment, key by key", async (
   try {
     await Deno.writeTextFile(
       `${dir}/c.yaml`,
-      "backend: \"memory:file\"\nworker: { concurrency: 5, lease: 10s }\n",
+      'backend: "memory:file"\nworker: { concurrency: 5, lease: 10s }\n',
     );
     const config = await resolveConfig({
       code: { worker: { concurrency: 2 } },
@@ -125,7 +125,7 @@ Deno.test("config: ${VAR} expands in YAML; a missing one is an error naming it",
   try {
     await Deno.writeTextFile(
       `${dir}/v.yaml`,
-      "queue: ${QUEUE_URL}\nworker: { lease: \"${LEASE:-15s}\" }\n",
+      'queue: ${QUEUE_URL}\nworker: { lease: "${LEASE:-15s}" }\n',
     );
     const config = await loadConfig(`${dir}/v.yaml`, { env: { QUEUE_URL: "memory:x" } });
     assert.deepEqual(config, { queue: "memory:x", worker: { lease: "15s" } });
