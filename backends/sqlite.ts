@@ -11,8 +11,13 @@
  * - `meta (key, value)`: `schema_version`, the record version the file was created with.
  * - `tasks`: one row per task. `seq` gives FIFO order; `v` the record format; `state`,
  *   `attempts`, `token` and `lease_until` the claim; `payload` the codec's bytes; `error`,
- *   `backoff` and `depends_on` are JSON text. Times are epoch milliseconds.
+ *   `backoff`, `depends_on` and `links` (workflow links, `NULL` when none) are JSON text.
+ *   Times are epoch milliseconds.
  * - `deps (task_id, depends_on)`: one row per dependency, to find a task's dependents.
+ * - `schedules`: one row per schedule: its definition (`cron` or `every`, `tz`, `start_at`,
+ *   `end_at`, `misfire`, `misfire_grace`), its state (`paused`, `next_run_at`, the tick to
+ *   fire next, and `last_run_at`) and the template of its tasks (`payload` the codec's
+ *   bytes, `backoff` JSON text). Optional fields are `NULL` when absent.
  * - `results (task_id, v, state, value, error, completed_at, expires_at)`: `value` is the
  *   codec's bytes, `error` JSON text.
  * - `events (id, type, task_id, queue, at, attempt, data)`: `id` grows in append order and
@@ -132,6 +137,13 @@ CREATE INDEX IF NOT EXISTS tasks_expiring ON tasks (expires_at)
   WHERE expires_at IS NOT NULL AND state IN ${UNSTARTED};
 CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (completed_at) WHERE state IN ${FINAL};
 
+CREATE TABLE IF NOT EXISTS deps (
+  task_id TEXT NOT NULL,
+  depends_on TEXT NOT NULL,
+  PRIMARY KEY (task_id, depends_on)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deps_by_dependency ON deps (depends_on);
+
 CREATE TABLE IF NOT EXISTS schedules (
   id TEXT PRIMARY KEY,
   v INTEGER NOT NULL,
@@ -157,12 +169,6 @@ CREATE TABLE IF NOT EXISTS schedules (
   result_ttl INTEGER
 );
 CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_run_at) WHERE paused = 0;
-CREATE TABLE IF NOT EXISTS deps (
-  task_id TEXT NOT NULL,
-  depends_on TEXT NOT NULL,
-  PRIMARY KEY (task_id, depends_on)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deps_by_dependency ON deps (depends_on);
 
 CREATE TABLE IF NOT EXISTS results (
   task_id TEXT PRIMARY KEY,
@@ -400,7 +406,7 @@ function toTask(row: Row): StoredTask {
   if (row.completed_at !== null) task.completedAt = row.completed_at as number;
   if (row.progress !== null) task.progress = row.progress as number;
   if (row.error !== null) task.error = JSON.parse(row.error as string);
-  if (row.links !== null && row.links !== undefined) task.links = JSON.parse(row.links as string);
+  if (row.links !== null) task.links = JSON.parse(row.links as string);
   return task;
 }
 
@@ -507,6 +513,11 @@ class SqliteQueue implements TaskQueue {
     });
   }
 
+  /**
+   * Store one task inside the caller's transaction: `waiting` behind live dependencies,
+   * `cancelled` behind a broken one, else `scheduled` or `queued` by `runAt`, with its
+   * event. Shared by `enqueue` (after its key check) and `fireTick`.
+   */
   #insert(step: Step, t: NewTask, dependsOn: string[]): void {
     const c = this.#c;
     const now = step.now;
@@ -939,10 +950,19 @@ class SqliteQueue implements TaskQueue {
     const c = this.#c;
     return c.write(() => {
       c.sql(
-        `INSERT OR REPLACE INTO schedules (id, v, task, payload, cron, every, tz, start_at, end_at,
+        `INSERT INTO schedules (id, v, task, payload, cron, every, tz, start_at, end_at,
            misfire, misfire_grace, paused, next_run_at, last_run_at, created_at, queue, priority,
            max_attempts, backoff, timeout, ttl, result_ttl)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET v = excluded.v, task = excluded.task,
+           payload = excluded.payload, cron = excluded.cron, every = excluded.every,
+           tz = excluded.tz, start_at = excluded.start_at, end_at = excluded.end_at,
+           misfire = excluded.misfire, misfire_grace = excluded.misfire_grace,
+           paused = excluded.paused, next_run_at = excluded.next_run_at,
+           last_run_at = excluded.last_run_at, created_at = excluded.created_at,
+           queue = excluded.queue, priority = excluded.priority,
+           max_attempts = excluded.max_attempts, backoff = excluded.backoff,
+           timeout = excluded.timeout, ttl = excluded.ttl, result_ttl = excluded.result_ttl`,
       ).run(
         s.id,
         RECORD_VERSION,
@@ -1019,7 +1039,7 @@ class SqliteQueue implements TaskQueue {
     return c.retry(() =>
       c.sql(
         `SELECT * FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ?
-         ORDER BY next_run_at LIMIT ?`,
+         ORDER BY next_run_at, id LIMIT ?`,
       ).all(now, limit).map(toSchedule)
     );
   }
@@ -1028,9 +1048,10 @@ class SqliteQueue implements TaskQueue {
     const c = this.#c;
     return c.retry(() => {
       const row = c.sql(
-        "SELECT MIN(next_run_at) AS next FROM schedules WHERE paused = 0",
+        `SELECT MIN(next_run_at) AS next FROM schedules
+         WHERE paused = 0 AND next_run_at IS NOT NULL`,
       ).get();
-      return row?.next === null || row?.next === undefined ? undefined : row.next as number;
+      return typeof row?.next === "number" ? row.next : undefined;
     });
   }
 
@@ -1038,15 +1059,17 @@ class SqliteQueue implements TaskQueue {
     const c = this.#c;
     return c.write(() => {
       // The compare-and-set: only the scheduler that still sees `tick` as next advances it.
-      const changed = c.sql(
+      const fired = c.sql(
         `UPDATE schedules SET next_run_at = ?, last_run_at = ?
          WHERE id = ? AND paused = 0 AND next_run_at = ?`,
-      ).run(claim.next ?? null, claim.tick, claim.scheduleId, claim.tick).changes;
-      if (changed === 0) return undefined;
+      ).run(claim.next ?? null, claim.tick, claim.scheduleId, claim.tick).changes > 0;
+      if (!fired) return undefined;
       const step = new Step(c, Date.now());
       const task = claim.task;
+      // A tick's task id is `scheduleId:tick`: if it exists, this tick's task was stored
+      // already (say, before the schedule was replaced), so only the schedule advances.
       if (task && !c.sql("SELECT 1 FROM tasks WHERE id = ?").get(task.id)) {
-        this.#insert(step, task, []);
+        this.#insert(step, task, [...new Set(task.dependsOn)]);
         step.emit({
           type: "schedule_fired",
           taskId: task.id,

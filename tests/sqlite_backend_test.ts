@@ -1,11 +1,11 @@
 // The SQLite engine against the storage contract, called directly (no orchestrator): claim
-// order, dedupe, fencing, stalls, expiry, dependencies, inline effects, and lock retries
-// between two connections on one file.
+// order, dedupe, fencing, stalls, expiry, dependencies, inline effects, schedules and their
+// tick compare-and-set, and lock retries between two connections on one file.
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { openSqlite, type SqliteBackend } from "../backends/sqlite.ts";
-import type { NewTask, StoredEvent, StoredResult } from "../src/backend.ts";
+import type { NewTask, StoredEvent, StoredResult, StoredSchedule } from "../src/backend.ts";
 import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
 
 function newTask(id: string, options: Partial<NewTask> = {}): NewTask {
@@ -51,6 +51,30 @@ async function fresh(): Promise<SqliteBackend> {
 }
 
 const WORKER = { lease: 30_000, worker: "test" };
+
+function newSchedule(id: string, options: Partial<StoredSchedule> = {}): StoredSchedule {
+  return {
+    id,
+    task: "tick",
+    payload: new Uint8Array([7]),
+    every: 60_000,
+    misfire: "skip",
+    misfireGrace: 1000,
+    paused: false,
+    nextRunAt: 1_000_000,
+    createdAt: 500_000,
+    queue: "default",
+    priority: 0,
+    maxAttempts: 1,
+    backoff: { type: "fixed", delay: 1000, max: 1000, jitter: 0 },
+    ...options,
+  };
+}
+
+/** The task of a schedule's tick, as the orchestrator builds it. */
+function tickTask(scheduleId: string, tick: number, options: Partial<NewTask> = {}): NewTask {
+  return newTask(`${scheduleId}:${tick}`, { task: "tick", scheduleId, ...options });
+}
 
 Deno.test("claims by queue order, then priority, then FIFO", async () => {
   await using b = await fresh();
@@ -496,4 +520,251 @@ Deno.test("close is idempotent and later calls fail", async () => {
   await assert.rejects(() => b.events.query({}), OmniQError);
   await assert.rejects(() => b.results.get("x"), OmniQError);
   await assert.rejects(() => openSqlite(""), OmniQError);
+});
+
+Deno.test("workflow links round-trip through get, list and claim", async () => {
+  await using b = await fresh();
+  const links = { names: { a: "first", b: "second" }, pipe: "a" };
+  await b.queue.enqueue([newTask("a"), newTask("b"), newTask("plain")]);
+  const c = newTask("c", { dependsOn: ["a", "b"], links });
+  await b.queue.enqueue([c]);
+  assert.deepEqual((await b.queue.get("c"))?.links, links);
+  assert.equal("links" in (await b.queue.get("plain"))!, false);
+  const listed = await b.queue.list({});
+  assert.deepEqual(listed.find((t) => t.id === "c")?.links, links);
+  assert.equal(listed.filter((t) => "links" in t).length, 1);
+  const only = newTask("only-pipe", { links: { pipe: "x" }, queue: "solo" });
+  await b.queue.enqueue([only]);
+  const { tasks } = await b.queue.claim({ queues: ["solo"], limit: 1, ...WORKER });
+  assert.deepEqual(tasks[0].links, { pipe: "x" });
+  assert.deepEqual(await b.queue.get("only-pipe"), {
+    ...only,
+    state: "running",
+    attempts: 1,
+    startedAt: tasks[0].startedAt,
+  });
+});
+
+Deno.test("schedules round-trip, optional fields absent or present", async () => {
+  await using b = await fresh();
+  const bare = newSchedule("bare", { nextRunAt: undefined });
+  delete bare.nextRunAt;
+  const full = newSchedule("full", {
+    cron: "*/5 * * * *",
+    every: undefined,
+    tz: "Europe/Paris",
+    startAt: 1,
+    endAt: 9_000_000,
+    misfire: "once",
+    paused: true,
+    lastRunAt: 900_000,
+    timeout: 5000,
+    ttl: 60_000,
+    resultTtl: 3600_000,
+    priority: 7,
+    maxAttempts: 4,
+    backoff: { type: "exponential", delay: 10, max: 100, jitter: 0.5 },
+  });
+  delete full.every;
+  await b.queue.putSchedule(full);
+  await b.queue.putSchedule(bare);
+  assert.deepEqual(await b.queue.getSchedule("bare"), bare);
+  assert.deepEqual(await b.queue.getSchedule("full"), full);
+  assert.equal(await b.queue.getSchedule("none"), undefined);
+  const got = (await b.queue.getSchedule("bare"))!;
+  for (const field of ["cron", "tz", "startAt", "endAt", "nextRunAt", "lastRunAt", "ttl"]) {
+    assert.equal(field in got, false, field);
+  }
+  assert.deepEqual(await b.queue.listSchedules(), [bare, full]);
+  // Replacing keeps one row, every field as given.
+  const replaced = newSchedule("full", { every: 1000, nextRunAt: 42 });
+  await b.queue.putSchedule(replaced);
+  assert.deepEqual(await b.queue.listSchedules(), [bare, replaced]);
+  assert.equal(await b.queue.deleteSchedule("full"), true);
+  assert.equal(await b.queue.deleteSchedule("full"), false);
+  assert.deepEqual(await b.queue.listSchedules(), [bare]);
+});
+
+Deno.test("fireTick is a compare-and-set of the schedule's next tick", async () => {
+  await using b = await fresh();
+  await b.queue.putSchedule(newSchedule("s", { nextRunAt: 1000 }));
+  const task = tickTask("s", 1000);
+  const effects = await b.queue.fireTick({ scheduleId: "s", tick: 1000, next: 2000, task });
+  assert.ok(effects);
+  assert.deepEqual(effects.events.map((e) => e.type), ["enqueued", "schedule_fired"]);
+  const fired = effects.events[1] as StoredEvent;
+  assert.equal(typeof fired.id, "string");
+  assert.equal(fired.taskId, "s:1000");
+  assert.equal(fired.queue, "default");
+  assert.deepEqual(fired.data, { scheduleId: "s", tick: 1000 });
+  assert.deepEqual(await b.events.query({ type: "schedule_fired" }), [fired]);
+  const stored = await b.queue.get("s:1000");
+  assert.deepEqual(stored, { ...task, state: "queued", attempts: 0 });
+  assert.equal(stored?.scheduleId, "s");
+  const schedule = await b.queue.getSchedule("s");
+  assert.equal(schedule?.nextRunAt, 2000);
+  assert.equal(schedule?.lastRunAt, 1000);
+
+  // The same tick again: the compare-and-set fails, nothing changes.
+  assert.equal(
+    await b.queue.fireTick({ scheduleId: "s", tick: 1000, next: 2000, task }),
+    undefined,
+  );
+  assert.equal(await b.queue.fireTick({ scheduleId: "nope", tick: 1000 }), undefined);
+  assert.equal((await b.queue.list({})).length, 1);
+
+  // A skipped (missed) tick advances the schedule only.
+  const skipped = await b.queue.fireTick({ scheduleId: "s", tick: 2000, next: 3000 });
+  assert.deepEqual(skipped, { events: [], results: [] });
+  assert.equal((await b.queue.getSchedule("s"))?.nextRunAt, 3000);
+
+  // A tick whose task exists advances the schedule without a second task or event.
+  await b.queue.putSchedule(newSchedule("s", { nextRunAt: 1000 }));
+  const again = await b.queue.fireTick({ scheduleId: "s", tick: 1000, next: 2000, task });
+  assert.deepEqual(again, { events: [], results: [] });
+  assert.equal((await b.events.query({ type: "schedule_fired" })).length, 1);
+
+  // A future tick's task is scheduled; the last tick clears nextRunAt.
+  const late = tickTask("s", 2000, { runAt: Date.now() + 60_000 });
+  const last = await b.queue.fireTick({ scheduleId: "s", tick: 2000, task: late });
+  assert.deepEqual(last?.events.map((e) => e.type), ["scheduled", "schedule_fired"]);
+  assert.equal((await b.queue.get("s:2000"))?.state, "scheduled");
+  assert.equal("nextRunAt" in (await b.queue.getSchedule("s"))!, false);
+  assert.equal(await b.queue.fireTick({ scheduleId: "s", tick: 2000 }), undefined);
+
+  // A paused schedule does not fire.
+  await b.queue.putSchedule(newSchedule("p", { nextRunAt: 1000, paused: true }));
+  const paused = await b.queue.fireTick({
+    scheduleId: "p",
+    tick: 1000,
+    next: 2000,
+    task: tickTask("p", 1000),
+  });
+  assert.equal(paused, undefined);
+  assert.equal(await b.queue.get("p:1000"), undefined);
+  assert.equal((await b.queue.getSchedule("p"))?.nextRunAt, 1000);
+});
+
+Deno.test("fireTick of a detached engine returns its events", async () => {
+  await using b = await fresh();
+  b.queue.attach({ results: false, events: false });
+  await b.queue.putSchedule(newSchedule("d", { nextRunAt: 5 }));
+  const effects = await b.queue.fireTick({ scheduleId: "d", tick: 5, task: tickTask("d", 5) });
+  assert.deepEqual(effects?.events.map((e) => e.type), ["enqueued", "schedule_fired"]);
+  assert.ok(effects?.events.every((e) => !("id" in e)));
+  const paused = await b.queue.setSchedulePaused("d", true);
+  assert.equal(paused?.events.length, 1);
+  assert.equal("id" in paused!.events[0], false);
+  assert.deepEqual(await b.events.query({}), []);
+});
+
+Deno.test("two engines racing one tick fire it exactly once", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/omniq.db`;
+  const [one, two] = await Promise.all([
+    openSqlite({ path, busyTimeout: 1 }),
+    openSqlite({ path, busyTimeout: 1 }),
+  ]);
+  const holder = new DatabaseSync(path);
+  try {
+    await one.queue.putSchedule(newSchedule("race", { nextRunAt: 1000 }));
+    // Hold the write lock so that every attempt finds the file busy and retries, the
+    // retries of both engines interleaving once it is released.
+    holder.exec("BEGIN IMMEDIATE");
+    const release = setTimeout(() => holder.exec("COMMIT"), 40);
+    const attempts = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? two : one).queue.fireTick({
+          scheduleId: "race",
+          tick: 1000,
+          next: 2000,
+          task: tickTask("race", 1000),
+        })),
+    ).finally(() => clearTimeout(release));
+    assert.equal(attempts.filter((e) => e !== undefined).length, 1);
+    assert.deepEqual((await two.queue.list({})).map((t) => t.id), ["race:1000"]);
+    assert.equal((await one.events.query({ type: "schedule_fired" })).length, 1);
+    assert.equal((await two.queue.getSchedule("race"))?.nextRunAt, 2000);
+  } finally {
+    holder.close();
+    await one.close();
+    await two.close();
+  }
+});
+
+Deno.test("pausing and resuming a schedule", async () => {
+  await using b = await fresh();
+  await b.queue.putSchedule(newSchedule("s", { nextRunAt: 1000 }));
+  assert.equal(await b.queue.setSchedulePaused("nope", true), undefined);
+  assert.equal(await b.queue.setSchedulePaused("s", false, 5), undefined);
+  assert.equal((await b.queue.getSchedule("s"))?.nextRunAt, 1000);
+
+  const before = Date.now();
+  const paused = await b.queue.setSchedulePaused("s", true);
+  assert.equal(paused?.events.length, 1);
+  const event = paused!.events[0] as StoredEvent;
+  assert.equal(event.type, "schedule_paused");
+  assert.equal("taskId" in event, false);
+  assert.deepEqual(event.data, { scheduleId: "s" });
+  assert.ok(event.at >= before);
+  assert.deepEqual(await b.events.query({}), [event]);
+  const stored = await b.queue.getSchedule("s");
+  assert.equal(stored?.paused, true);
+  assert.equal(stored?.nextRunAt, 1000, "pausing keeps the next tick");
+  assert.equal(await b.queue.setSchedulePaused("s", true), undefined);
+
+  const resumed = await b.queue.setSchedulePaused("s", false, 7000);
+  assert.deepEqual(resumed?.events.map((e) => [e.type, e.data]), [
+    ["schedule_resumed", { scheduleId: "s" }],
+  ]);
+  assert.equal((await b.queue.getSchedule("s"))?.paused, false);
+  assert.equal((await b.queue.getSchedule("s"))?.nextRunAt, 7000);
+
+  // Resuming without a next tick leaves none.
+  await b.queue.setSchedulePaused("s", true);
+  await b.queue.setSchedulePaused("s", false);
+  assert.equal("nextRunAt" in (await b.queue.getSchedule("s"))!, false);
+  assert.equal((await b.events.query({})).length, 4);
+});
+
+Deno.test("dueSchedules and nextScheduleAt skip paused and finished schedules", async () => {
+  await using b = await fresh();
+  assert.equal(await b.queue.nextScheduleAt(), undefined);
+  assert.deepEqual(await b.queue.dueSchedules(10_000, 10), []);
+  const done = newSchedule("done", { nextRunAt: undefined });
+  delete done.nextRunAt;
+  await b.queue.putSchedule(done);
+  assert.equal(await b.queue.nextScheduleAt(), undefined);
+  await b.queue.putSchedule(newSchedule("c", { nextRunAt: 300 }));
+  await b.queue.putSchedule(newSchedule("a", { nextRunAt: 100 }));
+  await b.queue.putSchedule(newSchedule("b", { nextRunAt: 200 }));
+  await b.queue.putSchedule(newSchedule("p", { nextRunAt: 50, paused: true }));
+  await b.queue.putSchedule(newSchedule("later", { nextRunAt: 9000 }));
+  assert.equal(await b.queue.nextScheduleAt(), 100);
+  const ids = async (now: number, limit: number) =>
+    (await b.queue.dueSchedules(now, limit)).map((s) => s.id);
+  assert.deepEqual(await ids(300, 10), ["a", "b", "c"]);
+  assert.deepEqual(await ids(200, 10), ["a", "b"]);
+  assert.deepEqual(await ids(1000, 2), ["a", "b"]);
+  assert.deepEqual(await ids(99, 10), []);
+  assert.deepEqual((await b.queue.dueSchedules(100, 1))[0], newSchedule("a", { nextRunAt: 100 }));
+  await b.queue.setSchedulePaused("a", true);
+  assert.equal(await b.queue.nextScheduleAt(), 200);
+  await b.queue.deleteSchedule("b");
+  assert.deepEqual(await ids(10_000, 10), ["c", "later"]);
+});
+
+Deno.test("a reopened file keeps schedules, paused ones paused", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/omniq.db`;
+  const first = await openSqlite(path);
+  await first.queue.putSchedule(newSchedule("kept", { nextRunAt: 100 }));
+  await first.queue.putSchedule(newSchedule("held", { nextRunAt: 100 }));
+  await first.queue.setSchedulePaused("held", true);
+  await first.close();
+  await using again = await openSqlite(path);
+  assert.equal((await again.queue.getSchedule("held"))?.paused, true);
+  assert.equal((await again.queue.getSchedule("kept"))?.paused, false);
+  assert.deepEqual((await again.queue.dueSchedules(1000, 10)).map((s) => s.id), ["kept"]);
+  assert.equal(await again.queue.fireTick({ scheduleId: "held", tick: 100 }), undefined);
 });
