@@ -266,14 +266,18 @@ export class MemoryQueue implements TaskQueue {
     const created: boolean[] = [];
     const events: NewEvent[] = [];
     const results: StoredResult[] = [];
+    // A task deduplicated by key stands for the live task: later tasks of the batch that
+    // depend on it (and read or pipe its result) depend on the live one.
+    const standIn = new Map<string, string>();
     for (const t of tasks) {
       const live = t.key === undefined ? undefined : this.#s.liveKeys.get(t.key);
       if (live !== undefined) {
         ids.push(live);
         created.push(false);
+        standIn.set(t.id, live);
         continue;
       }
-      this.#insert(t, now, events, results);
+      this.#insert(standIn.size === 0 ? t : withStandIns(t, standIn), now, events, results);
       ids.push(t.id);
       created.push(true);
     }
@@ -836,4 +840,20 @@ export function openMemory(name?: string): Promise<MemoryBackend> {
 /** A row's state, read afresh (TypeScript narrows `row.state` across calls that change it). */
 function stateOf(row: Row): Row["state"] {
   return row.state;
+}
+
+/** A task whose dependencies on deduplicated tasks of its batch point at the live ones. */
+function withStandIns(t: NewTask, standIn: Map<string, string>): NewTask {
+  const to = (id: string) => standIn.get(id) ?? id;
+  const out: NewTask = { ...t, dependsOn: [...new Set(t.dependsOn.map(to))] };
+  if (t.links) {
+    out.links = {};
+    if (t.links.pipe !== undefined) out.links.pipe = to(t.links.pipe);
+    if (t.links.names) {
+      out.links.names = Object.fromEntries(
+        Object.entries(t.links.names).map(([id, name]) => [to(id), name]),
+      );
+    }
+  }
+  return out;
 }

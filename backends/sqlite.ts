@@ -58,6 +58,7 @@ import {
   type StoredTask,
   type SweepOptions,
   taskEvent,
+  type TaskLinks,
   type TaskQueue,
   type TickClaim,
 } from "../src/backend.ts";
@@ -410,6 +411,16 @@ function toTask(row: Row): StoredTask {
   return task;
 }
 
+/** Links with their dependency ids mapped (to the live task a deduplicated one stands for). */
+function mapLinks(links: TaskLinks, to: (id: string) => string): TaskLinks {
+  const out: TaskLinks = {};
+  if (links.pipe !== undefined) out.pipe = to(links.pipe);
+  if (links.names) {
+    out.names = Object.fromEntries(Object.entries(links.names).map(([id, n]) => [to(id), n]));
+  }
+  return out;
+}
+
 function toSchedule(row: Row): StoredSchedule {
   checkVersion(row.v, `schedule "${row.id}"`);
   const s: StoredSchedule = {
@@ -505,7 +516,10 @@ class SqliteQueue implements TaskQueue {
             continue;
           }
         }
-        this.#insert(step, t, [...new Set(t.dependsOn.map((d) => standIn.get(d) ?? d))]);
+        const to = (id: string) => standIn.get(id) ?? id;
+        // Links follow the stand-ins too: a piped result or a node name of the live task.
+        const linked = t.links === undefined ? t : { ...t, links: mapLinks(t.links, to) };
+        this.#insert(step, linked, [...new Set(t.dependsOn.map(to))]);
         ids.push(t.id);
         created.push(true);
       }
@@ -943,7 +957,12 @@ class SqliteQueue implements TaskQueue {
     if (blocking) return;
     const state = task.runAt > step.now ? "scheduled" : "queued";
     c.sql("UPDATE tasks SET state = ? WHERE id = ?").run(state, task.id);
-    step.emit(taskEvent("enqueued", task, step.now, { state, released: true }));
+    step.emit(
+      taskEvent(state === "scheduled" ? "scheduled" : "enqueued", task, step.now, {
+        state,
+        released: true,
+      }),
+    );
   }
 
   putSchedule(s: StoredSchedule): Promise<void> {

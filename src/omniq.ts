@@ -539,7 +539,8 @@ export class OmniQ implements AsyncDisposable {
    * Fire every stored schedule tick that is due, once: what workers do on their own, and
    * what a per-minute `Deno.cron` calls on Deno Deploy. A tick claimed more than its
    * `misfireGrace` late is missed: skipped (`misfire: "skip"`), or fired once to catch up
-   * (`"once"`); the schedule resumes at its next tick after now.
+   * (`"once"`); the schedule resumes at its first tick that is not missed, so after a
+   * per-minute driver skips a run, the tick of the minute it runs in still fires.
    *
    * @returns How many tasks were enqueued.
    */
@@ -547,7 +548,7 @@ export class OmniQ implements AsyncDisposable {
     this.#check();
     let fired = 0;
     // Each round advances every due schedule by at least one tick; ticks that fall within
-    // the grace fire one by one, later ones are skipped in one step, so this ends.
+    // the grace fire one by one, older ones are skipped in one step, so this ends.
     for (let round = 0; round < 10_000; round++) {
       const now = Date.now();
       const due = await this.#queue.dueSchedules(now, 100);
@@ -555,7 +556,10 @@ export class OmniQ implements AsyncDisposable {
       for (const s of due) {
         const tick = s.nextRunAt!;
         const missed = now - tick > s.misfireGrace;
-        const next = nextTick(s, missed ? now : tick);
+        // Missed ticks go in one step, up to the first tick still within the grace (which,
+        // with those after it up to now, fires in the next rounds): a driver that runs a
+        // moment early or skips a run loses only the ticks more than the grace late.
+        const next = nextTick(s, missed ? now - s.misfireGrace - 1 : tick);
         const task = !missed || s.misfire === "once" ? this.#tickTask(s, tick, now) : undefined;
         const claim: TickClaim = { scheduleId: s.id, tick, task };
         if (next !== undefined) claim.next = next;

@@ -33,9 +33,11 @@ import { leaseCases } from "./leases.ts";
 import { lifecycleCases } from "./lifecycle.ts";
 import { orderingCases } from "./ordering.ts";
 import { retryCases } from "./retries.ts";
+import { scheduleCases } from "./schedules.ts";
 import { sharingCases } from "./sharing.ts";
 import { ttlCases } from "./ttl.ts";
 import { workerCases } from "./workers.ts";
+import { workflowCases } from "./workflows.ts";
 
 export type {
   Case,
@@ -56,6 +58,8 @@ export const cases: readonly Case[] = [
   ...lifecycleCases,
   ...ttlCases,
   ...dependencyCases,
+  ...workflowCases,
+  ...scheduleCases,
   ...badInputCases,
   ...sharingCases,
 ];

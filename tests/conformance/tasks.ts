@@ -202,3 +202,23 @@ export const dependencies = defineTask(
   "conformance.dependencies",
   (): [string, unknown][] => [...taskContext().dependencies.entries()],
 );
+
+/** Returns `list` with `item` appended (a chain step: `list` is the piped result). */
+export const append = defineTask(
+  "conformance.append",
+  (list: unknown[], item: unknown): unknown[] => [...list, item],
+);
+
+/**
+ * Returns `plus` and the results of the dependencies named in `keys` (node names or task
+ * ids), summed; throws when one of them has no result.
+ */
+export const sumOf = defineTask("conformance.sum-of", (keys: string[], plus: number) => {
+  const results = taskContext().dependencies;
+  let sum = plus;
+  for (const key of keys) {
+    if (!results.has(key)) throw new Error(`no dependency result under "${key}"`);
+    sum += results.get(key) as number;
+  }
+  return sum;
+});
