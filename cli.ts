@@ -21,6 +21,7 @@ import { configFromEnv, loadConfig, resolveConfig } from "./src/config.ts";
 import { ConfigError, OmniQError } from "./src/errors.ts";
 import { OmniQ, type OmniQConfig } from "./src/omniq.ts";
 import type { EnqueueOptions, EventType, TaskState, WorkerOptions } from "./src/types.ts";
+import { EVENT_TYPES, TASK_STATES } from "./src/types.ts";
 
 const USAGE: Record<string, string> = {
   main: `omniq: a task queue for Deno
@@ -92,6 +93,7 @@ function parse(args: string[]): Parsed {
     if (eq !== -1) flags.set(name, arg.slice(eq + 1));
     else if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
     else if (i + 1 < args.length && !args[i + 1].startsWith("--")) flags.set(name, args[++i]);
+    else if (!KNOWN_ANYWHERE.has(name)) throw new UsageError(`unknown option --${name}`);
     else throw new UsageError(`--${name} needs a value`);
   }
   return { positional, flags };
@@ -111,6 +113,19 @@ const KNOWN: Record<string, string[]> = {
   schedules: [],
 };
 const COMMON = ["config", "backend", "tasks", "help"];
+const KNOWN_ANYWHERE = new Set([...COMMON, ...Object.values(KNOWN).flat()]);
+/** How many positionals each command takes, after its name. */
+const POSITIONALS: Record<string, number> = {
+  worker: 0,
+  enqueue: 2,
+  status: 0,
+  list: 0,
+  result: 1,
+  retry: 1,
+  cancel: 1,
+  events: 0,
+  schedules: 2,
+};
 
 function flag(p: Parsed, name: string): string | undefined {
   const v = p.flags.get(name);
@@ -122,6 +137,19 @@ function integer(p: Parsed, name: string): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v)) throw new UsageError(`--${name}: expected a whole number, got "${v}"`);
   return Number(v);
+}
+
+/** A flag whose value must be one of a fixed set. */
+function oneOf<T extends string>(
+  p: Parsed,
+  name: string,
+  values: readonly T[],
+): T | undefined {
+  const v = flag(p, name);
+  if (v !== undefined && !(values as readonly string[]).includes(v)) {
+    throw new UsageError(`--${name}: expected one of ${values.join(", ")}, got "${v}"`);
+  }
+  return v as T | undefined;
 }
 
 function list(p: Parsed, name: string): string[] | undefined {
@@ -229,7 +257,7 @@ async function command(name: string, p: Parsed): Promise<number> {
       return 0;
     }
     case "list": {
-      const state = flag(p, "state") as TaskState | undefined;
+      const state = oneOf<TaskState>(p, "state", TASK_STATES);
       const tasks = await q.list({
         ...(state ? { state } : {}),
         ...(flag(p, "queue") ? { queue: flag(p, "queue") } : {}),
@@ -266,12 +294,13 @@ async function command(name: string, p: Parsed): Promise<number> {
       const controller = new AbortController();
       const stop = () => controller.abort();
       const follow = p.flags.has("follow");
+      const type = oneOf<EventType>(p, "type", EVENT_TYPES);
       if (follow) Deno.addSignalListener("SIGINT", stop);
       try {
         for await (
           const e of q.events({
             ...(flag(p, "task") ? { taskId: flag(p, "task") } : {}),
-            ...(flag(p, "type") ? { type: flag(p, "type") as EventType } : {}),
+            ...(type ? { type } : {}),
             ...(flag(p, "queue") ? { queue: flag(p, "queue") } : {}),
             ...(integer(p, "limit") !== undefined ? { limit: integer(p, "limit") } : {}),
             follow,
@@ -321,7 +350,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     const p = parse(args);
     name = p.positional[0] ?? "main";
-    if (name !== "main" && !(name in KNOWN)) {
+    if (name !== "main" && !Object.hasOwn(KNOWN, name)) {
       throw new UsageError(`unknown command "${name}"`);
     }
     if (p.flags.has("help") || name === "main") {
@@ -333,10 +362,18 @@ export async function main(args: string[]): Promise<number> {
         throw new UsageError(`${name}: unknown option --${key}`);
       }
     }
+    if (p.positional.length - 1 > POSITIONALS[name]) {
+      throw new UsageError(
+        `${name}: unexpected argument "${p.positional[POSITIONALS[name] + 1]}"`,
+      );
+    }
     return await command(name, p);
   } catch (error) {
+    if (name === "main") name = args.find((a) => Object.hasOwn(KNOWN, a)) ?? "main";
     if (error instanceof UsageError) {
-      console.error(`omniq: ${error.message}\n\n${USAGE[name] ?? USAGE.main}`);
+      console.error(
+        `omniq: ${error.message}\n\n${Object.hasOwn(USAGE, name) ? USAGE[name] : USAGE.main}`,
+      );
       return 2;
     }
     if (error instanceof OmniQError) {

@@ -5,6 +5,11 @@
  * replaced; a Worker that exits or falls silent for longer than the watchdog fails only its
  * own task.
  *
+ * Deno's `Worker.terminate()` (as of 2.9) does not interrupt a thread stuck in synchronous
+ * code: a timed-out busy loop is abandoned and replaced, so the pool keeps its size, but the
+ * old thread keeps a core busy until the handler returns. Use the process pool when
+ * CPU-bound handlers must be killed at their timeout.
+ *
  * @module
  */
 

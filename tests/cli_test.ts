@@ -1,0 +1,337 @@
+// The command line, run as a subprocess (`deno run -A cli.ts …`) against a temp SQLite file:
+// usage and bad arguments, every inspection command, and a worker stopped by a signal
+// mid-run that loses nothing.
+import assert from "node:assert/strict";
+import { type EventRecord, OmniQ } from "../mod.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+const FIXTURE = new URL("./fixtures/pool_tasks.ts", import.meta.url);
+
+interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function command(args: string[], cwd: string): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", `--config=${CONFIG}`, "-A", CLI, ...args],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+async function cli(args: string[], cwd: string): Promise<Output> {
+  const out = await command(args, cwd).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+/** A temp dir with a SQLite path in it, removed afterwards. */
+async function withDir(fn: (dir: string, store: string[]) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "omniq-cli-" });
+  try {
+    await fn(dir, ["--backend", `sqlite:${dir}/queue.db`, "--tasks", FIXTURE.pathname]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function openQueue(dir: string): Promise<OmniQ> {
+  return OmniQ.open({ backend: `sqlite:${dir}/queue.db`, tasks: [FIXTURE] });
+}
+
+async function allEvents(q: OmniQ): Promise<EventRecord[]> {
+  const out: EventRecord[] = [];
+  for await (const e of q.events()) out.push(e);
+  return out;
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const COMMANDS = [
+  "worker",
+  "enqueue",
+  "status",
+  "list",
+  "result",
+  "retry",
+  "cancel",
+  "events",
+  "schedules",
+];
+
+Deno.test("cli: --help prints the usage of the program and of each command, exit 0", async () => {
+  await withDir(async (dir) => {
+    const outs = await Promise.all([
+      cli(["--help"], dir),
+      ...COMMANDS.map((c) => cli([c, "--help"], dir)),
+    ]);
+    const [main, ...each] = outs;
+    assert.equal(main.code, 0, main.stderr);
+    assert.match(main.stdout, /Usage: omniq <command>/);
+    for (const c of COMMANDS) assert.match(main.stdout, new RegExp(`^  ${c}`, "m"));
+    for (const [i, out] of each.entries()) {
+      assert.equal(out.code, 0, `${COMMANDS[i]} --help: ${out.stderr}`);
+      assert.match(out.stdout, new RegExp(`Usage: omniq ${COMMANDS[i]}`));
+    }
+    // No command at all: the usage, as an error.
+    const none = await cli([], dir);
+    assert.equal(none.code, 2);
+    assert.match(none.stdout + none.stderr, /Usage: omniq <command>/);
+    // --help opened no store.
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  });
+});
+
+Deno.test("cli: bad arguments exit 2 with a clear message", async () => {
+  await withDir(async (dir, store) => {
+    const cases: [string[], RegExp][] = [
+      [["frobnicate"], /unknown command "frobnicate"/],
+      [["status", "--bogus"], /unknown option --bogus/],
+      [["list", "--nope", "x"], /list: unknown option --nope/],
+      [["enqueue", "pool-add", "[1,", ...store], /ARGS_JSON: expected a JSON array/],
+      [["enqueue", "pool-add", '{"a":1}', ...store], /args: expected an array/],
+      [["enqueue", "pool-add", ...store], /enqueue needs TASK and ARGS_JSON/],
+      [["result", ...store], /result needs ID/],
+      [["result", "a", "b", ...store], /unexpected argument "b"/],
+      [["worker", "--concurrency", "many", ...store], /--concurrency: expected a whole number/],
+      [["worker", "--type", "fiber", ...store], /worker\.type: expected "async", "thread"/],
+      [["list", "--state", "done", ...store], /--state: expected one of/],
+      [["events", "--type", "finished", ...store], /--type: expected one of/],
+      [["schedules", "frob", ...store], /schedules: unknown action "frob"/],
+      [["status", "--backend"], /--backend needs a value/],
+    ];
+    const outs = await Promise.all(cases.map(([args]) => cli(args, dir)));
+    for (const [i, out] of outs.entries()) {
+      const [args, message] = cases[i];
+      assert.equal(out.code, 2, `${args.join(" ")}: exit ${out.code}\n${out.stderr}`);
+      assert.match(out.stderr, message, `${args.join(" ")}`);
+      assert.match(out.stderr, /^omniq: /);
+    }
+  });
+});
+
+Deno.test("cli: enqueue, status, list, result, events, cancel, retry, schedules", async () => {
+  await withDir(async (dir, store) => {
+    const enq = await cli(["enqueue", "pool-add", "[1, 2]", "--queue", "high", ...store], dir);
+    assert.equal(enq.code, 0, enq.stderr);
+    const id = enq.stdout.trim();
+    assert.match(id, /^\S+$/);
+    const other = (await cli(["enqueue", "pool-add", "[5, 5]", ...store], dir)).stdout.trim();
+
+    const status = await cli(["status", ...store], dir);
+    assert.equal(status.code, 0, status.stderr);
+    const rows = status.stdout.trim().split("\n").map((r) => r.trim().split(/\s+/));
+    const header = rows[0];
+    const row = (name: string) => rows.find((r) => r[0] === name)!;
+    assert.equal(row("high")[header.indexOf("queued")], "1");
+    assert.equal(row("default")[header.indexOf("queued")], "1");
+    assert.equal(row("total")[header.indexOf("queued")], "2");
+
+    const listed = await cli(["list", "--state", "queued", "--queue", "high", ...store], dir);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.stdout.trim().split("\n").length, 1);
+    assert.match(listed.stdout, new RegExp(`^${id}\\s+pool-add\\s+high\\s+queued`));
+    assert.equal((await cli(["list", "--state", "completed", ...store], dir)).stdout, "");
+
+    // No result before it ran: exit 1.
+    const early = await cli(["result", id, ...store], dir);
+    assert.equal(early.code, 1);
+    assert.match(early.stderr, /no result/);
+
+    // Cancel the other while queued; a second cancel changes nothing; retry queues it again.
+    const cancel = await cli(["cancel", other, ...store], dir);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stdout, /cancelled/);
+    assert.equal((await cli(["cancel", other, ...store], dir)).code, 1);
+    const retry = await cli(["retry", other, ...store], dir);
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.match(retry.stdout, /queued again/);
+
+    {
+      await using q = await openQueue(dir);
+      await q.run({ until: "idle", queues: ["high", "default"] });
+      assert.equal(await q.wait(other), 10);
+      await q.schedule("pool-add", [1, 1], { every: "1h", id: "hourly" });
+    }
+
+    const result = await cli(["result", id, ...store], dir);
+    assert.equal(result.code, 0, result.stderr);
+    const record = JSON.parse(result.stdout);
+    assert.equal(record.state, "completed");
+    assert.equal(record.value, 3);
+
+    const events = await cli(["events", "--task", id, ...store], dir);
+    assert.equal(events.code, 0, events.stderr);
+    const types = events.stdout.trim().split("\n").map((l) => l.split(/\s+/)[1]);
+    assert.deepEqual(types, ["enqueued", "started", "completed"]);
+    const completed = await cli(["events", "--type", "completed", ...store], dir);
+    assert.equal(completed.stdout.trim().split("\n").length, 2);
+
+    const schedules = await cli(["schedules", ...store], dir);
+    assert.equal(schedules.code, 0, schedules.stderr);
+    assert.match(schedules.stdout, /^hourly\s+pool-add\s+every 3600000ms\s+active/m);
+    const pause = await cli(["schedules", "pause", "hourly", ...store], dir);
+    assert.equal(pause.code, 0, pause.stderr);
+    assert.match((await cli(["schedules", ...store], dir)).stdout, /^hourly.*paused/m);
+    assert.equal((await cli(["schedules", "pause", "hourly", ...store], dir)).code, 1);
+    assert.equal((await cli(["schedules", "resume", "hourly", ...store], dir)).code, 0);
+    assert.match((await cli(["schedules", ...store], dir)).stdout, /^hourly.*active/m);
+    assert.equal((await cli(["schedules", "resume", "no-such", ...store], dir)).code, 1);
+  });
+});
+
+Deno.test("cli: events --follow tails new events until SIGINT, then exits 0", async () => {
+  await withDir(async (dir, store) => {
+    await using q = await openQueue(dir);
+    const child = command(["events", "--follow", "--type", "completed", ...store], dir).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const errText = (async () => {
+      let s = "";
+      for (;;) {
+        const { value, done } = await stderr.read();
+        if (done) return s;
+        s += value;
+      }
+    })();
+    try {
+      const id = await q.enqueue("pool-add", [4, 5]);
+      await q.run({ until: "idle" });
+      let seen = "";
+      const deadline = Date.now() + 30_000;
+      while (!seen.includes(id)) {
+        assert.ok(Date.now() < deadline, "the followed event never arrived");
+        const { value, done } = await lines.read();
+        if (done) throw new Error(`events --follow ended early: ${await errText}`);
+        seen += value;
+      }
+      assert.match(seen, new RegExp(`completed\\s+${id}`));
+      child.kill("SIGINT");
+      const status = await child.status;
+      assert.equal(status.code, 0, await errText);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already ended */ }
+      while (!(await lines.read()).done) { /* drain */ }
+      await errText;
+      await child.status;
+    }
+  });
+});
+
+Deno.test("cli: a worker stopped by SIGTERM mid-run exits 0 and loses no task", async () => {
+  await withDir(async (dir, store) => {
+    await using q = await openQueue(dir);
+    const TASKS = 40;
+    const ids = await q.enqueueMany(
+      Array.from({ length: TASKS }, () => ({ task: "pool-slow", args: [1_000] })),
+    );
+    const child = command(
+      ["worker", ...store, "--concurrency", "4", "--grace", "200ms", "--no-scheduler"],
+      dir,
+    ).spawn();
+    const output = child.output();
+    let signalled = 0;
+    try {
+      // Mid-run: the first wave is done and the second is running.
+      await waitUntil("the CLI worker to complete its first tasks", async () => {
+        const stats = await q.stats();
+        return stats.total.completed >= 4 && stats.total.running > 0;
+      });
+      child.kill("SIGTERM");
+      signalled = Date.now();
+    } catch (error) {
+      child.kill("SIGKILL");
+      await output;
+      throw error;
+    }
+    const out = await output;
+    const stopTime = Date.now() - signalled;
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, `the worker exited with ${out.code}:\n${stderr}`);
+    assert.ok(stopTime < 8_000, `the worker took ${stopTime} ms to stop`);
+    assert.match(stderr, /stopping/);
+
+    const after = await q.stats();
+    assert.equal(after.total.running, 0, "nothing is left running with a dead lease");
+    const byCli = after.total.completed;
+    assert.ok(byCli >= 4 && byCli < TASKS, `the CLI worker completed ${byCli}`);
+
+    // The rest run here.
+    await q.run({ until: "idle", concurrency: TASKS, pollInterval: "20ms" });
+    const stats = await q.stats();
+    assert.equal(stats.total.completed, TASKS, JSON.stringify(stats.total));
+
+    const completed = new Map<string, number>();
+    const handedBack = new Set<string>();
+    for (const e of await allEvents(q)) {
+      if (e.type === "completed") completed.set(e.taskId!, (completed.get(e.taskId!) ?? 0) + 1);
+      if (e.type === "retrying") {
+        const error = (e.data as { error: { name: string } }).error;
+        assert.equal(error.name, "WorkerStopped", `task ${e.taskId} retried for ${error.name}`);
+        handedBack.add(e.taskId!);
+      }
+      assert.notEqual(e.type, "stalled", `task ${e.taskId} stalled: its lease was left to lapse`);
+      assert.notEqual(e.type, "failed");
+    }
+    for (const id of ids) assert.equal(completed.get(id), 1, `task ${id} completed once`);
+    console.log(
+      `SIGTERM: stopped in ${stopTime} ms; ${byCli} completed by the CLI worker, ${handedBack.size} handed back`,
+    );
+    assert.ok(handedBack.size >= 1, "the running tasks past the grace were handed back");
+    for (const id of handedBack) assert.equal((await q.get(id))?.attempts, 2);
+    for (const id of ids) assert.equal(await q.wait(id), 1_000);
+  });
+});
+
+Deno.test("cli: a thread worker from --config stops on SIGINT after finishing its task", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/omniq.yaml`,
+      [
+        `backend: "sqlite:${dir}/queue.db"`,
+        `tasks:`,
+        `  - ${FIXTURE.pathname}`,
+        `worker:`,
+        `  queues: [high, default]`,
+        `  pollInterval: 50ms`,
+        `  scheduler: false`,
+      ].join("\n"),
+    );
+    await using q = await openQueue(dir);
+    const slow = await q.enqueue("pool-slow", [800], { queue: "high" });
+    const child = command(
+      ["worker", "--config", `${dir}/omniq.yaml`, "--type", "thread", "--concurrency", "2"],
+      dir,
+    ).spawn();
+    const output = child.output();
+    try {
+      await waitUntil("the task to start", async () => (await q.get(slow))?.state === "running");
+      child.kill("SIGINT");
+    } catch (error) {
+      child.kill("SIGKILL");
+      await output;
+      throw error;
+    }
+    const out = await output;
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    assert.match(stderr, /started \(thread\)/);
+    // The default grace (30 s) let the running task finish: completed once, not handed back.
+    assert.equal(await q.wait(slow), 800);
+    const types = (await allEvents(q)).filter((e) => e.taskId === slow).map((e) => e.type);
+    assert.deepEqual(types.filter((t) => t !== "progress"), ["enqueued", "started", "completed"]);
+  });
+});
