@@ -40,7 +40,7 @@ const OPTIONS = {
 const plain = new Packr(OPTIONS);
 const clone = new Packr({ ...OPTIONS, structuredClone: true });
 
-const TYPED_ARRAYS: ReadonlySet<unknown> = new Set([
+const TYPED_BY_NAME: Record<string, { from(data: ArrayLike<number | bigint>): ArrayBufferView }> = {
   Uint8Array,
   Uint8ClampedArray,
   Uint16Array,
@@ -50,9 +50,13 @@ const TYPED_ARRAYS: ReadonlySet<unknown> = new Set([
   Int32Array,
   Float32Array,
   Float64Array,
-  BigInt64Array,
-  BigUint64Array,
-]);
+  // deno-lint-ignore no-explicit-any
+  BigInt64Array: BigInt64Array as any,
+  // deno-lint-ignore no-explicit-any
+  BigUint64Array: BigUint64Array as any,
+};
+
+const TYPED_ARRAYS: ReadonlySet<unknown> = new Set(Object.values(TYPED_BY_NAME));
 
 /**
  * Walk a value and report whether it has a cycle or a shared reference (which the plain
@@ -206,22 +210,6 @@ export function decode(bytes: Uint8Array): unknown {
     });
   }
 }
-
-const TYPED_BY_NAME: Record<string, { from(data: ArrayLike<number | bigint>): ArrayBufferView }> = {
-  Uint8Array,
-  Uint8ClampedArray,
-  Uint16Array,
-  Uint32Array,
-  Int8Array,
-  Int16Array,
-  Int32Array,
-  Float32Array,
-  Float64Array,
-  // deno-lint-ignore no-explicit-any
-  BigInt64Array: BigInt64Array as any,
-  // deno-lint-ignore no-explicit-any
-  BigUint64Array: BigUint64Array as any,
-};
 
 /** Plain data to JSON-safe data, with tags for what JSON lacks (checked by `inspect`). */
 function toJson(value: unknown): unknown {

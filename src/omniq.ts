@@ -336,11 +336,7 @@ export class OmniQ implements AsyncDisposable {
           throw new ConfigError(`expected { task, args, ...options }`);
         }
         const { task, args, links, ...options } = item;
-        const name = typeof task === "string" ? task : task?.name;
-        if (typeof name !== "string" || name === "") {
-          throw new ConfigError(`task: expected a task definition or a task name`);
-        }
-        const definition = typeof task === "string" ? getTask(task) : task;
+        const [name, definition] = resolveName(task);
         const stored = resolveTask(
           name,
           args,
@@ -451,11 +447,7 @@ export class OmniQ implements AsyncDisposable {
     options: ScheduleOptions,
   ): Promise<string> {
     this.#check();
-    const name = typeof task === "string" ? task : task?.name;
-    if (typeof name !== "string" || name === "") {
-      throw new ConfigError(`task: expected a task definition or a task name`);
-    }
-    const definition = typeof task === "string" ? getTask(task) : task;
+    const [name, definition] = resolveName(task);
     const now = Date.now();
     let schedule = resolveSchedule(
       name,
@@ -1017,6 +1009,15 @@ export class OmniQ implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** A task's name, and its definition where this process has one. */
+function resolveName(task: TaskDefinition | string): [string, TaskDefinition | undefined] {
+  const name = typeof task === "string" ? task : task?.name;
+  if (typeof name !== "string" || name === "") {
+    throw new ConfigError(`task: expected a task definition or a task name`);
+  }
+  return [name, typeof task === "string" ? getTask(task) : task];
 }
 
 /** Sleep `ms`, or until a waker in `wakers` is called, or the signal aborts. */

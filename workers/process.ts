@@ -9,10 +9,10 @@
  * @module
  */
 
-import { decode, encode } from "../src/codec.ts";
 import { ConfigError, OmniQError } from "../src/errors.ts";
 import type { SerializedError } from "../src/types.ts";
 import type { Executor } from "./executor.ts";
+import { encodeFrame, readFrames } from "./frames.ts";
 import { reviveError } from "./pool.ts";
 import type { RunMessage } from "./runner.ts";
 
@@ -143,32 +143,15 @@ class Child {
   }
 
   async #read(): Promise<void> {
-    let buffer = new Uint8Array(0);
     try {
-      for await (const chunk of this.process.stdout) {
-        const joined = new Uint8Array(buffer.length + chunk.length);
-        joined.set(buffer);
-        joined.set(chunk, buffer.length);
-        buffer = joined;
-        while (buffer.length >= 4) {
-          const length = new DataView(buffer.buffer, buffer.byteOffset).getUint32(0);
-          if (buffer.length < 4 + length) break;
-          const reply = decode(buffer.slice(4, 4 + length)) as Reply;
-          buffer = buffer.slice(4 + length);
-          this.onReply?.(reply);
-        }
-      }
+      for await (const reply of readFrames(this.process.stdout)) this.onReply?.(reply as Reply);
     } catch {
       // The child died; `exited` reports it.
     }
   }
 
   send(message: unknown): void {
-    const body = encode(message, "frame");
-    const frame = new Uint8Array(body.length + 4);
-    new DataView(frame.buffer).setUint32(0, body.length);
-    frame.set(body, 4);
-    this.#writer.write(frame).catch(() => {});
+    this.#writer.write(encodeFrame(message)).catch(() => {});
   }
 
   async kill(): Promise<void> {

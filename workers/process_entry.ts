@@ -8,7 +8,7 @@
  * @module
  */
 
-import { decode, encode } from "../src/codec.ts";
+import { encodeFrame, readFrames } from "./frames.ts";
 import { serializeError } from "../src/errors.ts";
 import { type RunMessage, runTask } from "./runner.ts";
 
@@ -18,33 +18,14 @@ console.info = console.error;
 console.debug = console.error;
 
 function send(message: unknown): void {
-  const body = encode(message, "frame");
-  const frame = new Uint8Array(body.length + 4);
-  new DataView(frame.buffer).setUint32(0, body.length);
-  frame.set(body, 4);
+  const frame = encodeFrame(message);
   for (let written = 0; written < frame.length;) {
     written += Deno.stdout.writeSync(frame.subarray(written));
   }
 }
 
-async function* frames(): AsyncGenerator<unknown> {
-  let buffer = new Uint8Array(0);
-  for await (const chunk of Deno.stdin.readable) {
-    const joined = new Uint8Array(buffer.length + chunk.length);
-    joined.set(buffer);
-    joined.set(chunk, buffer.length);
-    buffer = joined;
-    while (buffer.length >= 4) {
-      const length = new DataView(buffer.buffer, buffer.byteOffset).getUint32(0);
-      if (buffer.length < 4 + length) break;
-      yield decode(buffer.slice(4, 4 + length));
-      buffer = buffer.slice(4 + length);
-    }
-  }
-}
-
 const never = new AbortController().signal;
-for await (const frame of frames()) {
+for await (const frame of readFrames(Deno.stdin.readable)) {
   const message = frame as { type: "init"; modules: string[] } | { type: "run"; run: RunMessage };
   if (message.type === "init") {
     try {
