@@ -260,25 +260,65 @@ class Connection {
     return statement;
   }
 
-  /** Run `fn` in one write transaction, retrying it while the database is locked. */
+  /**
+   * Run `fn` as one atomic write, retrying while the database is locked. Writes asked for
+   * in the same turn of the event loop share one transaction (group commit: one WAL sync
+   * for many completions), each inside its own savepoint, so one write's error rolls back
+   * that write alone.
+   */
   write<T>(fn: () => T): Promise<T> {
-    return this.retry(() => {
-      this.sql("BEGIN IMMEDIATE").run();
-      try {
-        const out = fn();
-        this.sql("COMMIT").run();
-        return out;
-      } catch (error) {
-        if (this.db.isTransaction) {
-          try {
-            this.sql("ROLLBACK").run();
-          } catch {
-            // The original error says more than a failed rollback.
-          }
-        }
-        throw error;
-      }
+    this.check();
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#pending.length === 1) queueMicrotask(() => this.#flush());
     });
+  }
+
+  #pending: {
+    fn: () => unknown;
+    resolve: (value: unknown) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+
+  async #flush(): Promise<void> {
+    const batch = this.#pending;
+    this.#pending = [];
+    let outcomes: { ok: boolean; value?: unknown; error?: unknown }[];
+    try {
+      outcomes = await this.retry(() => {
+        this.sql("BEGIN IMMEDIATE").run();
+        try {
+          const out = batch.map(({ fn }) => {
+            this.sql("SAVEPOINT omniq_write").run();
+            try {
+              const value = fn();
+              this.sql("RELEASE omniq_write").run();
+              return { ok: true, value };
+            } catch (error) {
+              this.sql("ROLLBACK TO omniq_write").run();
+              this.sql("RELEASE omniq_write").run();
+              if (isLocked(error)) throw error;
+              return { ok: false, error };
+            }
+          });
+          this.sql("COMMIT").run();
+          return out;
+        } catch (error) {
+          if (this.db.isTransaction) {
+            try {
+              this.sql("ROLLBACK").run();
+            } catch {
+              // The original error says more than a failed rollback.
+            }
+          }
+          throw error;
+        }
+      });
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    outcomes.forEach((o, i) => o.ok ? batch[i].resolve(o.value) : batch[i].reject(o.error));
   }
 
   /**

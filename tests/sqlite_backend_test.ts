@@ -768,3 +768,27 @@ Deno.test("a reopened file keeps schedules, paused ones paused", async () => {
   assert.deepEqual((await again.queue.dueSchedules(1000, 10)).map((s) => s.id), ["kept"]);
   assert.equal(await again.queue.fireTick({ scheduleId: "held", tick: 100 }), undefined);
 });
+
+Deno.test("sqlite: writes of one turn share a transaction, and one's error rolls back only itself", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "omniq-group-" });
+  const backend = await openSqlite(`${dir}/g.db`);
+  try {
+    await backend.queue.enqueue([newTask("taken")]);
+    // Started in the same turn: one transaction, one savepoint each.
+    const outcomes = await Promise.allSettled([
+      backend.queue.enqueue([newTask("a1"), newTask("a2")]),
+      backend.queue.enqueue([newTask("b1"), newTask("taken")]),
+      backend.queue.enqueue([newTask("c1")]),
+    ]);
+    assert.equal(outcomes[0].status, "fulfilled");
+    assert.equal(outcomes[1].status, "rejected");
+    assert.ok((outcomes[1] as PromiseRejectedResult).reason instanceof DuplicateTaskError);
+    assert.equal(outcomes[2].status, "fulfilled");
+    for (const id of ["a1", "a2", "c1"]) assert.ok(await backend.queue.get(id), `${id} stored`);
+    assert.equal(await backend.queue.get("b1"), undefined, "the failed batch stored nothing");
+    assert.equal((await backend.queue.stats()).total.queued, 4);
+  } finally {
+    await backend.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
