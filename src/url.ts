@@ -9,7 +9,7 @@
 import type { Backend } from "./backend.ts";
 import { ConfigError } from "./errors.ts";
 
-const PLANNED = new Set(["file", "kv", "postgres", "postgresql", "redis", "rediss", "nats"]);
+const PLANNED = new Set(["kv", "postgres", "postgresql", "redis", "rediss", "nats"]);
 
 /**
  * Hide the password (and a token in the user part) of a URL, for messages and logs.
@@ -79,11 +79,23 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
       }
       return await openSqlite(path);
     }
+    case "file": {
+      const { openFile } = await import("../backends/file.ts");
+      let path: string;
+      try {
+        path = rest === ""
+          ? "./omniq-data"
+          : urlPath(rest.startsWith("//localhost/") ? rest.slice(11) : rest);
+      } catch (error) {
+        throw new ConfigError(`${key}: ${(error as Error).message}`);
+      }
+      return await openFile(path);
+    }
   }
   if (PLANNED.has(scheme)) {
     throw new ConfigError(
       `${key}: the "${scheme}:" engine is not available in this version of OmniQ; ` +
-        `available: memory:, sqlite:`,
+        `available: memory:, sqlite:, file:`,
     );
   }
   throw new ConfigError(
