@@ -4,7 +4,10 @@ import assert from "node:assert/strict";
 import { defineTask, OmniQ, type TaskId } from "../mod.ts";
 
 const add = defineTask("types-add", (a: number, b: number) => a + b);
-const greet = defineTask("types-greet", async (name: string) => ({ greeting: `hi ${name}` }));
+const greet = defineTask(
+  "types-greet",
+  (name: string) => Promise.resolve({ greeting: `hi ${name}` }),
+);
 
 Deno.test("types: enqueue checks arguments and wait returns the handler's type", async () => {
   await using q = await OmniQ.open("memory:");
