@@ -1,10 +1,9 @@
 // Two OS processes work one `file:` directory: 2,000 tasks, each completed exactly once.
 import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
+import { twoProcessesExactlyOnce } from "./fixtures/two_processes.ts";
 
-const WORKER = new URL("./fixtures/file_mp_worker.ts", import.meta.url);
 const CONFIG = new URL("../deno.json", import.meta.url);
-const TASKS = 2_000;
 
 async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<string> {
   const { value, done } = await reader.read();
@@ -12,68 +11,10 @@ async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<st
   return value.trim();
 }
 
-Deno.test("file: two processes on one directory complete each of 2,000 tasks exactly once", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "omniq-file-mp-" });
-  const dir = `${tmp}/store`;
-  const goFile = `${tmp}/go`;
-  try {
-    await using q = await OmniQ.open(`file:${dir}`);
-    const children = [0, 1].map(() =>
-      new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--quiet",
-          `--config=${CONFIG.pathname}`,
-          `--allow-read=${tmp}`,
-          `--allow-write=${tmp}`,
-          WORKER.pathname,
-          dir,
-          goFile,
-        ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn()
-    );
-    const readers = children.map((c) => c.stdout.pipeThrough(new TextDecoderStream()).getReader());
-    for (const r of readers) assert.equal(await readLine(r), "ready");
-
-    const ids = await q.enqueueMany(
-      Array.from({ length: TASKS }, (_, i) => ({ task: "file-mp-work", args: [i] })),
-    );
-    await Deno.writeTextFile(goFile, "go");
-
-    let ranTotal = 0;
-    for (const [i, r] of readers.entries()) {
-      let line = "";
-      for (;;) {
-        const { value, done } = await r.read();
-        if (done) break;
-        line += value;
-      }
-      const status = await children[i].status;
-      assert.equal(status.code, 0, `worker ${i} exited with ${status.code}`);
-      const ran = Number(/ran (\d+)/.exec(line)?.[1]);
-      assert.ok(ran > 0, `worker ${i} ran no task: both processes must share the work`);
-      ranTotal += ran;
-    }
-    assert.equal(ranTotal, TASKS, "handlers ran once per task in total");
-
-    const stats = await q.stats();
-    assert.equal(stats.total.completed, TASKS);
-    const completed = new Map<string, number>();
-    for await (const e of q.events({ type: ["completed", "stalled"] })) {
-      assert.equal(e.type, "completed", `unexpected ${e.type} event for ${e.taskId}`);
-      completed.set(e.taskId!, (completed.get(e.taskId!) ?? 0) + 1);
-    }
-    assert.equal(completed.size, TASKS);
-    for (const [id, n] of completed) assert.equal(n, 1, `task ${id} completed ${n} times`);
-    for (const [i, id] of ids.entries()) {
-      if (i % 97 === 0) assert.equal(await q.wait(id), i * 2);
-    }
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-});
+Deno.test(
+  "file: two processes on one directory complete each of 2,000 tasks exactly once",
+  () => twoProcessesExactlyOnce((dir) => `file:${dir}/store`),
+);
 
 Deno.test("file: a process killed mid-run (maybe holding the lock) loses no task", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "omniq-file-crash-" });
