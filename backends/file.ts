@@ -38,37 +38,23 @@
  */
 
 import {
-  type Attachment,
   type Backend,
-  type ClaimedTask,
-  type ClaimRequest,
   type Effects,
-  endResult,
-  type EnqueueOutcome,
   type EventQuery,
   type EventStore,
-  type Failure,
   isFinal,
   matchesEvent,
-  matchesList,
   type NewEvent,
-  type NewTask,
-  noEffects,
   RECORD_VERSION,
   type ResultStore,
   type StoredEvent,
   type StoredResult,
   type StoredSchedule,
-  type StoredTask,
   type SweepOptions,
-  taskEvent,
-  type TaskQueue,
-  type TickClaim,
 } from "../src/backend.ts";
-import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
-import type { FinalState, ListOptions, QueueStats, StateCounts } from "../src/types.ts";
-import { TASK_STATES } from "../src/types.ts";
+import { OmniQError } from "../src/errors.ts";
 import { decName, encName, fromBase64, jsonBytes, pad, parseJson, toBase64 } from "./file/codec.ts";
+import { indexKeys, RecordQueue, type RecordSpace, type RecordTx, type Row } from "./records.ts";
 import { LocalStorage, type Storage } from "./file/storage.ts";
 
 export { LocalStorage, type Storage } from "./file/storage.ts";
@@ -82,22 +68,15 @@ const LOCK_HEARTBEAT_MS = 2_000;
 /** A temporary file older than this (ms) is a crashed writer's, deleted by the sweep. */
 const TMP_STALE_MS = 3_600_000;
 
-interface Row extends StoredTask {
-  seq: number;
-  token?: string;
-  leaseUntil?: number;
-}
-
-const EXPIRED = { name: "TaskExpiredError", message: "expired before it started" };
-const LIVE_WAIT = new Set(["waiting", "scheduled", "queued"]);
-
 function closedError(): OmniQError {
   return new OmniQError("the file backend is closed");
 }
 
 /** The shared machinery of one open directory: storage, lock, sequences, corrupt reports. */
-class Store {
+class Store implements RecordSpace {
   readonly storage: Storage;
+  /** Told of each unreadable file once (the queue turns it into a `corrupt` event). */
+  onCorrupt?: (path: string, reason: string) => void;
   readonly writer = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   closed = false;
   #chain: Promise<void> = Promise.resolve();
@@ -115,11 +94,19 @@ class Store {
   corrupt(key: string, why: unknown): void {
     if (this.#reported.has(key)) return;
     this.#reported.add(key);
-    console.warn(
-      `omniq file: skipping unreadable file ${this.storage.location}/${key}: ${
-        (why as Error)?.message ?? why
-      }`,
-    );
+    const reason = String((why as Error)?.message ?? why);
+    console.warn(`omniq file: skipping unreadable file ${this.storage.location}/${key}: ${reason}`);
+    this.onCorrupt?.(key, reason);
+  }
+
+  /** One step under the lock. */
+  step<T>(fn: (tx: RecordTx) => Promise<T>): Promise<T> {
+    return this.locked(fn);
+  }
+
+  /** Index entry names under a directory, sorted. */
+  async entries(dir: string): Promise<string[]> {
+    return (await this.storage.list(dir)).sort();
   }
 
   /** Run `fn` holding the directory lock (and this process's turn). */
@@ -284,49 +271,10 @@ function decodeResult(raw: unknown): StoredResult {
   return out;
 }
 
-/** The index entries a task record implies. */
-function indexKeys(row: Row): string[] {
-  const id = encName(row.id);
-  const q = encName(row.queue);
-  const out: string[] = [];
-  switch (row.state) {
-    case "queued":
-      out.push(`ready/${q}/${9 - row.priority}${pad(row.seq)}-${id}`);
-      break;
-    case "scheduled":
-      out.push(`sched/${q}/${pad(row.runAt)}-${id}`);
-      break;
-    case "running":
-      out.push(`running/${id}`);
-      break;
-  }
-  if (LIVE_WAIT.has(row.state) && row.expiresAt !== undefined) {
-    out.push(`expires/${pad(row.expiresAt)}-${id}`);
-  }
-  if (isFinal(row.state)) out.push(`final/${pad(row.completedAt ?? 0)}-${id}`);
-  return out;
-}
-
-/** The id at the end of an index entry name (`…-<id>`). */
-function entryId(name: string): string | undefined {
-  const dash = name.indexOf("-");
-  if (dash === -1) return undefined;
-  try {
-    return decName(name.slice(dash + 1));
-  } catch {
-    return undefined;
-  }
-}
-
-function entryTime(name: string): number {
-  const dash = name.indexOf("-");
-  return dash === -1 ? NaN : Number(name.slice(0, dash));
-}
-
 const EMPTY = new Uint8Array(0);
 
 /** One locked step: rows loaded and changed, written on commit with their indexes. */
-class Tx {
+class Tx implements RecordTx {
   #s: Store;
   #rows = new Map<string, Row | undefined>();
   #before = new Map<string, { index: string[]; key?: string; live: boolean }>();
@@ -334,7 +282,13 @@ class Tx {
   #seqDirty = false;
   #events: StoredEvent[] = [];
   #results: StoredResult[] = [];
+  #unresults = new Set<string>();
   #removed = new Set<string>();
+  #dropped = new Set<string>();
+  #dependents: string[] = [];
+  #schedules = new Map<string, StoredSchedule | undefined>();
+  #putSchedules = new Map<string, StoredSchedule>();
+  #unschedules = new Set<string>();
 
   constructor(store: Store) {
     this.#s = store;
@@ -354,12 +308,10 @@ class Tx {
     return row;
   }
 
-  /** Add a new row (the caller has checked the id is free). */
   add(row: Row): void {
     this.#rows.set(row.id, row);
   }
 
-  /** Drop a row and its record. */
   remove(id: string): void {
     this.#removed.add(id);
   }
@@ -411,6 +363,59 @@ class Tx {
     this.#results.push(...results);
   }
 
+  deleteResult(taskId: string): void {
+    this.#unresults.add(taskId);
+  }
+
+  async entries(dir: string): Promise<string[]> {
+    return (await this.#s.storage.list(dir)).sort();
+  }
+
+  dropEntry(path: string): void {
+    this.#dropped.add(path);
+  }
+
+  addDependent(dep: string, id: string): void {
+    this.#dependents.push(`deps/${encName(dep)}/${encName(id)}`);
+  }
+
+  async liveKeyOwner(key: string): Promise<string | undefined> {
+    const bytes = await this.#s.storage.read(`keys/${encName(key)}`);
+    if (!bytes) return undefined;
+    const id = new TextDecoder().decode(bytes);
+    const row = await this.row(id);
+    if (!row || isFinal(row.state) || row.key !== key) {
+      await this.#s.storage.delete(`keys/${encName(key)}`);
+      return undefined;
+    }
+    return id;
+  }
+
+  async schedule(id: string): Promise<StoredSchedule | undefined> {
+    if (!this.#schedules.has(id)) {
+      this.#schedules.set(id, await this.#s.readSchedule(`schedules/${encName(id)}.json`));
+    }
+    return this.#schedules.get(id);
+  }
+
+  putSchedule(schedule: StoredSchedule): void {
+    this.#schedules.set(schedule.id, schedule);
+    this.#putSchedules.set(schedule.id, schedule);
+    this.#unschedules.delete(schedule.id);
+  }
+
+  async deleteSchedule(id: string): Promise<boolean> {
+    const existed = (await this.schedule(id)) !== undefined;
+    this.#schedules.set(id, undefined);
+    this.#putSchedules.delete(id);
+    this.#unschedules.add(id);
+    return existed;
+  }
+
+  room(): boolean {
+    return true;
+  }
+
   async commit(): Promise<void> {
     const st = this.#s.storage;
     // Records first, then the indexes they imply: a reader re-checks the record, so an
@@ -418,11 +423,20 @@ class Tx {
     for (const r of this.#results) {
       await st.writeAtomic(`results/${encName(r.taskId)}.json`, encodeResult(r));
     }
+    for (const id of this.#unresults) await st.delete(`results/${encName(id)}.json`);
+    for (const [id, s] of this.#putSchedules) {
+      await st.writeAtomic(`schedules/${encName(id)}.json`, encodeSchedule(s));
+    }
+    for (const id of this.#unschedules) await st.delete(`schedules/${encName(id)}.json`);
+    for (const path of this.#dependents) await st.writeAtomic(path, EMPTY);
     for (const [id, row] of this.#rows) {
       const before = this.#before.get(id);
       if (this.#removed.has(id)) {
         await st.delete(`tasks/${encName(id)}.json`);
         for (const k of before?.index ?? []) await st.delete(k);
+        for (const dep of await st.list(`deps/${encName(id)}`)) {
+          await st.delete(`deps/${encName(id)}/${dep}`);
+        }
         continue;
       }
       if (!row) continue;
@@ -443,24 +457,13 @@ class Tx {
         await st.createIfAbsent(`keys/${encName(row.key)}`, new TextEncoder().encode(id));
       }
     }
+    for (const path of this.#dropped) await st.delete(path);
     if (this.#seqDirty && this.#seq) await st.writeAtomic("meta/seq.json", jsonBytes(this.#seq));
     if (this.#events.length > 0) {
       const lines = this.#events.map((e) => JSON.stringify(e) + "\n").join("");
       await st.append(`events/${this.#s.writer}.jsonl`, new TextEncoder().encode(lines));
     }
   }
-}
-
-async function liveKeyOwner(tx: Tx, s: Store, key: string): Promise<string | undefined> {
-  const bytes = await s.storage.read(`keys/${encName(key)}`);
-  if (!bytes) return undefined;
-  const id = new TextDecoder().decode(bytes);
-  const row = await tx.row(id);
-  if (!row || isFinal(row.state) || row.key !== key) {
-    await s.storage.delete(`keys/${encName(key)}`);
-    return undefined;
-  }
-  return id;
 }
 
 async function readEvents(s: Store): Promise<StoredEvent[]> {
@@ -499,640 +502,39 @@ async function readEvents(s: Store): Promise<StoredEvent[]> {
   return out.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-/** The task queue of a `file:` store. */
-export class FileQueue implements TaskQueue {
+/** The task queue of a `file:` store: the record engines' queue over the directory. */
+export class FileQueue extends RecordQueue {
   #s: Store;
-  #attached: Attachment = { results: true, events: true };
 
   /** Open over a store; use {@linkcode openFile}. */
   constructor(store: Store) {
+    super(store);
     this.#s = store;
-  }
-
-  /** Say which companion stores live in this engine. */
-  attach(attachment: Attachment): void {
-    this.#attached = { ...attachment };
-  }
-
-  async #effects(tx: Tx, events: NewEvent[], results: StoredResult[]): Promise<Effects> {
-    const out = noEffects();
-    if (this.#attached.results) tx.putResults(results);
-    else out.results = results;
-    out.events = this.#attached.events ? await tx.appendEvents(events) : events;
-    return out;
-  }
-
-  #schedule(row: Row, now: number): void {
-    row.state = row.runAt > now ? "scheduled" : "queued";
-  }
-
-  #leave(row: Row): void {
-    delete row.token;
-    delete row.leaseUntil;
-  }
-
-  async #end(
-    tx: Tx,
-    row: Row,
-    state: Exclude<FinalState, "completed">,
-    now: number,
-    error: { name: string; message: string },
-    events: NewEvent[],
-    results: StoredResult[],
-    data?: Record<string, unknown>,
-  ): Promise<void> {
-    this.#leave(row);
-    row.state = state;
-    row.completedAt = now;
-    row.error = error;
-    results.push(endResult(row, state, error, now));
-    events.push(taskEvent(state === "failed" ? "failed" : state, row, now, data));
-    await this.#cascade(tx, row, now, events, results);
-  }
-
-  async #cascade(
-    tx: Tx,
-    row: Row,
-    now: number,
-    events: NewEvent[],
-    results: StoredResult[],
-  ): Promise<void> {
-    const names = await this.#s.storage.list(`deps/${encName(row.id)}`);
-    for (const name of names) {
-      let depId: string;
-      try {
-        depId = decName(name);
-      } catch {
-        continue;
-      }
-      const dependent = await tx.row(depId);
-      if (!dependent || dependent.state !== "waiting") continue;
-      if (row.state !== "completed" && dependent.onDependencyFailure === "cancel") {
-        const reason = `dependency ${row.id} ${row.state}`;
-        await this.#end(
-          tx,
-          dependent,
-          "cancelled",
-          now,
-          { name: "TaskCancelledError", message: reason },
-          events,
-          results,
-          { reason, dependency: row.id },
-        );
-      } else if (await this.#depsDone(tx, dependent)) {
-        this.#schedule(dependent, now);
-        events.push(
-          taskEvent(stateOf(dependent) === "scheduled" ? "scheduled" : "enqueued", dependent, now, {
-            state: dependent.state,
-            released: true,
-          }),
-        );
-      }
-    }
-  }
-
-  async #depsDone(tx: Tx, row: Row): Promise<boolean> {
-    for (const d of row.dependsOn) {
-      const dep = await tx.row(d);
-      if (!dep) continue;
-      const ok = row.onDependencyFailure === "run" ? isFinal(dep.state) : dep.state === "completed";
-      if (!ok) return false;
-    }
-    return true;
-  }
-
-  /** Store tasks, all or none. */
-  enqueue(tasks: NewTask[]): Promise<EnqueueOutcome> {
-    return this.#s.locked(async (tx) => {
-      const now = Date.now();
-      const batchIds = new Set<string>();
-      for (const t of tasks) {
-        for (const d of t.dependsOn) {
-          if (!batchIds.has(d) && !(await tx.row(d))) {
-            throw new OmniQError(`dependsOn: no task with id "${d}"`);
-          }
-        }
-        const keyed = t.key !== undefined && (await liveKeyOwner(tx, this.#s, t.key)) !== undefined;
-        if (!keyed && (batchIds.has(t.id) || (await tx.row(t.id)))) {
-          throw new DuplicateTaskError(`id: a task with id "${t.id}" exists`);
-        }
-        batchIds.add(t.id);
-      }
-      const ids: string[] = [];
-      const created: boolean[] = [];
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
-      const standIn = new Map<string, string>();
-      const batchKeys = new Map<string, string>();
-      for (const t of tasks) {
-        const live = t.key === undefined
-          ? undefined
-          : batchKeys.get(t.key) ?? await liveKeyOwner(tx, this.#s, t.key);
-        if (live !== undefined) {
-          ids.push(live);
-          created.push(false);
-          standIn.set(t.id, live);
-          continue;
-        }
-        const row = await this.#insert(
-          tx,
-          standIn.size === 0 ? t : withStandIns(t, standIn),
-          now,
-          events,
-          results,
-        );
-        if (t.key !== undefined && !isFinal(row.state)) batchKeys.set(t.key, t.id);
-        ids.push(t.id);
-        created.push(true);
-      }
-      return { ids, created, effects: await this.#effects(tx, events, results) };
-    });
-  }
-
-  async #insert(
-    tx: Tx,
-    t: NewTask,
-    now: number,
-    events: NewEvent[],
-    results: StoredResult[],
-  ): Promise<Row> {
-    const row: Row = { ...t, state: "queued", attempts: 0, seq: await tx.nextSeq() };
-    tx.add(row);
-    let failedDep: Row | undefined;
-    for (const d of row.dependsOn) {
-      const dep = await tx.row(d);
-      if (dep && isFinal(dep.state) && dep.state !== "completed") {
-        failedDep = dep;
-        break;
-      }
-    }
-    if (failedDep && row.onDependencyFailure === "cancel") {
-      const reason = `dependency ${failedDep.id} ${failedDep.state}`;
-      await this.#end(
-        tx,
-        row,
-        "cancelled",
-        now,
-        { name: "TaskCancelledError", message: reason },
-        events,
-        results,
-        {
-          reason,
-          dependency: failedDep.id,
-        },
-      );
-      return row;
-    }
-    for (const d of row.dependsOn) {
-      await this.#s.storage.writeAtomic(`deps/${encName(d)}/${encName(row.id)}`, EMPTY);
-    }
-    if (!(await this.#depsDone(tx, row))) {
-      row.state = "waiting";
-      events.push(taskEvent("enqueued", row, now, { state: "waiting" }));
-      return row;
-    }
-    this.#schedule(row, now);
-    events.push(
-      row.state === "scheduled"
-        ? taskEvent("scheduled", row, now, { runAt: row.runAt })
-        : taskEvent("enqueued", row, now, { state: "queued" }),
-    );
-    return row;
-  }
-
-  /** Store a schedule (an upsert). */
-  async putSchedule(schedule: StoredSchedule): Promise<void> {
-    await this.#s.locked(async () => {
-      await this.#s.storage.writeAtomic(
-        `schedules/${encName(schedule.id)}.json`,
-        encodeSchedule(schedule),
-      );
-    });
-  }
-
-  /** One schedule. */
-  getSchedule(id: string): Promise<StoredSchedule | undefined> {
-    this.#s.check();
-    return this.#s.readSchedule(`schedules/${encName(id)}.json`);
-  }
-
-  /** Every schedule, by id. */
-  listSchedules(): Promise<StoredSchedule[]> {
-    this.#s.check();
-    return this.#s.allSchedules();
-  }
-
-  /** Pause or resume a schedule. */
-  setSchedulePaused(id: string, paused: boolean, nextRunAt?: number): Promise<Effects | undefined> {
-    return this.#s.locked(async (tx) => {
-      const key = `schedules/${encName(id)}.json`;
-      const s = await this.#s.readSchedule(key);
-      if (!s || s.paused === paused) return undefined;
-      s.paused = paused;
-      if (!paused) {
-        if (nextRunAt === undefined) delete s.nextRunAt;
-        else s.nextRunAt = nextRunAt;
-      }
-      await this.#s.storage.writeAtomic(key, encodeSchedule(s));
-      const event: NewEvent = {
-        type: paused ? "schedule_paused" : "schedule_resumed",
+    store.onCorrupt = (path, reason) =>
+      this.report({
+        type: "corrupt",
         at: Date.now(),
-        data: { scheduleId: id },
-      };
-      return await this.#effects(tx, [event], []);
-    });
+        data: { file: `${store.storage.location}/${path}`, reason },
+      });
   }
 
-  /** Delete a schedule. */
-  deleteSchedule(id: string): Promise<boolean> {
-    return this.#s.locked(() => this.#s.storage.delete(`schedules/${encName(id)}.json`));
-  }
-
-  /** Unpaused schedules due by `now`, earliest first. */
-  async dueSchedules(now: number, limit: number): Promise<StoredSchedule[]> {
-    this.#s.check();
-    return (await this.#s.allSchedules())
-      .filter((s) => !s.paused && s.nextRunAt !== undefined && s.nextRunAt <= now)
-      .sort((a, b) => a.nextRunAt! - b.nextRunAt!)
-      .slice(0, limit);
-  }
-
-  /** The earliest next tick of an unpaused schedule. */
-  async nextScheduleAt(): Promise<number | undefined> {
-    this.#s.check();
-    let next: number | undefined;
-    for (const s of await this.#s.allSchedules()) {
-      if (s.paused || s.nextRunAt === undefined) continue;
-      if (next === undefined || s.nextRunAt < next) next = s.nextRunAt;
+  /** Recover stalled tasks, expire old ones, purge final records, delete stale temporaries. */
+  override async sweep(options: SweepOptions): Promise<Effects> {
+    const effects = await super.sweep(options);
+    // Temporary files of writers that crashed between write and rename.
+    const st = this.#s.storage;
+    for (const name of await st.list("tmp")) {
+      const at = await st.modified(`tmp/${name}`);
+      if (at !== undefined && options.now - at > TMP_STALE_MS) await st.delete(`tmp/${name}`);
     }
-    return next;
+    return effects;
   }
 
-  /** Fire a tick: a compare-and-set of the schedule's next tick (under the lock), and its task. */
-  fireTick(claim: TickClaim): Promise<Effects | undefined> {
-    return this.#s.locked(async (tx) => {
-      const key = `schedules/${encName(claim.scheduleId)}.json`;
-      const s = await this.#s.readSchedule(key);
-      if (!s || s.paused || s.nextRunAt !== claim.tick) return undefined;
-      if (claim.next === undefined) delete s.nextRunAt;
-      else s.nextRunAt = claim.next;
-      s.lastRunAt = claim.tick;
-      await this.#s.storage.writeAtomic(key, encodeSchedule(s));
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
-      const task = claim.task;
-      if (task && !(await tx.row(task.id))) {
-        const now = Date.now();
-        await this.#insert(tx, task, now, events, results);
-        events.push({
-          type: "schedule_fired",
-          taskId: task.id,
-          queue: task.queue,
-          at: now,
-          data: { scheduleId: s.id, tick: claim.tick },
-        });
-      }
-      return await this.#effects(tx, events, results);
-    });
-  }
-
-  /** One task, or `undefined`. */
-  async get(id: string): Promise<StoredTask | undefined> {
-    this.#s.check();
-    const row = await this.#s.readRow(id);
-    return row ? view(row) : undefined;
-  }
-
-  /** Tasks matching a filter, oldest first. */
-  async list(filter: ListOptions): Promise<StoredTask[]> {
-    this.#s.check();
-    const out: StoredTask[] = [];
-    let skip = filter.offset ?? 0;
-    const limit = filter.limit ?? 100;
-    for (const row of await this.#s.allRows()) {
-      if (out.length >= limit) break;
-      if (!matchesList(row, filter)) continue;
-      if (skip > 0) {
-        skip--;
-        continue;
-      }
-      out.push(view(row));
-    }
-    return out;
-  }
-
-  /** Counts per queue and state. */
-  async stats(): Promise<QueueStats> {
-    this.#s.check();
-    const total = zeroCounts();
-    const queues: Record<string, StateCounts> = {};
-    for (const row of await this.#s.allRows()) {
-      total[row.state]++;
-      (queues[row.queue] ??= zeroCounts())[row.state]++;
-    }
-    return { total, queues };
-  }
-
-  async #promote(tx: Tx, queue: string, now: number): Promise<Row[]> {
-    const promoted: Row[] = [];
-    const names = (await this.#s.storage.list(`sched/${encName(queue)}`)).sort();
-    for (const name of names) {
-      const at = entryTime(name);
-      if (Number.isNaN(at)) continue;
-      if (at > now) break;
-      const id = entryId(name);
-      if (id === undefined) {
-        this.#s.corrupt(`sched/${encName(queue)}/${name}`, "not an index entry");
-        continue;
-      }
-      const row = await tx.row(id);
-      if (row && row.state === "scheduled" && row.runAt <= now) {
-        row.state = "queued";
-        promoted.push(row);
-      } else if (!row || row.state !== "scheduled") {
-        await this.#s.storage.delete(`sched/${encName(queue)}/${name}`);
-      }
-    }
-    return promoted;
-  }
-
-  /** Claim due tasks: queue order, then priority, then FIFO. */
-  claim(request: ClaimRequest): Promise<{ tasks: ClaimedTask[]; effects: Effects }> {
-    return this.#s.locked(async (tx) => {
-      const now = Date.now();
-      const claimed: ClaimedTask[] = [];
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
-      for (const queue of request.queues) {
-        const promoted = await this.#promote(tx, queue, now);
-        const dir = `ready/${encName(queue)}`;
-        // Promoted rows are not in the ready index yet: merge them in by their ready name.
-        const names = new Set(await this.#s.storage.list(dir));
-        for (const row of promoted) {
-          names.add(`${9 - row.priority}${pad(row.seq)}-${encName(row.id)}`);
-        }
-        for (const name of [...names].sort()) {
-          if (claimed.length >= request.limit) break;
-          const id = entryId(name);
-          if (id === undefined) {
-            this.#s.corrupt(`${dir}/${name}`, "not an index entry");
-            continue;
-          }
-          const row = await tx.row(id);
-          if (!row || row.state !== "queued" || row.queue !== queue) {
-            if (!row || row.state !== "queued") await this.#s.storage.delete(`${dir}/${name}`);
-            continue;
-          }
-          if (row.expiresAt !== undefined && row.expiresAt <= now) {
-            await this.#end(tx, row, "expired", now, EXPIRED, events, results);
-            continue;
-          }
-          row.state = "running";
-          row.attempts++;
-          row.token = crypto.randomUUID();
-          row.leaseUntil = now + request.lease;
-          row.startedAt = now;
-          claimed.push({ ...view(row), token: row.token, leaseUntil: row.leaseUntil });
-          events.push(taskEvent("started", row, now));
-        }
-        if (claimed.length >= request.limit) break;
-      }
-      return { tasks: claimed, effects: await this.#effects(tx, events, results) };
-    });
-  }
-
-  async #held(tx: Tx, id: string, token: string): Promise<Row | undefined> {
-    const row = await tx.row(id);
-    return row && row.state === "running" && row.token === token ? row : undefined;
-  }
-
-  /** Extend a lease. */
-  renew(id: string, token: string, lease: number): Promise<boolean> {
-    return this.#s.locked(async (tx) => {
-      const row = await this.#held(tx, id, token);
-      if (row) row.leaseUntil = Date.now() + lease;
-      return row !== undefined;
-    });
-  }
-
-  /** Record progress. */
-  progress(id: string, token: string, value: number): Promise<Effects | undefined> {
-    return this.#s.locked(async (tx) => {
-      const row = await this.#held(tx, id, token);
-      if (!row) return undefined;
-      row.progress = value;
-      return await this.#effects(
-        tx,
-        [taskEvent("progress", row, Date.now(), { progress: value })],
-        [],
-      );
-    });
-  }
-
-  /** Complete an attempt. */
-  complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined> {
-    return this.#s.locked(async (tx) => {
-      const row = await this.#held(tx, id, token);
-      if (!row) return undefined;
-      const now = Date.now();
-      this.#leave(row);
-      row.state = "completed";
-      row.completedAt = result.completedAt;
-      if (this.#attached.results) tx.putResults([result]);
-      const events: NewEvent[] = [taskEvent("completed", row, now)];
-      const results: StoredResult[] = [];
-      await this.#cascade(tx, row, now, events, results);
-      return await this.#effects(tx, events, results);
-    });
-  }
-
-  /** Fail an attempt: retry later or fail for good. */
-  fail(id: string, token: string, failure: Failure): Promise<Effects | undefined> {
-    return this.#s.locked(async (tx) => {
-      const row = await this.#held(tx, id, token);
-      if (!row) return undefined;
-      const now = Date.now();
-      const error = { name: failure.error.name, message: failure.error.message };
-      if (failure.retryAt !== undefined) {
-        this.#leave(row);
-        row.error = failure.error;
-        row.runAt = failure.retryAt;
-        this.#schedule(row, now);
-        return await this.#effects(tx, [
-          taskEvent("retrying", row, now, { error, retryAt: failure.retryAt }),
-        ], []);
-      }
-      this.#leave(row);
-      row.state = "failed";
-      row.completedAt = now;
-      row.error = failure.error;
-      if (this.#attached.results && failure.result) tx.putResults([failure.result]);
-      const events: NewEvent[] = [taskEvent("failed", row, now, { error })];
-      const results: StoredResult[] = [];
-      await this.#cascade(tx, row, now, events, results);
-      return await this.#effects(tx, events, results);
-    });
-  }
-
-  /** Cancel a task that is not final. */
-  cancel(id: string, reason: string): Promise<Effects | undefined> {
-    return this.#s.locked(async (tx) => {
-      const row = await tx.row(id);
-      if (!row || isFinal(row.state)) return undefined;
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
-      await this.#end(
-        tx,
-        row,
-        "cancelled",
-        Date.now(),
-        {
-          name: "TaskCancelledError",
-          message: reason,
-        },
-        events,
-        results,
-        { reason },
-      );
-      return await this.#effects(tx, events, results);
-    });
-  }
-
-  /** Queue a failed, cancelled or expired task again. */
-  retry(id: string): Promise<Effects | undefined> {
-    return this.#s.locked(async (tx) => {
-      const row = await tx.row(id);
-      if (!row || !isFinal(row.state) || row.state === "completed") return undefined;
-      const now = Date.now();
-      row.attempts = 0;
-      delete row.error;
-      delete row.completedAt;
-      delete row.startedAt;
-      delete row.progress;
-      delete row.expiresAt;
-      row.runAt = now;
-      if (this.#attached.results) await this.#s.storage.delete(`results/${encName(id)}.json`);
-      this.#schedule(row, now);
-      return await this.#effects(tx, [
-        taskEvent("enqueued", row, now, { state: "queued", retry: true }),
-      ], []);
-    });
-  }
-
-  /** Recover stalled tasks, expire old ones, purge final records. */
-  sweep(options: SweepOptions): Promise<Effects> {
-    return this.#s.locked(async (tx) => {
-      const { now } = options;
-      const st = this.#s.storage;
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
-      for (const name of await st.list("running")) {
-        let id: string;
-        try {
-          id = decName(name);
-        } catch {
-          continue;
-        }
-        const row = await tx.row(id);
-        if (!row || row.state !== "running") {
-          await st.delete(`running/${name}`);
-          continue;
-        }
-        if (row.leaseUntil === undefined || row.leaseUntil >= now) continue;
-        events.push(taskEvent("stalled", row, now, { attempt: row.attempts }));
-        if (row.attempts < row.maxAttempts) {
-          this.#leave(row);
-          row.runAt = now;
-          this.#schedule(row, now);
-        } else {
-          const message = `the worker's lease expired on attempt ${row.attempts}`;
-          await this.#end(
-            tx,
-            row,
-            "failed",
-            now,
-            { name: "StalledError", message },
-            events,
-            results,
-            {
-              error: { name: "StalledError", message },
-            },
-          );
-        }
-      }
-      for (const name of (await st.list("expires")).sort()) {
-        if (Number.isNaN(entryTime(name))) continue;
-        if (entryTime(name) > now) break;
-        const id = entryId(name);
-        const row = id === undefined ? undefined : await tx.row(id);
-        if (!row || !LIVE_WAIT.has(row.state) || row.expiresAt === undefined) {
-          await st.delete(`expires/${name}`);
-          continue;
-        }
-        if (row.expiresAt <= now) {
-          await this.#end(tx, row, "expired", now, EXPIRED, events, results);
-        }
-      }
-      if (options.purgeBefore !== undefined) {
-        for (const name of (await st.list("final")).sort()) {
-          if (Number.isNaN(entryTime(name))) continue;
-          if (entryTime(name) >= options.purgeBefore) break;
-          const id = entryId(name);
-          const row = id === undefined ? undefined : await tx.row(id);
-          if (!row || !isFinal(row.state)) {
-            await st.delete(`final/${name}`);
-            continue;
-          }
-          if (row.completedAt! < options.purgeBefore) {
-            tx.remove(id!);
-            for (const dep of await st.list(`deps/${encName(id!)}`)) {
-              await st.delete(`deps/${encName(id!)}/${dep}`);
-            }
-          }
-        }
-      }
-      // Temporary files of writers that crashed between write and rename.
-      for (const name of await st.list("tmp")) {
-        const at = await st.modified(`tmp/${name}`);
-        if (at !== undefined && now - at > TMP_STALE_MS) await st.delete(`tmp/${name}`);
-      }
-      return await this.#effects(tx, events, results);
-    });
-  }
-
-  /** The earliest due time of a scheduled task in these queues. */
-  async nextDue(queues: string[]): Promise<number | undefined> {
-    this.#s.check();
-    let next: number | undefined;
-    for (const queue of queues) {
-      for (const name of (await this.#s.storage.list(`sched/${encName(queue)}`)).sort()) {
-        const id = entryId(name);
-        const row = id === undefined ? undefined : await this.#s.readRow(id);
-        if (
-          row && row.state === "scheduled" && pad(row.runAt) === name.slice(0, name.indexOf("-"))
-        ) {
-          if (next === undefined || row.runAt < next) next = row.runAt;
-          break;
-        }
-      }
-    }
-    return next;
-  }
-
-  /** Close the queue. */
-  close(): Promise<void> {
+  /** Close the queue: later calls throw. */
+  override close(): Promise<void> {
     this.#s.closed = true;
     return Promise.resolve();
   }
-}
-
-function view(row: Row): StoredTask {
-  const { seq: _seq, token: _token, leaseUntil: _lease, ...task } = row;
-  return { ...task, dependsOn: [...task.dependsOn] };
-}
-
-function zeroCounts(): StateCounts {
-  return Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as StateCounts;
 }
 
 /** The result store of a `file:` store: one `results/<id>.json` per task. */
@@ -1341,25 +743,4 @@ export async function openFile(
   const dir = filePath(target);
   await Deno.mkdir(dir, { recursive: true });
   return new FileBackend(new LocalStorage(dir));
-}
-
-/** A task whose dependencies on deduplicated tasks of its batch point at the live ones. */
-function withStandIns(t: NewTask, standIn: Map<string, string>): NewTask {
-  const to = (id: string) => standIn.get(id) ?? id;
-  const out: NewTask = { ...t, dependsOn: [...new Set(t.dependsOn.map(to))] };
-  if (t.links) {
-    out.links = {};
-    if (t.links.pipe !== undefined) out.links.pipe = to(t.links.pipe);
-    if (t.links.names) {
-      out.links.names = Object.fromEntries(
-        Object.entries(t.links.names).map(([id, name]) => [to(id), name]),
-      );
-    }
-  }
-  return out;
-}
-
-/** A row's state, read afresh (TypeScript narrows `row.state` across calls that change it). */
-function stateOf(row: Row): Row["state"] {
-  return row.state;
 }

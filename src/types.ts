@@ -60,7 +60,8 @@ export type EventType =
   | "expired"
   | "schedule_fired"
   | "schedule_paused"
-  | "schedule_resumed";
+  | "schedule_resumed"
+  | "corrupt";
 
 /** Every event type. */
 export const EVENT_TYPES: readonly EventType[] = [
@@ -77,6 +78,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   "schedule_fired",
   "schedule_paused",
   "schedule_resumed",
+  "corrupt",
 ];
 
 /** An error as stored: it crosses processes, so only its name, message and stack. */

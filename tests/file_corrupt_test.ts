@@ -1,5 +1,5 @@
 // Foreign, truncated and corrupt files in a `file:` directory are skipped and reported once
-// (a warning naming the file); they never stop the worker or lose other tasks.
+// (a warning and a `corrupt` event naming the file); they never stop the worker or lose other tasks.
 import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
 import { openFile } from "../backends/file.ts";
@@ -58,6 +58,15 @@ Deno.test("file: corrupt, truncated and foreign files are skipped, reported once
         assert.equal(completed.length, 19);
       }
       assert.equal(await q.get(victim), undefined);
+      // Each unreadable file is also a `corrupt` event, once, naming it; reports made while
+      // reading go out with the next change of state (here a worker's claim).
+      await q.run({ until: "idle" });
+      const reports = await Array.fromAsync(q.events({ type: "corrupt" }));
+      for (const file of ["garbage.json", "notes.txt", "README", "foreign.jsonl"]) {
+        const named = reports.filter((e) => String(e.data?.file).includes(file));
+        assert.equal(named.length, 1, `one event names ${file}: ${JSON.stringify(reports)}`);
+        assert.ok(String(named[0].data?.file).startsWith(dir), "the event gives the full path");
+      }
       // The foreign files are still there: the engine does not delete what it did not write.
       await Deno.stat(`${dir}/tasks/notes.txt`);
       await Deno.stat(`${dir}/ready/default/README`);
