@@ -9,7 +9,7 @@
 import type { Backend } from "./backend.ts";
 import { ConfigError } from "./errors.ts";
 
-const PLANNED = new Set(["kv", "postgres", "postgresql", "redis", "rediss", "nats"]);
+const PLANNED = new Set(["postgres", "postgresql", "redis", "rediss", "nats"]);
 
 /**
  * Hide the password (and a token in the user part) of a URL, for messages and logs.
@@ -91,11 +91,20 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
       }
       return await openFile(path);
     }
+    case "kv": {
+      const { openKv } = await import("../backends/kv.ts");
+      try {
+        return await openKv(url);
+      } catch (error) {
+        if (error instanceof ConfigError) error.message = `${key}: ${error.message}`;
+        throw error;
+      }
+    }
   }
   if (PLANNED.has(scheme)) {
     throw new ConfigError(
       `${key}: the "${scheme}:" engine is not available in this version of OmniQ; ` +
-        `available: memory:, sqlite:, file:`,
+        `available: memory:, sqlite:, file:, kv:`,
     );
   }
   throw new ConfigError(

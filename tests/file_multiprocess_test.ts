@@ -1,6 +1,7 @@
 // Two OS processes work one `file:` directory: 2,000 tasks, each completed exactly once.
 import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
+import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
 import { twoProcessesExactlyOnce } from "./fixtures/two_processes.ts";
 
 const CONFIG = new URL("../deno.json", import.meta.url);
@@ -14,6 +15,11 @@ async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<st
 Deno.test(
   "file: two processes on one directory complete each of 2,000 tasks exactly once",
   () => twoProcessesExactlyOnce((dir) => `file:${dir}/store`),
+);
+
+Deno.test(
+  "file: three scheduler processes on one directory fire each tick exactly once",
+  () => threeSchedulersExactlyOnce((dir) => `file:${dir}/store`),
 );
 
 Deno.test("file: a process killed mid-run (maybe holding the lock) loses no task", async () => {

@@ -1,0 +1,14 @@
+// Processes sharing one Deno KV file: 2,000 tasks each completed exactly once, and three
+// schedulers that fire each tick exactly once.
+import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
+import { twoProcessesExactlyOnce } from "./fixtures/two_processes.ts";
+
+Deno.test(
+  "kv: two processes on one KV file complete each of 2,000 tasks exactly once",
+  () => twoProcessesExactlyOnce((dir) => `kv:${dir}/omniq.kv`),
+);
+
+Deno.test(
+  "kv: three scheduler processes on one KV file fire each tick exactly once",
+  () => threeSchedulersExactlyOnce((dir) => `kv:${dir}/omniq.kv`),
+);
