@@ -52,6 +52,7 @@
 
 import {
   type Backend,
+  type Effects,
   type EnqueueOutcome,
   type EventQuery,
   type EventStore,
@@ -654,7 +655,11 @@ export class KvQueue extends RecordQueue {
   }
 
   /** Complete an attempt; a result over the engine's limit fails the task instead. */
-  override complete(id: string, token: string, result: StoredResult) {
+  override complete(
+    id: string,
+    token: string,
+    result: StoredResult,
+  ): Promise<Effects | undefined> {
     if (result.value !== undefined && result.value.length > KV_MAX_RESULT) {
       const error = {
         name: "ResultTooLargeError",
