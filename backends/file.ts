@@ -105,8 +105,8 @@ class Store implements RecordSpace {
   }
 
   /** Index entry names under a directory, sorted. */
-  async entries(dir: string): Promise<string[]> {
-    return (await this.storage.list(dir)).sort();
+  async entries(dir: string, limit?: number): Promise<string[]> {
+    return (await this.storage.list(dir)).sort().slice(0, limit);
   }
 
   /** Run `fn` holding the directory lock (and this process's turn). */
@@ -367,8 +367,8 @@ class Tx implements RecordTx {
     this.#unresults.add(taskId);
   }
 
-  async entries(dir: string): Promise<string[]> {
-    return (await this.#s.storage.list(dir)).sort();
+  async entries(dir: string, limit?: number): Promise<string[]> {
+    return (await this.#s.storage.list(dir)).sort().slice(0, limit);
   }
 
   dropEntry(path: string): void {

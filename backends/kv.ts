@@ -123,8 +123,12 @@ export const KV_MAX_RESULT = 512 * 1024;
 const PART = 60_000;
 const MAX_CHECKS = 100;
 const MAX_MUTATIONS = 1_000;
+/** Bytes one commit may write, below Deno KV's 800 KiB (leaves room for keys and events). */
+const MAX_BYTES = 700 * 1024;
 /** Records a step may read before it stops taking more (leaves room for key checks). */
 const ROOM = 80;
+/** Tasks an `enqueue` stores in one commit, at first (halved while a commit is too large). */
+const BATCH = 48;
 /** Commits that lost to another writer before a step gives up. */
 const MAX_CONFLICTS = 2_000;
 
@@ -293,10 +297,13 @@ class KvStore implements RecordSpace {
     return out;
   }
 
-  async entries(dir: string): Promise<string[]> {
+  async entries(dir: string, limit?: number): Promise<string[]> {
     const names: string[] = [];
     const prefix = this.key("i", ...dir.split("/"));
-    for await (const entry of this.kv.list({ prefix }, { batchSize: 500 })) {
+    const options = limit === undefined
+      ? { batchSize: 500 }
+      : { limit, batchSize: Math.min(500, limit) };
+    for await (const entry of this.kv.list({ prefix }, options)) {
       const name = entry.key[entry.key.length - 1];
       if (typeof name === "string") names.push(name);
     }
@@ -461,8 +468,8 @@ class KvTx implements RecordTx {
     this.#unresults.add(taskId);
   }
 
-  entries(dir: string): Promise<string[]> {
-    return this.#s.entries(dir);
+  entries(dir: string, limit?: number): Promise<string[]> {
+    return this.#s.entries(dir, limit);
   }
 
   dropEntry(path: string): void {
@@ -522,6 +529,7 @@ class KvTx implements RecordTx {
     const s = this.#s;
     const op = s.kv.atomic();
     let mutations = 0;
+    let bytes = 0;
     const set = (key: KvKey, value: unknown) => {
       op.set(key, value);
       mutations++;
@@ -542,6 +550,7 @@ class KvTx implements RecordTx {
       }
       if (!row || (before && sameRow(before.snap, row))) continue;
       set(s.key("t", id), encodeRow(row));
+      bytes += row.payload.length + 1_024;
       const after = indexKeys(row);
       for (const k of after) if (!before?.index.includes(k)) set(this.#ix(k), true);
       for (const k of before?.index ?? []) if (!after.includes(k)) del(this.#ix(k));
@@ -556,7 +565,10 @@ class KvTx implements RecordTx {
     }
     for (const path of this.#dependents) set(this.#ix(path), true);
     for (const path of this.#dropped) del(this.#ix(path));
-    for (const r of this.#results) mutations += s.putResult(op, r);
+    for (const r of this.#results) {
+      mutations += s.putResult(op, r);
+      bytes += (r.value?.length ?? 0) + 1_024;
+    }
     for (const id of this.#unresults) {
       del(s.key("r", id));
       for (const key of await s.resultParts(id)) del(key);
@@ -570,10 +582,11 @@ class KvTx implements RecordTx {
       set(s.key("e", e.id), e);
       if (e.taskId !== undefined) set(s.key("et", e.taskId, e.id), true);
     }
-    if (this.#checks.size > MAX_CHECKS || mutations > MAX_MUTATIONS) {
+    if (this.#checks.size > MAX_CHECKS || mutations > MAX_MUTATIONS || bytes > MAX_BYTES) {
       throw new StepTooLarge(
-        `kv: this step reads ${this.#checks.size} records and makes ${mutations} changes; ` +
-          `one Deno KV commit allows ${MAX_CHECKS} and ${MAX_MUTATIONS} ` +
+        `kv: this step reads ${this.#checks.size} records and makes ${mutations} changes of ` +
+          `about ${bytes} bytes; one Deno KV commit allows ${MAX_CHECKS} checks, ` +
+          `${MAX_MUTATIONS} changes and ${MAX_BYTES} bytes ` +
           `(a task with too many dependencies or dependents?)`,
       );
     }
@@ -605,7 +618,7 @@ export class KvQueue extends RecordQueue {
    * none; the whole batch's ids, keys and dependencies are checked before the first.
    */
   override async enqueue(tasks: NewTask[]): Promise<EnqueueOutcome> {
-    if (tasks.length <= 16) {
+    if (tasks.length <= BATCH) {
       try {
         return await super.enqueue(tasks);
       } catch (error) {
@@ -614,7 +627,7 @@ export class KvQueue extends RecordQueue {
     }
     await this.#precheck(tasks);
     const out: EnqueueOutcome = { ids: [], created: [], effects: noEffects() };
-    let size = 16;
+    let size = BATCH;
     for (let i = 0; i < tasks.length;) {
       const part = tasks.slice(i, i + size);
       let done: EnqueueOutcome;

@@ -66,8 +66,8 @@ export interface RecordTx {
   putResults(results: StoredResult[]): void;
   /** Delete a result on commit. */
   deleteResult(taskId: string): void;
-  /** The names of the index entries under a directory (`ready/<queue>` …), sorted. */
-  entries(dir: string): Promise<string[]>;
+  /** The names of the index entries under a directory (`ready/<queue>` …), sorted; the first `limit`. */
+  entries(dir: string, limit?: number): Promise<string[]>;
   /** Delete a stale index entry (a path `dir/name`). */
   dropEntry(path: string): void;
   /** Record that `id` waits for `dep`. */
@@ -98,13 +98,17 @@ export interface RecordSpace {
   allRows(): Promise<Row[]>;
   /** Every schedule, by id. */
   allSchedules(): Promise<StoredSchedule[]>;
-  /** Index entry names under a directory, sorted, outside a step. */
-  entries(dir: string): Promise<string[]>;
+  /** Index entry names under a directory, sorted, outside a step; the first `limit`. */
+  entries(dir: string, limit?: number): Promise<string[]>;
 }
 
 /** The error of a task that expired before it started. */
 export const EXPIRED = { name: "TaskExpiredError", message: "expired before it started" };
 const LIVE_WAIT = new Set(["waiting", "scheduled", "queued"]);
+/** Index entries read beyond what a step needs, in case some are stale. */
+const SLACK = 16;
+/** Entries of the expiry and purge indexes one sweep step reads. */
+const SWEEP_BATCH = 200;
 
 /** The index entries a task record implies. */
 export function indexKeys(row: Row): string[] {
@@ -496,7 +500,7 @@ export class RecordQueue implements TaskQueue {
   async #promote(tx: RecordTx, queue: string, now: number, room: number): Promise<Row[]> {
     const promoted: Row[] = [];
     const dir = `sched/${encName(queue)}`;
-    for (const name of await tx.entries(dir)) {
+    for (const name of await tx.entries(dir, room + SLACK)) {
       const at = entryTime(name);
       if (Number.isNaN(at)) continue;
       if (at > now || promoted.length >= room || !tx.room()) break;
@@ -527,7 +531,7 @@ export class RecordQueue implements TaskQueue {
         const promoted = await this.#promote(tx, queue, now, request.limit - claimed.length);
         const dir = `ready/${encName(queue)}`;
         // Promoted rows are not in the ready index yet: merge them in by their ready name.
-        const names = new Set(await tx.entries(dir));
+        const names = new Set(await tx.entries(dir, request.limit - claimed.length + SLACK));
         for (const row of promoted) {
           names.add(`${9 - row.priority}${pad(row.seq)}-${encName(row.id)}`);
         }
@@ -729,7 +733,7 @@ export class RecordQueue implements TaskQueue {
         );
       }
     }
-    for (const name of await tx.entries("expires")) {
+    for (const name of await tx.entries("expires", SWEEP_BATCH)) {
       if (!tx.room()) break;
       if (Number.isNaN(entryTime(name))) continue;
       if (entryTime(name) > now) break;
@@ -744,7 +748,7 @@ export class RecordQueue implements TaskQueue {
       }
     }
     if (options.purgeBefore !== undefined) {
-      for (const name of await tx.entries("final")) {
+      for (const name of await tx.entries("final", SWEEP_BATCH)) {
         if (!tx.room()) break;
         if (Number.isNaN(entryTime(name))) continue;
         if (entryTime(name) >= options.purgeBefore) break;
@@ -765,7 +769,7 @@ export class RecordQueue implements TaskQueue {
     this.#s.check();
     let next: number | undefined;
     for (const queue of queues) {
-      for (const name of await this.#s.entries(`sched/${encName(queue)}`)) {
+      for (const name of await this.#s.entries(`sched/${encName(queue)}`, SLACK)) {
         const id = entryId(name);
         const row = id === undefined ? undefined : await this.#s.readRow(id);
         if (

@@ -4,7 +4,12 @@
  * - processing no-op tasks with one async worker at concurrency 10;
  * - enqueue→start latency (p50/p99) of single tasks sent to an idle worker.
  *
- * Run with `deno task bench` (`-- --tasks 5000` for a quicker run).
+ * Engines: `memory:`, `sqlite:`, `file:` and `kv:` (Deno KV), and, as a reference on the same
+ * KV file type, Deno KV's own queue (`kv.enqueue` / `kv.listenQueue`) doing the same no-op
+ * work with none of OmniQ's bookkeeping (no records, results, events, retries or leases).
+ *
+ * Run with `deno task bench` (`-- --tasks 5000` for a quicker run, `--engines memory,kv` to
+ * pick engines).
  *
  * @module
  */
@@ -12,6 +17,7 @@ import { defineTask, OmniQ } from "../mod.ts";
 
 const TASKS = Number(flag("--tasks") ?? 20_000);
 const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
+const ENGINES = (flag("--engines") ?? "memory,sqlite,file,kv,kv-queue").split(",");
 
 function flag(name: string): string | undefined {
   const i = Deno.args.indexOf(name);
@@ -91,10 +97,103 @@ async function tempSqlite(): Promise<[string, () => Promise<void>]> {
   return [`sqlite:${dir}/bench.db`, () => Deno.remove(dir, { recursive: true })];
 }
 
-const rows = [
-  await measure("memory:", () => Promise.resolve(["memory:", () => Promise.resolve()])),
-  await measure("sqlite: (file, WAL)", tempSqlite),
-];
+function temp(make: (dir: string) => string): () => Promise<[string, () => Promise<void>]> {
+  return async () => {
+    const dir = await Deno.makeTempDir({ prefix: "omniq-bench-" });
+    return [make(dir), () => Deno.remove(dir, { recursive: true })];
+  };
+}
+
+/** Deno KV's own queue doing the same work: the reference for the `kv:` engine. */
+async function measureKvQueue(): Promise<Row> {
+  const row: Row = {
+    engine: "Deno KV kv.enqueue/listenQueue (reference)",
+    enqueueOne: 0,
+    enqueueMany: 0,
+    process: 0,
+    p50: 0,
+    p99: 0,
+  };
+  const dir = await Deno.makeTempDir({ prefix: "omniq-bench-kvq-" });
+  try {
+    {
+      const kv = await Deno.openKv(`${dir}/one.kv`);
+      const t = performance.now();
+      for (let i = 0; i < TASKS; i++) await kv.enqueue({ i }, { delay: 60_000 });
+      row.enqueueOne = TASKS / ((performance.now() - t) / 1000);
+      kv.close();
+    }
+    {
+      let kv = await Deno.openKv(`${dir}/many.kv`);
+      let t = performance.now();
+      for (let i = 0; i < TASKS; i += 500) {
+        const op = kv.atomic();
+        for (let j = i; j < Math.min(TASKS, i + 500); j++) op.enqueue({ i: j });
+        await op.commit();
+      }
+      row.enqueueMany = TASKS / ((performance.now() - t) / 1000);
+      kv.close();
+      // Delivered when a listener starts: time from then until the last one is handled.
+      kv = await Deno.openKv(`${dir}/many.kv`);
+      let seen = 0;
+      let done!: () => void;
+      const all = new Promise<void>((r) => done = r);
+      t = performance.now();
+      const listening = kv.listenQueue(() => {
+        if (++seen === TASKS) done();
+      });
+      await all;
+      row.process = TASKS / ((performance.now() - t) / 1000);
+      kv.close();
+      await listening;
+    }
+    {
+      const kv = await Deno.openKv(`${dir}/latency.kv`);
+      let resolve: ((at: number) => void) | undefined;
+      const listening = kv.listenQueue(() => resolve?.(performance.now()));
+      const samples: number[] = [];
+      for (let i = 0; i < LATENCY_SAMPLES; i++) {
+        const started = new Promise<number>((r) => (resolve = r));
+        const t0 = performance.now();
+        await kv.enqueue({ i });
+        samples.push((await started) - t0);
+      }
+      samples.sort((a, b) => a - b);
+      row.p50 = samples[Math.floor(samples.length * 0.5)];
+      row.p99 = samples[Math.floor(samples.length * 0.99)];
+      kv.close();
+      await listening;
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  return row;
+}
+
+const rows: Row[] = [];
+for (const engine of ENGINES) {
+  switch (engine) {
+    case "memory":
+      rows.push(
+        await measure("memory:", () => Promise.resolve(["memory:", () => Promise.resolve()])),
+      );
+      break;
+    case "sqlite":
+      rows.push(await measure("sqlite: (file, WAL)", tempSqlite));
+      break;
+    case "file":
+      rows.push(await measure("file: (directory)", temp((dir) => `file:${dir}/store`)));
+      break;
+    case "kv":
+      rows.push(await measure("kv: (Deno KV file)", temp((dir) => `kv:${dir}/bench.kv`)));
+      break;
+    case "kv-queue":
+      rows.push(await measureKvQueue());
+      break;
+    default:
+      throw new Error(`--engines: unknown engine "${engine}"`);
+  }
+}
 
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 console.log(
