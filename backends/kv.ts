@@ -129,6 +129,10 @@ const MAX_BYTES = 700 * 1024;
 const ROOM = 80;
 /** Tasks an `enqueue` stores in one commit, at first (halved while a commit is too large). */
 const BATCH = 48;
+/** Steps one group commit takes at most. */
+const GROUP_STEPS = 64;
+/** Records a group may have read before it takes another step. */
+const GROUP_ROOM = 50;
 /** Commits that lost to another writer before a step gives up. */
 const MAX_CONFLICTS = 2_000;
 
@@ -197,14 +201,22 @@ class StepTooLarge extends OmniQError {
   override name = "StepTooLarge";
 }
 
-/** The shared machinery of one open KV: prefix, step chain, corrupt reports. */
+/** A step waiting for its turn. */
+interface Pending {
+  fn: (tx: RecordTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The shared machinery of one open KV: prefix, group commits, corrupt reports. */
 class KvStore implements RecordSpace {
   readonly kv: KvLike;
   readonly prefix: KvKey;
   readonly owned: boolean;
   closed = false;
   onCorrupt?: (path: string, reason: string) => void;
-  #chain: Promise<void> = Promise.resolve();
+  #pending: Pending[] = [];
+  #draining = false;
   #reported = new Set<string>();
 
   constructor(kv: KvLike, prefix: KvKey, owned: boolean) {
@@ -229,27 +241,87 @@ class KvStore implements RecordSpace {
     this.onCorrupt?.(path, reason);
   }
 
-  /** Run a step: again on fresh reads while another writer wins the commit. */
-  async step<T>(fn: (tx: RecordTx) => Promise<T>): Promise<T> {
+  /**
+   * Run a step. Steps asked for while a commit is in flight wait and then share the next
+   * commit (group commit): each runs on the reads and changes of those before it, a step
+   * that throws is rolled back alone, and when another writer wins the commit every step of
+   * the group runs again on fresh reads.
+   */
+  step<T>(fn: (tx: RecordTx) => Promise<T>): Promise<T> {
     this.check();
-    const prev = this.#chain;
-    let release!: () => void;
-    this.#chain = new Promise((r) => release = r);
-    await prev;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({
+        fn: fn as (tx: RecordTx) => Promise<unknown>,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
+      if (!this.#draining) this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
     try {
-      for (let conflicts = 0;; conflicts++) {
-        this.check();
-        const tx = new KvTx(this);
-        const out = await fn(tx);
-        if (await tx.commit()) return out;
-        if (conflicts >= MAX_CONFLICTS) {
-          throw new OmniQError(`kv: a step lost to other writers ${conflicts} times; gave up`);
+      while (this.#pending.length > 0) {
+        const group = this.#pending.splice(0, GROUP_STEPS);
+        try {
+          await this.#run(group);
+        } catch (error) {
+          for (const step of group) step.reject(error);
         }
-        const pause = Math.min(1 + conflicts, 20) * Math.random();
-        await new Promise((r) => setTimeout(r, pause));
       }
     } finally {
-      release();
+      this.#draining = false;
+    }
+  }
+
+  async #run(group: Pending[]): Promise<void> {
+    for (let conflicts = 0;; conflicts++) {
+      this.check();
+      const tx = new KvTx(this);
+      const done: [Pending, unknown][] = [];
+      const failed: [Pending, unknown][] = [];
+      const later: Pending[] = [];
+      for (const step of group) {
+        if (done.length + failed.length > 0 && !tx.roomForStep()) {
+          later.push(step);
+          continue;
+        }
+        const mark = tx.mark();
+        try {
+          done.push([step, await step.fn(tx)]);
+        } catch (error) {
+          tx.restore(mark);
+          failed.push([step, error]);
+        }
+      }
+      let ok: boolean;
+      try {
+        ok = await tx.commit();
+      } catch (error) {
+        if (error instanceof StepTooLarge && done.length > 1) {
+          // Too much for one commit together: each on its own.
+          for (const step of group) {
+            await this.#run([step]).catch((e) => step.reject(e));
+          }
+          return;
+        }
+        for (const [step] of done) step.reject(error);
+        for (const [step, e] of failed) step.reject(e);
+        this.#pending.unshift(...later);
+        return;
+      }
+      if (ok) {
+        for (const [step, out] of done) step.resolve(out);
+        for (const [step, e] of failed) step.reject(e);
+        this.#pending.unshift(...later);
+        return;
+      }
+      if (conflicts >= MAX_CONFLICTS) {
+        throw new OmniQError(`kv: a step lost to other writers ${conflicts} times; gave up`);
+      }
+      const pause = Math.min(1 + conflicts, 20) * Math.random();
+      await new Promise((r) => setTimeout(r, pause));
     }
   }
 
@@ -395,14 +467,77 @@ class KvTx implements RecordTx {
   #unresults = new Set<string>();
   #removed = new Set<string>();
   #dropped = new Set<string>();
-  #dependents: string[] = [];
+  #dependents = new Set<string>();
   #schedules = new Map<string, StoredSchedule | undefined>();
   #putSchedules = new Map<string, StoredSchedule>();
   #unschedules = new Set<string>();
   #owners = new Map<string, string | undefined>();
+  /** Records read ahead (not yet checked: a record counts as read when the step uses it). */
+  #ahead = new Map<string, KvEntryMaybe>();
 
   constructor(store: KvStore) {
     this.#s = store;
+  }
+
+  /** Whether a group commit may take another step. */
+  roomForStep(): boolean {
+    return this.#checks.size < GROUP_ROOM;
+  }
+
+  /** The step's changes so far, to roll a failed step back to. */
+  mark(): () => void {
+    const rows = new Map([...this.#rows].map(([id, r]) => [id, r && { ...r }]));
+    const seq = this.#seq && { ...this.#seq };
+    const seqDirty = this.#seqDirty;
+    const events = this.#events.length;
+    const results = [...this.#results];
+    const sets = [
+      this.#unresults,
+      this.#removed,
+      this.#dropped,
+      this.#dependents,
+      this.#unschedules,
+    ]
+      .map((set) => [set, new Set(set)] as const);
+    const schedules = new Map(this.#schedules);
+    const putSchedules = new Map(this.#putSchedules);
+    return () => {
+      this.#rows = rows;
+      this.#seq = seq;
+      this.#seqDirty = seqDirty;
+      this.#events.length = events;
+      this.#results = results;
+      for (const [set, copy] of sets) {
+        set.clear();
+        for (const v of copy) set.add(v);
+      }
+      this.#schedules = schedules;
+      this.#putSchedules = putSchedules;
+    };
+  }
+
+  /** Roll back to a mark. */
+  restore(mark: () => void): void {
+    mark();
+  }
+
+  /** Index entries this transaction adds and deletes (by comparing rows with their reads). */
+  #pendingIndex(): { add: Set<string>; del: Set<string> } {
+    const add = new Set<string>(this.#dependents);
+    const del = new Set<string>();
+    for (const [id, row] of this.#rows) {
+      const before = this.#before.get(id)?.index ?? [];
+      if (this.#removed.has(id) || !row) {
+        for (const k of before) del.add(k);
+        continue;
+      }
+      const after = indexKeys(row);
+      for (const k of after) if (!before.includes(k)) add.add(k);
+      for (const k of before) if (!after.includes(k)) del.add(k);
+    }
+    for (const k of this.#dropped) if (!add.has(k)) del.add(k);
+    for (const k of add) del.delete(k);
+    return { add, del };
   }
 
   async #get(key: KvKey): Promise<KvEntryMaybe> {
@@ -411,9 +546,29 @@ class KvTx implements RecordTx {
     return entry;
   }
 
+  async prefetch(ids: string[]): Promise<void> {
+    const want = [...new Set(ids)].filter((id) => !this.#rows.has(id) && !this.#ahead.has(id));
+    const reads: Promise<void>[] = [];
+    for (let i = 0; i < want.length; i += 10) {
+      const part = want.slice(i, i + 10);
+      reads.push(
+        this.#s.kv.getMany(part.map((id) => this.#s.key("t", id))).then((entries) => {
+          entries.forEach((e, j) => this.#ahead.set(part[j], e));
+        }),
+      );
+    }
+    await Promise.all(reads);
+  }
+
   async row(id: string): Promise<Row | undefined> {
     if (this.#rows.has(id)) return this.#rows.get(id);
-    const row = this.#s.decodeRow(await this.#get(this.#s.key("t", id)));
+    const key = this.#s.key("t", id);
+    let entry = this.#ahead.get(id);
+    if (entry) {
+      this.#ahead.delete(id);
+      this.#checks.set(keyText(key), { key, versionstamp: entry.versionstamp });
+    } else entry = await this.#get(key);
+    const row = this.#s.decodeRow(entry);
     this.#rows.set(id, row);
     if (row) {
       this.#before.set(id, {
@@ -461,15 +616,27 @@ class KvTx implements RecordTx {
   }
 
   putResults(results: StoredResult[]): void {
+    for (const r of results) this.#unresults.delete(r.taskId);
     this.#results.push(...results);
   }
 
   deleteResult(taskId: string): void {
+    this.#results = this.#results.filter((r) => r.taskId !== taskId);
     this.#unresults.add(taskId);
   }
 
-  entries(dir: string, limit?: number): Promise<string[]> {
-    return this.#s.entries(dir, limit);
+  async entries(dir: string, limit?: number): Promise<string[]> {
+    // Stored entries, with this transaction's own changes (of earlier steps in the group).
+    const { add, del } = this.#pendingIndex();
+    const prefix = `${dir}/`;
+    const added: string[] = [];
+    let deleted = 0;
+    for (const k of add) if (k.startsWith(prefix)) added.push(k.slice(prefix.length));
+    for (const k of del) if (k.startsWith(prefix)) deleted++;
+    const stored = await this.#s.entries(dir, limit === undefined ? undefined : limit + deleted);
+    const names = new Set(stored.filter((n) => !del.has(prefix + n)));
+    for (const n of added) if (!n.includes("/")) names.add(n);
+    return [...names].sort().slice(0, limit);
   }
 
   dropEntry(path: string): void {
@@ -477,7 +644,7 @@ class KvTx implements RecordTx {
   }
 
   addDependent(dep: string, id: string): void {
-    this.#dependents.push(`deps/${encName(dep)}/${encName(id)}`);
+    this.#dependents.add(`deps/${encName(dep)}/${encName(id)}`);
   }
 
   async #owner(key: string): Promise<string | undefined> {
@@ -489,6 +656,12 @@ class KvTx implements RecordTx {
   }
 
   async liveKeyOwner(key: string): Promise<string | undefined> {
+    // A task of an earlier step in this group may hold it.
+    for (const row of this.#rows.values()) {
+      if (row && row.key === key && !isFinal(row.state) && !this.#removed.has(row.id)) {
+        return row.id;
+      }
+    }
     const id = await this.#owner(key);
     if (id === undefined) return undefined;
     const row = await this.row(id);
@@ -538,33 +711,40 @@ class KvTx implements RecordTx {
       op.delete(key);
       mutations++;
     };
+    const keys = new Map<string, string | null>();
     for (const [id, row] of this.#rows) {
       const before = this.#before.get(id);
       if (this.#removed.has(id)) {
         del(s.key("t", id));
-        for (const k of before?.index ?? []) del(this.#ix(k));
         for (const name of await s.entries(`deps/${encName(id)}`)) {
           del(this.#ix(`deps/${encName(id)}/${name}`));
+        }
+        if (before?.live && before.key !== undefined && (await this.#owner(before.key)) === id) {
+          if (!keys.has(before.key)) keys.set(before.key, null);
         }
         continue;
       }
       if (!row || (before && sameRow(before.snap, row))) continue;
       set(s.key("t", id), encodeRow(row));
       bytes += row.payload.length + 1_024;
-      const after = indexKeys(row);
-      for (const k of after) if (!before?.index.includes(k)) set(this.#ix(k), true);
-      for (const k of before?.index ?? []) if (!after.includes(k)) del(this.#ix(k));
       const live = !isFinal(row.state);
       if (before?.live && before.key !== undefined && (!live || row.key !== before.key)) {
-        if ((await this.#owner(before.key)) === id) del(s.key("k", before.key));
+        if ((await this.#owner(before.key)) === id && !keys.has(before.key)) {
+          keys.set(before.key, null);
+        }
       }
       if (live && row.key !== undefined && !(before?.live && before.key === row.key)) {
         await this.#owner(row.key); // checked: a concurrent claim of the key fails this commit
-        set(s.key("k", row.key), id);
+        keys.set(row.key, id);
       }
     }
-    for (const path of this.#dependents) set(this.#ix(path), true);
-    for (const path of this.#dropped) del(this.#ix(path));
+    for (const [key, id] of keys) {
+      if (id === null) del(s.key("k", key));
+      else set(s.key("k", key), id);
+    }
+    const { add, del: gone } = this.#pendingIndex();
+    for (const path of add) set(this.#ix(path), true);
+    for (const path of gone) del(this.#ix(path));
     for (const r of this.#results) {
       mutations += s.putResult(op, r);
       bytes += (r.value?.length ?? 0) + 1_024;

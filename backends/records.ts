@@ -82,6 +82,8 @@ export interface RecordTx {
   deleteSchedule(id: string): Promise<boolean>;
   /** Whether the step may read more records (an engine may bound one step's size). */
   room(): boolean;
+  /** Read these task records ahead, together, where the engine can (a hint). */
+  prefetch?(ids: string[]): Promise<void>;
 }
 
 /** An engine's records: steps, plus reads outside a step for queries. */
@@ -535,7 +537,13 @@ export class RecordQueue implements TaskQueue {
         for (const row of promoted) {
           names.add(`${9 - row.priority}${pad(row.seq)}-${encName(row.id)}`);
         }
-        for (const name of [...names].sort()) {
+        const sorted = [...names].sort();
+        await tx.prefetch?.(
+          sorted.slice(0, request.limit - claimed.length).map(entryId).filter((id) =>
+            id !== undefined
+          ),
+        );
+        for (const name of sorted) {
           if (claimed.length >= request.limit || !tx.room()) break;
           const id = entryId(name);
           if (id === undefined) {
