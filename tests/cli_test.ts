@@ -14,10 +14,18 @@ interface Output {
   stderr: string;
 }
 
+// The CLI reads OMNIQ_* variables as its configuration and refuses unknown ones, so the
+// test runner's own (OMNIQ_TEST_*, the servers' URLs) are not passed on to it.
+const CHILD_ENV = Object.fromEntries(
+  Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("OMNIQ_")),
+);
+
 function command(args: string[], cwd: string): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", `--config=${CONFIG}`, "-A", CLI, ...args],
     cwd,
+    clearEnv: true,
+    env: CHILD_ENV,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
