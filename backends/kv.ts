@@ -111,6 +111,8 @@ export interface KvLike {
   ): AsyncIterable<KvEntryMaybe>;
   /** Start an atomic operation. */
   atomic(): KvAtomic;
+  /** A stream of the keys' entries, again each time one changes (used for wake-ups). */
+  watch?(keys: KvKey[]): ReadableStream<KvEntryMaybe[]>;
   /** Close the database. */
   close(): void;
 }
@@ -867,6 +869,26 @@ export class KvQueue extends RecordQueue {
     return super.complete(id, token, result);
   }
 
+  /**
+   * Wake an idle worker when another handle in this process changes the store: a watch on
+   * the sequence record, which every enqueue and every event changes. (Another process's
+   * writes to a local KV file are not seen by a watch: those are found by polling.)
+   */
+  subscribe(_queues: string[], onWake: () => void): () => void {
+    const kv = this.#s.kv;
+    if (!kv.watch) return () => {};
+    const reader = kv.watch([this.#s.key("meta", "seq")]).getReader();
+    (async () => {
+      // The first reading is the current value, not a change.
+      for (let first = true;; first = false) {
+        const { done } = await reader.read();
+        if (done) return;
+        if (!first) onWake();
+      }
+    })().catch(() => {});
+    return () => void reader.cancel().catch(() => {});
+  }
+
   /** Close the queue: later calls throw. */
   override close(): Promise<void> {
     this.#s.closed = true;
@@ -1111,6 +1133,7 @@ export async function openKv(
     getMany: (keys) => handle.kv.getMany(keys),
     list: (selector, options) => handle.kv.list(selector, options),
     atomic: () => handle.kv.atomic(),
+    watch: handle.kv.watch && ((keys) => handle.kv.watch!(keys)),
     close: () => {
       if (--handle.users > 0) return;
       if (name !== undefined) SHARED.delete(name);

@@ -314,6 +314,15 @@ export interface TaskQueue extends ScheduleStore {
   sweep(options: SweepOptions): Promise<Effects>;
   /** The earliest `runAt` of a scheduled task in these queues, if any. */
   nextDue(queues: string[]): Promise<number | undefined>;
+  /**
+   * Optional: call `onWake` soon after a task of these queues becomes due in any process
+   * (an enqueue, a retry, a release, or a new delayed task that may change `nextDue`), so
+   * an idle worker claims at once instead of at its next poll. A hint only: it may be
+   * spurious or missed (workers still poll every `pollInterval`). Engines with a
+   * cross-process signal (PostgreSQL `LISTEN/NOTIFY`) implement it; others omit it.
+   * Returns the function that ends the subscription.
+   */
+  subscribe?(queues: string[], onWake: () => void): () => void;
   /** Release what the queue holds (connections, files). */
   close(): Promise<void>;
 }

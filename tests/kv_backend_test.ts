@@ -188,3 +188,25 @@ Deno.test("kv: a result with a TTL is gone after it", async () => {
     assert.equal(await q.stores.results.get(id), undefined);
   });
 });
+
+Deno.test("kv: an idle worker of another handle in this process wakes at once for new work", async () => {
+  await withKv(async (url) => {
+    await using producer = await OmniQ.open(url);
+    await using consumer = await OmniQ.open(url);
+    const started: number[] = [];
+    const probe = defineTask("kv-wake-probe", () => {
+      started.push(Date.now());
+    });
+    const worker = consumer.worker({ pollInterval: "30s" });
+    await worker.start();
+    try {
+      await new Promise((r) => setTimeout(r, 200)); // the worker is idle, waiting
+      const at = Date.now();
+      const id = await producer.enqueue(probe, []);
+      await producer.wait(id, { timeout: "5s" });
+      assert.ok(started[0] - at < 1_000, `started ${started[0] - at} ms after the enqueue`);
+    } finally {
+      await worker.stop();
+    }
+  });
+});

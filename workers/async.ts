@@ -129,6 +129,27 @@ export class AsyncWorker implements Worker {
     const stop = this.#stop.signal;
     let nextSweep = 0;
     let errorDelay = 0;
+    // Wake-ups from other processes (the engine's hook, if it has one) end an idle wait.
+    let woken = false;
+    let wake: (() => void) | undefined;
+    const unsubscribe = this.#host.queue.subscribe?.(queues, () => {
+      woken = true;
+      wake?.();
+    });
+    const idle = async (ms: number): Promise<void> => {
+      if (!unsubscribe) return await this.#host.idle(ms, stop);
+      if (woken || stop.aborted) return;
+      const waiting = new AbortController();
+      const end = () => waiting.abort();
+      stop.addEventListener("abort", end, { once: true });
+      wake = end;
+      try {
+        await this.#host.idle(ms, waiting.signal);
+      } finally {
+        if (wake === end) wake = undefined;
+        stop.removeEventListener("abort", end);
+      }
+    };
     if (this.#untilIdle && this.#options.scheduler) {
       // Due ticks fire once; `run({ until: "idle" })` never waits for future ones.
       await this.#host.tick().catch((error) => this.#host.report(error, "scheduler"));
@@ -142,6 +163,7 @@ export class AsyncWorker implements Worker {
       const free = concurrency - this.#running.size;
       let claimed = 0;
       if (free > 0) {
+        woken = false;
         try {
           const { tasks, effects } = await this.#host.queue.claim({
             queues,
@@ -165,7 +187,7 @@ export class AsyncWorker implements Worker {
       if (this.#untilIdle && this.#running.size === 0 && claimed === 0) {
         const wait = await this.#pendingRetry();
         if (wait === undefined) break;
-        await this.#host.idle(Math.min(wait, pollInterval), stop);
+        await idle(Math.min(wait, pollInterval));
         continue;
       }
       if (this.#running.size >= concurrency) {
@@ -179,14 +201,15 @@ export class AsyncWorker implements Worker {
       if (this.#running.size > 0) {
         // Wake when a slot frees too, so a full batch is claimed again at once.
         await Promise.race([
-          this.#host.idle(wait, stop),
+          idle(wait),
           new Promise<void>((resolve) => (this.#slotFreed = resolve)),
         ]);
         this.#slotFreed = undefined;
       } else {
-        await this.#host.idle(wait, stop);
+        await idle(wait);
       }
     }
+    unsubscribe?.();
     await this.#drain();
     await this.#executor.close();
   }

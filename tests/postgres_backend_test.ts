@@ -1,0 +1,313 @@
+// What the PostgreSQL engine does beyond the conformance suite: migrations under concurrent
+// opens, LISTEN/NOTIFY wake-ups, recovery when the server terminates its connections, and
+// clear errors for bad input (a wrong password, a closed port, a user without rights, SQL
+// metacharacters in names). Each test works in its own schema, dropped at the end.
+
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { ConfigError, defineTask, OmniQ, OmniQError } from "../mod.ts";
+import { openPostgres, PostgresBackend } from "../backends/postgres.ts";
+import { dropSchema, freshSchema as fresh, postgresUrl, schemaUrl } from "./fixtures/postgres.ts";
+
+const echo = defineTask("pg-echo", (s: string) => s);
+let ran = 0;
+const slow = defineTask("pg-slow", async (n: number) => {
+  ran++;
+  await new Promise((r) => setTimeout(r, 5));
+  return n;
+});
+
+const freshSchema = () => fresh("omniq_b");
+
+/** An admin connection to the test server, closed on dispose. */
+function admin(): postgres.Sql & AsyncDisposable {
+  const sql = postgres(postgresUrl(), { max: 1, onnotice: () => {} });
+  return Object.assign(sql, { [Symbol.asyncDispose]: () => sql.end({ timeout: 1 }) });
+}
+
+/** The URL with another user, password, port or database. */
+function variant(change: (url: URL) => void): string {
+  const url = new URL(postgresUrl());
+  change(url);
+  return url.href;
+}
+
+async function rejectsWithin<T>(ms: number, promise: Promise<T>): Promise<Error> {
+  const t0 = performance.now();
+  const error = await promise.then(
+    () => assert.fail("expected the open to fail"),
+    (e: Error) => e,
+  );
+  const took = performance.now() - t0;
+  assert.ok(took < ms, `failed after ${took.toFixed(0)} ms, expected within ${ms} ms`);
+  return error;
+}
+
+Deno.test("postgres: concurrent opens of a new schema migrate it once", async () => {
+  const schema = freshSchema();
+  try {
+    const backends = await Promise.all(
+      Array.from({ length: 6 }, () => openPostgres(schemaUrl(schema))),
+    );
+    for (const b of backends) await b.close();
+    await using sql = admin();
+    const rows = await sql.unsafe(`SELECT version FROM "${schema}".migrations`);
+    assert.deepEqual(rows.map((r) => r.version), [1]);
+    const tables = await sql`SELECT table_name FROM information_schema.tables
+      WHERE table_schema = ${schema} ORDER BY table_name`;
+    assert.deepEqual(tables.map((t) => t.table_name), [
+      "deps",
+      "events",
+      "migrations",
+      "results",
+      "schedules",
+      "tasks",
+    ]);
+    // Opened again: nothing to migrate.
+    await (await openPostgres(schemaUrl(schema))).close();
+    // A schema from a newer OmniQ is refused with a clear message.
+    await sql.unsafe(`INSERT INTO "${schema}".migrations (version) VALUES (99)`);
+    const error = await openPostgres(schemaUrl(schema)).then(() => undefined, (e) => e);
+    assert.ok(error instanceof OmniQError, String(error));
+    assert.match(error.message, /newer OmniQ \(version 99/);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: a config object (host, port, database, user, password, schema, pool)", async () => {
+  const schema = freshSchema();
+  const url = new URL(postgresUrl());
+  try {
+    await using backend = await PostgresBackend.open({
+      host: url.hostname,
+      port: Number(url.port),
+      database: url.pathname.slice(1),
+      user: decodeURIComponent(url.username),
+      password: decodeURIComponent(url.password),
+      schema,
+      pool: 2,
+    });
+    assert.equal(backend.schema, schema);
+    await using q = await OmniQ.open({ backend });
+    const id = await q.enqueue(echo, ["hi"], { queue: "objects" });
+    await q.run({ until: "idle", queues: ["objects"] });
+    assert.equal(await q.wait(id), "hi");
+    // Events are plain rows: readable with SQL, by task, type, queue and time.
+    await using sql = admin();
+    const rows = await sql.unsafe(
+      `SELECT type, queue FROM "${schema}".events WHERE task_id = $1 ORDER BY id`,
+      [id],
+    );
+    assert.deepEqual(rows.map((r) => r.type), ["enqueued", "started", "completed"]);
+    assert.ok(rows.every((r) => r.queue === "objects"));
+    const indexes = await sql`SELECT indexname FROM pg_indexes
+      WHERE schemaname = ${schema} AND tablename = 'events'`;
+    for (const name of ["events_by_task", "events_by_type", "events_by_queue", "events_by_time"]) {
+      assert.ok(indexes.some((i) => i.indexname === name), `index ${name}`);
+    }
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: an idle worker starts a task enqueued by another process within ms", async () => {
+  const schema = freshSchema();
+  const url = schemaUrl(schema);
+  try {
+    // Two OmniQs, two pools: as far apart as two processes, as far as the server can tell.
+    await using workerSide = await OmniQ.open({ backend: url, worker: { pollInterval: "10s" } });
+    await using producer = await OmniQ.open(url);
+    const w = workerSide.worker();
+    await w.start();
+    await new Promise((r) => setTimeout(r, 300)); // past the first poll and the LISTEN
+    const latencies: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = Date.now();
+      const id = await producer.enqueue(echo, [`n${i}`]);
+      assert.equal(await producer.wait(id, { timeout: "5s" }), `n${i}`);
+      const started = (await producer.get(id))!.startedAt!;
+      latencies.push(Number(started) - t0);
+    }
+    await w.stop();
+    const worst = Math.max(...latencies);
+    assert.ok(worst < 500, `started after ${latencies.join(", ")} ms with a 10 s poll`);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: an idle worker polls no faster than its interval", async () => {
+  const schema = freshSchema();
+  const url = schemaUrl(schema);
+  try {
+    await using q = await OmniQ.open({ backend: url, worker: { pollInterval: "500ms" } });
+    const w = q.worker({ concurrency: 8 });
+    await w.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await using sql = admin();
+    const count = async () =>
+      Number(
+        (await sql`SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`)[0]
+          .xact_commit,
+      );
+    const before = await count();
+    await new Promise((r) => setTimeout(r, 2_000));
+    // Statistics are flushed lazily; give them a moment.
+    await new Promise((r) => setTimeout(r, 1_100));
+    const after = await count();
+    await w.stop();
+    // About four polls of a few statements each; a busy loop would be thousands.
+    assert.ok(after - before < 80, `${after - before} transactions in 2 s of idling`);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: terminated connections mid-run: the worker reconnects, no task is lost", async () => {
+  const schema = freshSchema();
+  const url = schemaUrl(schema);
+  const TASKS = 300;
+  try {
+    await using q = await OmniQ.open({
+      backend: url,
+      worker: { pollInterval: "50ms", lease: "1s", sweepInterval: "200ms", concurrency: 10 },
+    });
+    const reports: string[] = [];
+    q.onError((error) => reports.push((error as Error).message));
+    const ids = await q.enqueueMany(
+      Array.from({ length: TASKS }, (_, i) => ({ task: slow, args: [i] })),
+    );
+    ran = 0;
+    const w = q.worker();
+    await w.start();
+    await using sql = admin();
+    const kill = () =>
+      sql`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+        WHERE usename = current_user AND pid <> pg_backend_pid()
+          AND datname = current_database()`;
+    while (ran < TASKS / 3) await new Promise((r) => setTimeout(r, 5));
+    const first = (await kill())[0].n;
+    assert.ok(first > 0, "some connections were terminated");
+    while (ran < (TASKS * 2) / 3) await new Promise((r) => setTimeout(r, 5));
+    await kill();
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const stats = await q.stats().catch(() => undefined);
+      if (stats?.total.completed === TASKS) break;
+      assert.ok(Date.now() < deadline, `not all done: ${JSON.stringify(stats?.total)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await w.stop();
+    for (const [i, id] of ids.entries()) assert.equal(await q.wait(id), i);
+    const completed = new Map<string, number>();
+    for await (const e of q.events({ type: "completed" })) {
+      completed.set(e.taskId!, (completed.get(e.taskId!) ?? 0) + 1);
+    }
+    assert.equal(completed.size, TASKS);
+    for (const [id, n] of completed) assert.equal(n, 1, `task ${id} completed ${n} times`);
+    // The lost connections were reported (and never with the password).
+    assert.ok(reports.length > 0, "the connection loss was reported");
+    const password = decodeURIComponent(new URL(postgresUrl()).password);
+    for (const r of reports) assert.ok(!r.includes(`:${password}@`), r);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: a wrong password fails fast, naming the host, never the password", async () => {
+  const url = variant((u) => (u.password = "not-the-password-xyz"));
+  const error = await rejectsWithin(5_000, OmniQ.open(url));
+  assert.ok(error instanceof ConfigError, String(error));
+  assert.match(error.message, /127\.0\.0\.1/);
+  assert.match(error.message, /authentication failed/);
+  assert.ok(!error.message.includes("not-the-password-xyz"), error.message);
+});
+
+Deno.test("postgres: a closed port fails fast, naming the host and port", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const url = variant((u) => (u.port = String(port)));
+  const error = await rejectsWithin(5_000, OmniQ.open(url));
+  assert.ok(error instanceof OmniQError, String(error));
+  assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+  assert.match(error.message, /refused/);
+  const password = decodeURIComponent(new URL(postgresUrl()).password);
+  assert.ok(!error.message.includes(`:${password}@`), error.message);
+});
+
+Deno.test("postgres: a missing database or a user without rights fails with ConfigError", async () => {
+  const missing = variant((u) => (u.pathname = "/omniq_no_such_db"));
+  const error = await rejectsWithin(5_000, OmniQ.open(missing));
+  assert.ok(error instanceof ConfigError, String(error));
+  assert.match(error.message, /does not exist/);
+
+  const role = `omniq_norights_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
+  await using sql = admin();
+  await sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
+  try {
+    const url = variant((u) => {
+      u.username = role;
+      u.password = "pw";
+      u.searchParams.set("schema", freshSchema());
+    });
+    const denied = await rejectsWithin(5_000, OmniQ.open(url));
+    assert.ok(denied instanceof ConfigError, String(denied));
+    assert.match(denied.message, /permission denied/);
+    assert.match(denied.message, new RegExp(role));
+
+    // With rights on the tables of a schema migrated already, the same user may open it.
+    const schema = freshSchema();
+    try {
+      await (await openPostgres(schemaUrl(schema))).close();
+      await sql.unsafe(
+        `GRANT USAGE ON SCHEMA "${schema}" TO ${role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "${schema}" TO ${role}`,
+      );
+      const url = variant((u) => {
+        u.username = role;
+        u.password = "pw";
+        u.searchParams.set("schema", schema);
+      });
+      await (await openPostgres(url)).close();
+    } finally {
+      await dropSchema(schema);
+    }
+  } finally {
+    await sql.unsafe(`DROP ROLE ${role}`);
+  }
+});
+
+Deno.test("postgres: a schema name with SQL metacharacters is refused, naming it", async () => {
+  for (const schema of [`x"; DROP TABLE y; --`, "a b", "1abc", "omniq.tasks", ""]) {
+    const error = await openPostgres({ url: postgresUrl(), schema }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(error instanceof ConfigError, `${schema}: ${error}`);
+    assert.ok(error.message.includes(JSON.stringify(schema)), error.message);
+  }
+  const viaUrl = variant((u) => u.searchParams.set("schema", "x'y"));
+  await assert.rejects(OmniQ.open(viaUrl), (e: Error) => e instanceof ConfigError);
+});
+
+Deno.test("postgres: queue names, keys and ids with SQL metacharacters are data", async () => {
+  const schema = freshSchema();
+  try {
+    await using q = await OmniQ.open(schemaUrl(schema));
+    const queue = `q'; DROP TABLE tasks; --"\\`;
+    const key = `k'); DELETE FROM results; --`;
+    const id = await q.enqueue(echo, ["'quoted' \"too\""], { queue, key, id: `id'"; --` });
+    assert.equal(id, `id'"; --`);
+    assert.equal(await q.enqueue(echo, ["dup"], { queue, key }), id);
+    await q.run({ until: "idle", queues: [queue] });
+    assert.equal(await q.wait(id), `'quoted' "too"`);
+    const stats = await q.stats();
+    assert.equal(stats.queues[queue].completed, 1);
+    assert.equal((await q.list({ queue })).length, 1);
+    assert.equal((await Array.fromAsync(q.events({ queue }))).length, 3);
+  } finally {
+    await dropSchema(schema);
+  }
+});
