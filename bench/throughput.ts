@@ -14,10 +14,14 @@
  * @module
  */
 import { defineTask, OmniQ } from "../mod.ts";
+import { measurePeers } from "./peers_postgres.ts";
+import { startPostgres, type TestServer } from "../tests/servers.ts";
 
 const TASKS = Number(flag("--tasks") ?? 20_000);
 const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
-const ENGINES = (flag("--engines") ?? "memory,sqlite,file,kv,kv-queue").split(",");
+const ENGINES = (flag("--engines") ?? "memory,sqlite,file,kv,kv-queue,postgres,pg-peers").split(
+  ",",
+);
 
 function flag(name: string): string | undefined {
   const i = Deno.args.indexOf(name);
@@ -170,6 +174,24 @@ async function measureKvQueue(): Promise<Row> {
   return row;
 }
 
+// PostgreSQL: $OMNIQ_BENCH_POSTGRES_URL, else a throwaway server on loopback (fsync off, the
+// same for OmniQ and its peers).
+let pgServer: TestServer | undefined;
+async function postgresUrl(): Promise<string> {
+  const given = Deno.env.get("OMNIQ_BENCH_POSTGRES_URL");
+  if (given) return given;
+  pgServer ??= await startPostgres();
+  return pgServer.url;
+}
+
+function postgresSchema(base: string): () => Promise<[string, () => Promise<void>]> {
+  return () => {
+    const url = new URL(base);
+    url.searchParams.set("schema", `omniq_bench_${crypto.randomUUID().slice(0, 8)}`);
+    return Promise.resolve([url.href, () => Promise.resolve()]);
+  };
+}
+
 const rows: Row[] = [];
 for (const engine of ENGINES) {
   switch (engine) {
@@ -189,6 +211,14 @@ for (const engine of ENGINES) {
       break;
     case "kv-queue":
       rows.push(await measureKvQueue());
+      break;
+    case "postgres":
+      rows.push(await measure("postgres: (OmniQ)", postgresSchema(await postgresUrl())));
+      break;
+    case "pg-peers":
+      rows.push(
+        ...await measurePeers(await postgresUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
+      );
       break;
     default:
       throw new Error(`--engines: unknown engine "${engine}"`);
@@ -211,3 +241,32 @@ for (const r of rows) {
     } ms | ${r.p99.toFixed(2)} ms |`,
   );
 }
+
+// OmniQ on PostgreSQL against each peer on the same server: above 1 means OmniQ is faster
+// (for latency, lower is better, so the ratio is the peer's over OmniQ's).
+const pg = rows.find((r) => r.engine.startsWith("postgres:"));
+const peers = rows.filter((r) => /pg-boss|graphile/.test(r.engine));
+if (pg && peers.length > 0) {
+  console.log("\n| OmniQ postgres vs | enqueue one | enqueueMany | process | p50 | p99 |");
+  console.log("|---|---:|---:|---:|---:|---:|");
+  const x = (n: number) => `${n.toFixed(2)}×`;
+  for (const p of peers) {
+    console.log(
+      `| ${p.engine} | ${x(pg.enqueueOne / p.enqueueOne)} | ${
+        x(pg.enqueueMany / p.enqueueMany)
+      } | ${x(pg.process / p.process)} | ${x(p.p50 / pg.p50)} | ${x(p.p99 / pg.p99)} |`,
+    );
+  }
+}
+const kvRow = rows.find((r) => r.engine.startsWith("kv:"));
+const kvRef = rows.find((r) => r.engine.startsWith("Deno KV"));
+if (kvRow && kvRef) {
+  console.log(
+    `\nkv: engine / Deno KV's own queue: enqueue one ${
+      (kvRow.enqueueOne / kvRef.enqueueOne).toFixed(2)
+    }×, enqueueMany ${(kvRow.enqueueMany / kvRef.enqueueMany).toFixed(2)}×, process ${
+      (kvRow.process / kvRef.process).toFixed(2)
+    }×`,
+  );
+}
+await pgServer?.stop();
