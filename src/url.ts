@@ -9,7 +9,7 @@
 import type { Backend } from "./backend.ts";
 import { ConfigError } from "./errors.ts";
 
-const PLANNED = new Set(["redis", "rediss", "nats"]);
+const PLANNED = new Set(["nats"]);
 
 /**
  * Hide the password (and a token in the user part) of a URL, for messages and logs.
@@ -110,11 +110,21 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
         throw error;
       }
     }
+    case "redis":
+    case "rediss": {
+      const { openRedis } = await import("../backends/redis.ts");
+      try {
+        return await openRedis(url);
+      } catch (error) {
+        if (error instanceof ConfigError) error.message = `${key}: ${error.message}`;
+        throw error;
+      }
+    }
   }
   if (PLANNED.has(scheme)) {
     throw new ConfigError(
       `${key}: the "${scheme}:" engine is not available in this version of OmniQ; ` +
-        `available: memory:, sqlite:, file:, kv:, postgres:`,
+        `available: memory:, sqlite:, file:, kv:, postgres:, redis:`,
     );
   }
   throw new ConfigError(

@@ -1,0 +1,754 @@
+// The Lua scripts of the Redis engine. Every multi-step change of the queue is one script,
+// so it is atomic on the server: no client ever reads a task and then writes it back.
+//
+// Each script is `LIB` (the shared helpers) followed by its body. The arguments all come
+// in ARGV (no KEYS): the scripts build their key names from the prefix, which is why the
+// engine runs on one Redis node (or a cluster whose prefix holds a hash tag, putting every
+// key in one slot). Common ARGV:
+//   ARGV[1] the key prefix, e.g. "omniq:"
+//   ARGV[2] two flags, "11": results attached, events attached (write them here)
+//   ARGV[3] the events stream's MAXLEN (approximate trimming)
+//   ARGV[4..] the script's own arguments, listed in its header.
+// Every script that changes tasks returns one JSON document from `finish`:
+//   { events: [...], results: [...], x: <the script's own output> }
+// where `events` carry stream ids when the events are attached, and `results` are the
+// result records produced that the engine did not store itself.
+//
+// Numbers: Lua formats numbers with 14 significant digits when concatenating, so the
+// scripts pass numbers to redis.call as numbers (sent exactly) and never concatenate a
+// ready-order score; epoch milliseconds (13 digits) survive either way.
+
+/** Helpers shared by every script (prepended to each body). */
+const LIB = `
+local P = ARGV[1]
+local ATTACH_RESULTS = string.sub(ARGV[2], 1, 1) == '1'
+local ATTACH_EVENTS = string.sub(ARGV[2], 2, 2) == '1'
+local MAXLEN = ARGV[3]
+local clock = redis.call('TIME')
+local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local EVENTS = {}
+local RESULTS = {}
+local WAKE = {}
+local FIELDS = {'id', 'state', 'queue', 'pri', 'seq', 'attempts', 'runAt', 'exp', 'max',
+  'rttl', 'key', 'odf', 'deps', 'token'}
+local STATES = {waiting = true, scheduled = true, queued = true, running = true,
+  completed = true, failed = true, cancelled = true, expired = true}
+local FINAL = {completed = true, failed = true, cancelled = true, expired = true}
+local UNSTARTED = {waiting = true, scheduled = true, queued = true}
+
+local function tkey(id) return P .. 'task:' .. id end
+local function readyKey(q) return P .. '{' .. q .. '}:ready' end
+local function dueKey(q) return P .. '{' .. q .. '}:due' end
+local K_TASKS = P .. 'tasks'
+local K_RUNNING = P .. 'running'
+local K_EXPIRING = P .. 'expiring'
+local K_ENDED = P .. 'ended'
+local K_KEYS = P .. 'keys'
+local K_COUNTS = P .. 'counts'
+
+local function count(q, state, d)
+  if q and STATES[state] then redis.call('HINCRBY', K_COUNTS, state .. ':' .. q, d) end
+end
+
+-- A task's control fields, or nil (and why) when the key is not a well-formed task hash.
+local function load(id)
+  local k = tkey(id)
+  local ty = redis.call('TYPE', k).ok
+  if ty == 'none' then return nil, 'missing' end
+  if ty ~= 'hash' then return nil, 'the key holds a ' .. ty .. ', not a hash' end
+  local v = redis.call('HMGET', k, unpack(FIELDS))
+  local t = {}
+  for i, f in ipairs(FIELDS) do if v[i] then t[f] = v[i] end end
+  if not STATES[t.state or ''] then return nil, 'no valid state' end
+  if not t.queue then return nil, 'no queue' end
+  t.pri = tonumber(t.pri)
+  t.seq = tonumber(t.seq)
+  t.attempts = tonumber(t.attempts)
+  t.max = tonumber(t.max)
+  if not (t.pri and t.seq and t.attempts and t.max) then return nil, 'a bad number field' end
+  local ok, deps = pcall(cjson.decode, t.deps or '[]')
+  if not ok or type(deps) ~= 'table' then return nil, 'bad dependencies' end
+  t.depList = deps
+  if t.exp then t.exp = tonumber(t.exp) end
+  if t.rttl then t.rttl = tonumber(t.rttl) end
+  return t
+end
+
+local function emit(type_, id, q, attempts, data)
+  local e = {type = type_, taskId = id, queue = q, at = NOW, data = data}
+  if attempts and attempts > 0 then e.attempt = attempts end
+  EVENTS[#EVENTS + 1] = e
+end
+
+-- A result's key expires with its ttl; \`P results:ttl\` (ids by expiry) lets a sweep count
+-- the results it ends.
+local K_RESULT_TTL = P .. 'results:ttl'
+
+local function storeResult(id, json, expiresAt)
+  local k = P .. 'result:' .. id
+  if expiresAt then
+    redis.call('ZADD', K_RESULT_TTL, expiresAt, id)
+    if expiresAt <= NOW then
+      redis.call('DEL', k)
+    else
+      redis.call('SET', k, json, 'PXAT', expiresAt)
+    end
+  else
+    redis.call('ZREM', K_RESULT_TTL, id)
+    redis.call('SET', k, json)
+  end
+end
+
+local function deleteResult(id)
+  redis.call('DEL', P .. 'result:' .. id)
+  redis.call('ZREM', K_RESULT_TTL, id)
+end
+
+-- A result this script made (an end other than completion).
+local function produce(id, t, state, name, message)
+  local r = {v = 1, taskId = id, state = state, error = {name = name, message = message},
+    completedAt = NOW}
+  if t and t.rttl then r.expiresAt = NOW + t.rttl end
+  if ATTACH_RESULTS then storeResult(id, cjson.encode(r), r.expiresAt)
+  else RESULTS[#RESULTS + 1] = r end
+end
+
+local function setState(id, t, state)
+  if t.state ~= state then
+    count(t.queue, t.state, -1)
+    count(t.queue, state, 1)
+  end
+  t.state = state
+  redis.call('HSET', tkey(id), 'state', state)
+end
+
+local function score(t)
+  return (9 - t.pri) * 17592186044416 + t.seq
+end
+
+-- Put a task where its due time says: scheduled (by due time) or queued (by priority, FIFO).
+local function place(id, t, runAt)
+  redis.call('HSET', tkey(id), 'runAt', runAt)
+  if runAt > NOW then
+    setState(id, t, 'scheduled')
+    redis.call('ZADD', dueKey(t.queue), runAt, id)
+  else
+    setState(id, t, 'queued')
+    redis.call('ZADD', readyKey(t.queue), score(t), id)
+  end
+  if t.exp then redis.call('ZADD', K_EXPIRING, t.exp, id) end
+  WAKE[t.queue] = true
+  return t.state
+end
+
+-- Take a task out of every live index (it is about to become final).
+local function leave(id, t)
+  redis.call('ZREM', readyKey(t.queue), id)
+  redis.call('ZREM', dueKey(t.queue), id)
+  redis.call('ZREM', K_RUNNING, id)
+  redis.call('ZREM', K_EXPIRING, id)
+  redis.call('HDEL', tkey(id), 'token', 'lease', 'worker')
+  if t.key and redis.call('HGET', K_KEYS, t.key) == id then redis.call('HDEL', K_KEYS, t.key) end
+end
+
+local function depsDone(t)
+  for _, d in ipairs(t.depList) do
+    local st = redis.call('HGET', tkey(d), 'state')
+    if st then
+      if t.odf == 'run' then
+        if not FINAL[st] then return false end
+      elseif st ~= 'completed' then
+        return false
+      end
+    end
+  end
+  return true
+end
+
+local cascade
+
+-- End a live task other than by completion, produce its result, and cascade.
+local function endTask(id, t, state, name, message, data)
+  leave(id, t)
+  setState(id, t, state)
+  redis.call('HSET', tkey(id), 'completedAt', NOW,
+    'error', cjson.encode({name = name, message = message}))
+  redis.call('ZADD', K_ENDED, NOW, id)
+  produce(id, t, state, name, message)
+  emit(state, id, t.queue, t.attempts, data)
+  cascade(id, state)
+end
+
+-- Release or cancel the waiting dependents of a task that just became final.
+cascade = function(id, state)
+  local waiting = redis.call('ZRANGE', P .. 'deps:' .. id, 0, -1)
+  for _, did in ipairs(waiting) do
+    local d = load(did)
+    if d and d.state == 'waiting' then
+      if state ~= 'completed' and d.odf == 'cancel' then
+        local reason = 'dependency ' .. id .. ' ' .. state
+        endTask(did, d, 'cancelled', 'TaskCancelledError', reason,
+          {reason = reason, dependency = id})
+      elseif depsDone(d) then
+        local s = place(did, d, tonumber(d.runAt) or NOW)
+        emit(s == 'scheduled' and 'scheduled' or 'enqueued', did, d.queue, d.attempts,
+          {state = s, released = true})
+      end
+    end
+  end
+end
+
+-- Fail a task whose record is not OmniQ's or is damaged; another program's key is left as
+-- it is. The worker and the other tasks carry on.
+local function corrupt(id, q, why)
+  local message = 'the task record ' .. tkey(id) .. ' is not a valid OmniQ task (' .. why ..
+    '); it was failed without running'
+  local k = tkey(id)
+  if redis.call('TYPE', k).ok == 'hash' then
+    local st = redis.call('HGET', k, 'state')
+    if STATES[st or ''] then count(q, st, -1) end
+    count(q, 'failed', 1)
+    redis.call('HSET', k, 'state', 'failed', 'completedAt', NOW,
+      'error', cjson.encode({name = 'CorruptTaskError', message = message}))
+    redis.call('HDEL', k, 'token', 'lease', 'worker')
+    redis.call('ZREM', K_RUNNING, id)
+    redis.call('ZREM', K_EXPIRING, id)
+    redis.call('ZADD', K_ENDED, NOW, id)
+  end
+  produce(id, nil, 'failed', 'CorruptTaskError', message)
+  emit('failed', id, q, 0, {error = {name = 'CorruptTaskError', message = message}})
+end
+
+-- The running task this token holds, or nil.
+local function held(id, token)
+  local t = load(id)
+  if t and t.state == 'running' and t.token == token then return t end
+  return nil
+end
+
+-- Store one new task (validated by the caller) and put it where its state says.
+-- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON
+local function insert(a)
+  local id = a[1]
+  local k = tkey(id)
+  local seq = redis.call('INCR', P .. 'seq')
+  redis.call('HSET', k, 'v', 1, 'id', id, 'state', 'waiting', 'queue', a[2], 'pri', a[3],
+    'seq', seq,
+    'attempts', 0, 'runAt', a[4], 'max', a[6], 'odf', a[9], 'deps', a[10], 'task', a[12],
+    'd', a[13])
+  if a[5] ~= '' then redis.call('HSET', k, 'exp', a[5]) end
+  if a[7] ~= '' then redis.call('HSET', k, 'rttl', a[7]) end
+  if a[8] ~= '' then
+    redis.call('HSET', k, 'key', a[8])
+    redis.call('HSET', K_KEYS, a[8], id)
+  end
+  if a[11] ~= '' then redis.call('HSET', k, 'links', a[11]) end
+  redis.call('ZADD', K_TASKS, seq, id)
+  local t = load(id)
+  t.state = nil
+  local failed
+  for _, d in ipairs(t.depList) do
+    local st = redis.call('HGET', tkey(d), 'state')
+    if st and FINAL[st] and st ~= 'completed' then
+      failed = {d, st}
+      break
+    end
+  end
+  if failed and t.odf == 'cancel' then
+    local reason = 'dependency ' .. failed[1] .. ' ' .. failed[2]
+    endTask(id, t, 'cancelled', 'TaskCancelledError', reason,
+      {reason = reason, dependency = failed[1]})
+    return
+  end
+  for _, d in ipairs(t.depList) do redis.call('ZADD', P .. 'deps:' .. d, seq, id) end
+  if not depsDone(t) then
+    setState(id, t, 'waiting')
+    if t.exp then redis.call('ZADD', K_EXPIRING, t.exp, id) end
+    emit('enqueued', id, t.queue, 0, {state = 'waiting'})
+    return
+  end
+  local s = place(id, t, tonumber(a[4]))
+  if s == 'scheduled' then
+    emit('scheduled', id, t.queue, 0, {runAt = tonumber(a[4])})
+  else
+    emit('enqueued', id, t.queue, 0, {state = 'queued'})
+  end
+end
+
+-- Write the events (when attached), publish the wake-ups, and encode the outcome.
+local function finish(x)
+  if ATTACH_EVENTS then
+    for _, e in ipairs(EVENTS) do
+      e.id = redis.call('XADD', P .. 'events', 'MAXLEN', '~', MAXLEN, '*', 'e', cjson.encode(e))
+    end
+  end
+  for q in pairs(WAKE) do redis.call('PUBLISH', P .. 'wake', q) end
+  return cjson.encode({events = EVENTS, results = RESULTS, x = x})
+end
+`;
+
+/** The number of ARGV entries one task takes in `enqueue` and `fireTick`. */
+export const TASK_ARGS = 13;
+
+// enqueue — ARGV[4] n, then n groups of TASK_ARGS (see `insert`). All or none: validation
+// first (a dependency must exist or come earlier in the batch; an id must be new unless its
+// key matches a live task), then the inserts. x = { ids, created } or { err, id }.
+const ENQUEUE = `
+local n = tonumber(ARGV[4])
+local W = ${TASK_ARGS}
+local batch = {}
+for i = 0, n - 1 do
+  local o = 5 + i * W
+  local id, key = ARGV[o], ARGV[o + 7]
+  for _, d in ipairs(cjson.decode(ARGV[o + 9])) do
+    if not batch[d] and redis.call('EXISTS', tkey(d)) == 0 then
+      return cjson.encode({x = {err = 'dependency', id = d}})
+    end
+  end
+  local keyed = key ~= '' and redis.call('HEXISTS', K_KEYS, key) == 1
+  if not keyed and (batch[id] or redis.call('EXISTS', tkey(id)) == 1) then
+    return cjson.encode({x = {err = 'duplicate', id = id}})
+  end
+  batch[id] = true
+end
+local ids, created, standIn, anyStandIn = {}, {}, {}, false
+local function to(id) return standIn[id] or id end
+for i = 0, n - 1 do
+  local o = 5 + i * W
+  local a = {}
+  for j = 0, W - 1 do a[j + 1] = ARGV[o + j] end
+  local live = a[8] ~= '' and redis.call('HGET', K_KEYS, a[8])
+  if live then
+    ids[#ids + 1] = live
+    created[#created + 1] = false
+    standIn[a[1]] = live
+    anyStandIn = true
+  else
+    if anyStandIn then
+      -- A task deduplicated by key stands for the live task: later tasks of the batch that
+      -- depend on it (or read or pipe its result) depend on the live one.
+      local seen, deps = {}, {}
+      for _, d in ipairs(cjson.decode(a[10])) do
+        local m = to(d)
+        if not seen[m] then
+          seen[m] = true
+          deps[#deps + 1] = m
+        end
+      end
+      if #deps > 0 then a[10] = cjson.encode(deps) end
+      if a[11] ~= '' then
+        local links = cjson.decode(a[11])
+        if links.pipe then links.pipe = to(links.pipe) end
+        if links.names then
+          local names = {}
+          for d, name in pairs(links.names) do names[to(d)] = name end
+          links.names = names
+        end
+        a[11] = cjson.encode(links)
+      end
+    end
+    insert(a)
+    ids[#ids + 1] = a[1]
+    created[#created + 1] = true
+  end
+end
+return finish({ids = ids, created = created})
+`;
+
+// claim — ARGV[4] limit, [5] lease ms, [6] worker, [7] token base, [8..] queues in order.
+// Promotes due scheduled tasks of each queue, then pops ready ones.
+// x = { tasks: [[id, HGETALL of the task]], now }.
+const CLAIM = `
+local limit, lease, worker, base = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local tasks, n = {}, 0
+for qi = 8, #ARGV do
+  if n >= limit then break end
+  local q = ARGV[qi]
+  local due = redis.call('ZRANGEBYSCORE', dueKey(q), '-inf', NOW, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', dueKey(q), id)
+    local t = load(id)
+    if t and t.state == 'scheduled' then
+      setState(id, t, 'queued')
+      redis.call('ZADD', readyKey(q), score(t), id)
+    end
+  end
+  while n < limit do
+    local top = redis.call('ZPOPMIN', readyKey(q))
+    if #top == 0 then break end
+    local id = top[1]
+    local t, why = load(id)
+    if not t then
+      if why ~= 'missing' then corrupt(id, q, why) end
+    elseif t.state == 'queued' then
+      if t.exp and t.exp <= NOW then
+        endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
+      else
+        n = n + 1
+        t.attempts = t.attempts + 1
+        local token = base .. ':' .. n
+        local untilMs = NOW + lease
+        setState(id, t, 'running')
+        redis.call('HSET', tkey(id), 'attempts', t.attempts, 'token', token, 'lease', untilMs,
+          'startedAt', NOW, 'worker', worker)
+        redis.call('ZADD', K_RUNNING, untilMs, id)
+        redis.call('ZREM', K_EXPIRING, id)
+        emit('started', id, q, t.attempts)
+        tasks[n] = {id, redis.call('HGETALL', tkey(id))}
+      end
+    end
+  end
+end
+return finish({tasks = tasks, now = NOW})
+`;
+
+// renew — ARGV[4] id, [5] token, [6] lease ms. Returns 1 or 0 (not JSON).
+const RENEW = `
+local id, lease = ARGV[4], tonumber(ARGV[6])
+if not held(id, ARGV[5]) then return 0 end
+local untilMs = NOW + lease
+redis.call('HSET', tkey(id), 'lease', untilMs)
+redis.call('ZADD', K_RUNNING, untilMs, id)
+return 1
+`;
+
+// progress — ARGV[4] id, [5] token, [6] value. x = true, or false when the token is stale.
+const PROGRESS = `
+local id = ARGV[4]
+local t = held(id, ARGV[5])
+if not t then return finish(false) end
+local value = tonumber(ARGV[6])
+redis.call('HSET', tkey(id), 'progress', ARGV[6])
+emit('progress', id, t.queue, t.attempts, {progress = value})
+return finish(true)
+`;
+
+// complete — ARGV[4] id, [5] token, [6] result JSON, [7] result expiresAt or '',
+// [8] completedAt. x = true, or false when the token is stale.
+const COMPLETE = `
+local id = ARGV[4]
+local t = held(id, ARGV[5])
+if not t then return finish(false) end
+local completedAt = tonumber(ARGV[8])
+leave(id, t)
+setState(id, t, 'completed')
+redis.call('HSET', tkey(id), 'completedAt', ARGV[8])
+redis.call('ZADD', K_ENDED, completedAt, id)
+if ATTACH_RESULTS then storeResult(id, ARGV[6], tonumber(ARGV[7])) end
+emit('completed', id, t.queue, t.attempts)
+cascade(id, 'completed')
+return finish(true)
+`;
+
+// fail — ARGV[4] id, [5] token, [6] error JSON, [7] retryAt or '', [8] result JSON or '',
+// [9] result expiresAt or ''. x = true, or false when the token is stale.
+const FAIL = `
+local id = ARGV[4]
+local t = held(id, ARGV[5])
+if not t then return finish(false) end
+local err = cjson.decode(ARGV[6])
+local brief = {name = err.name, message = err.message}
+redis.call('HSET', tkey(id), 'error', ARGV[6])
+if ARGV[7] ~= '' then
+  local retryAt = tonumber(ARGV[7])
+  redis.call('ZREM', K_RUNNING, id)
+  redis.call('HDEL', tkey(id), 'token', 'lease', 'worker')
+  place(id, t, retryAt)
+  emit('retrying', id, t.queue, t.attempts, {error = brief, retryAt = retryAt})
+  return finish(true)
+end
+leave(id, t)
+setState(id, t, 'failed')
+redis.call('HSET', tkey(id), 'completedAt', NOW)
+redis.call('ZADD', K_ENDED, NOW, id)
+if ATTACH_RESULTS and ARGV[8] ~= '' then storeResult(id, ARGV[8], tonumber(ARGV[9])) end
+emit('failed', id, t.queue, t.attempts, {error = brief})
+cascade(id, 'failed')
+return finish(true)
+`;
+
+// corrupt — ARGV[4] id, [5] token, [6] queue, [7] what is wrong. Fails a claimed task
+// whose record the client could not read. x = true, or false when the token is stale.
+const CORRUPT = `
+local id = ARGV[4]
+local token = redis.call('HGET', tkey(id), 'token')
+if token ~= ARGV[5] then return finish(false) end
+corrupt(id, ARGV[6], ARGV[7])
+return finish(true)
+`;
+
+// cancel — ARGV[4] id, [5] reason. x = true, or false when final or unknown.
+const CANCEL = `
+local id, reason = ARGV[4], ARGV[5]
+local t = load(id)
+if not t or FINAL[t.state] then return finish(false) end
+endTask(id, t, 'cancelled', 'TaskCancelledError', reason, {reason = reason})
+return finish(true)
+`;
+
+// retry — ARGV[4] id. Queues a failed, cancelled or expired task again with its attempts
+// reset and no ttl. x = true, or false when it is not such a task.
+const RETRY = `
+local id = ARGV[4]
+local t = load(id)
+if not t or not FINAL[t.state] or t.state == 'completed' then return finish(false) end
+t.attempts = 0
+t.exp = nil
+redis.call('HSET', tkey(id), 'attempts', 0)
+redis.call('HDEL', tkey(id), 'error', 'completedAt', 'startedAt', 'progress', 'exp')
+redis.call('ZREM', K_ENDED, id)
+if t.key and redis.call('HEXISTS', K_KEYS, t.key) == 0 then
+  redis.call('HSET', K_KEYS, t.key, id)
+end
+if ATTACH_RESULTS then deleteResult(id) end
+place(id, t, NOW)
+emit('enqueued', id, t.queue, 0, {state = 'queued', retry = true})
+return finish(true)
+`;
+
+// sweep — ARGV[4] purgeBefore or '', [5] batch size. Recovers expired leases, expires
+// unstarted tasks past their ttl, purges final records. x = true when a batch was full
+// (call again).
+const SWEEP = `
+local purgeBefore, batch = tonumber(ARGV[4]), tonumber(ARGV[5])
+local more = false
+local stalled = redis.call('ZRANGEBYSCORE', K_RUNNING, '-inf', '(' .. NOW, 'LIMIT', 0, batch)
+if #stalled == batch then more = true end
+for _, id in ipairs(stalled) do
+  local t = load(id)
+  redis.call('ZREM', K_RUNNING, id)
+  if t and t.state == 'running' then
+    emit('stalled', id, t.queue, t.attempts, {attempt = t.attempts})
+    if t.attempts < t.max then
+      redis.call('HDEL', tkey(id), 'token', 'lease', 'worker')
+      place(id, t, NOW)
+    else
+      local message = "the worker's lease expired on attempt " .. t.attempts
+      endTask(id, t, 'failed', 'StalledError', message,
+        {error = {name = 'StalledError', message = message}})
+    end
+  end
+end
+local expiring = redis.call('ZRANGEBYSCORE', K_EXPIRING, '-inf', NOW, 'LIMIT', 0, batch)
+if #expiring == batch then more = true end
+for _, id in ipairs(expiring) do
+  local t = load(id)
+  if t and UNSTARTED[t.state] and t.exp and t.exp <= NOW then
+    endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
+  else
+    redis.call('ZREM', K_EXPIRING, id)
+  end
+end
+if purgeBefore then
+  local ended = redis.call('ZRANGEBYSCORE', K_ENDED, '-inf', '(' .. purgeBefore, 'LIMIT', 0, batch)
+  if #ended == batch then more = true end
+  for _, id in ipairs(ended) do
+    redis.call('ZREM', K_ENDED, id)
+    local v = redis.call('TYPE', tkey(id)).ok == 'hash' and
+      redis.call('HMGET', tkey(id), 'state', 'queue') or {}
+    if v[1] and FINAL[v[1]] then
+      count(v[2], v[1], -1)
+      redis.call('DEL', tkey(id), P .. 'deps:' .. id)
+      redis.call('ZREM', K_TASKS, id)
+    end
+  end
+end
+return finish(more)
+`;
+
+// nextDue — ARGV[4..] queues. Returns the earliest due time as a string, or false.
+const NEXT_DUE = `
+local best
+for i = 4, #ARGV do
+  local top = redis.call('ZRANGE', dueKey(ARGV[i]), 0, 0, 'WITHSCORES')
+  if #top > 0 then
+    local s = tonumber(top[2])
+    if not best or s < best then best = s end
+  end
+end
+if not best then return false end
+return string.format('%d', best)
+`;
+
+// list — ARGV[4] queue or '', [5] task name or '', [6] states joined by ',' or '',
+// [7] offset, [8] limit. Tasks oldest first, each as HGETALL output.
+const LIST = `
+local queue, name, offset, limit = ARGV[4], ARGV[5], tonumber(ARGV[7]), tonumber(ARGV[8])
+local states
+if ARGV[6] ~= '' then
+  states = {}
+  for s in string.gmatch(ARGV[6], '[^,]+') do states[s] = true end
+end
+local out, pos = {}, 0
+while #out < limit do
+  local ids = redis.call('ZRANGE', K_TASKS, pos, pos + 499)
+  if #ids == 0 then break end
+  pos = pos + #ids
+  for _, id in ipairs(ids) do
+    if #out >= limit then break end
+    local k = tkey(id)
+    if redis.call('TYPE', k).ok == 'hash' then
+      local v = redis.call('HMGET', k, 'queue', 'task', 'state')
+      if (queue == '' or v[1] == queue) and (name == '' or v[2] == name) and
+          (not states or states[v[3] or '']) then
+        if offset > 0 then offset = offset - 1
+        else out[#out + 1] = redis.call('HGETALL', k) end
+      end
+    end
+  end
+end
+return out
+`;
+
+// putSchedule — ARGV[4] id, [5] definition JSON, [6] paused '1'/'0', [7] nextRunAt or '',
+// [8] lastRunAt or ''.
+const PUT_SCHEDULE = `
+local id = ARGV[4]
+local k = P .. 'schedule:' .. id
+redis.call('DEL', k)
+redis.call('HSET', k, 'd', ARGV[5], 'paused', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', k, 'next', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', k, 'last', ARGV[8]) end
+redis.call('SADD', P .. 'schedules', id)
+if ARGV[6] == '0' and ARGV[7] ~= '' then
+  redis.call('ZADD', P .. 'schedules:next', tonumber(ARGV[7]), id)
+else
+  redis.call('ZREM', P .. 'schedules:next', id)
+end
+return 1
+`;
+
+// deleteSchedule — ARGV[4] id. Returns 1 when it existed.
+const DELETE_SCHEDULE = `
+local id = ARGV[4]
+redis.call('ZREM', P .. 'schedules:next', id)
+redis.call('SREM', P .. 'schedules', id)
+return redis.call('DEL', P .. 'schedule:' .. id)
+`;
+
+// pauseSchedule — ARGV[4] id, [5] '1' to pause / '0' to resume, [6] nextRunAt or ''.
+// x = true, or false when unknown or already in that state.
+const PAUSE_SCHEDULE = `
+local id, paused = ARGV[4], ARGV[5]
+local k = P .. 'schedule:' .. id
+local cur = redis.call('HGET', k, 'paused')
+if not cur or cur == paused then return finish(false) end
+redis.call('HSET', k, 'paused', paused)
+if paused == '1' then
+  redis.call('ZREM', P .. 'schedules:next', id)
+else
+  if ARGV[6] == '' then
+    redis.call('HDEL', k, 'next')
+    redis.call('ZREM', P .. 'schedules:next', id)
+  else
+    redis.call('HSET', k, 'next', ARGV[6])
+    redis.call('ZADD', P .. 'schedules:next', tonumber(ARGV[6]), id)
+  end
+end
+EVENTS[1] = {type = paused == '1' and 'schedule_paused' or 'schedule_resumed', at = NOW,
+  data = {scheduleId = id}}
+return finish(true)
+`;
+
+// fireTick — ARGV[4] schedule id, [5] tick, [6] next tick or '', [7] '1' when a task
+// follows in ARGV[8..] (TASK_ARGS entries, as in enqueue). The compare-and-set of the
+// schedule's next tick and the enqueue of its task are one step. x = true, or false when
+// the compare-and-set failed.
+const FIRE_TICK = `
+local id, tick = ARGV[4], tonumber(ARGV[5])
+local k = P .. 'schedule:' .. id
+local v = redis.call('HMGET', k, 'paused', 'next')
+if not v[1] or v[1] == '1' or not v[2] or tonumber(v[2]) ~= tick then return finish(false) end
+if ARGV[6] == '' then
+  redis.call('HDEL', k, 'next')
+  redis.call('ZREM', P .. 'schedules:next', id)
+else
+  redis.call('HSET', k, 'next', ARGV[6])
+  redis.call('ZADD', P .. 'schedules:next', tonumber(ARGV[6]), id)
+end
+redis.call('HSET', k, 'last', ARGV[5])
+if ARGV[7] == '1' and redis.call('EXISTS', tkey(ARGV[8])) == 0 then
+  local a = {}
+  for j = 0, ${TASK_ARGS} - 1 do a[j + 1] = ARGV[8 + j] end
+  insert(a)
+  EVENTS[#EVENTS + 1] = {type = 'schedule_fired', taskId = a[1], queue = a[2], at = NOW,
+    data = {scheduleId = id, tick = tick}}
+end
+return finish(true)
+`;
+
+// putResults — ARGV[4..] groups of three: task id, result JSON, expiresAt or ''.
+const PUT_RESULTS = `
+for i = 4, #ARGV, 3 do storeResult(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])) end
+return 1
+`;
+
+// deleteResults — ARGV[4..] task ids.
+const DELETE_RESULTS = `
+for i = 4, #ARGV do deleteResult(ARGV[i]) end
+return 1
+`;
+
+// sweepResults — ARGV[4] now, [5] batch size. Deletes results whose ttl passed (Redis may
+// have expired their keys already) and returns how many.
+const SWEEP_RESULTS = `
+local ids = redis.call('ZRANGEBYSCORE', K_RESULT_TTL, '-inf', tonumber(ARGV[4]), 'LIMIT', 0,
+  tonumber(ARGV[5]))
+for _, id in ipairs(ids) do deleteResult(id) end
+return #ids
+`;
+
+// appendEvents — ARGV[4..] event JSON documents. Returns their stream ids.
+const APPEND_EVENTS = `
+local ids = {}
+for i = 4, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', P .. 'events', 'MAXLEN', '~', MAXLEN, '*', 'e', ARGV[i])
+end
+return ids
+`;
+
+// trimEvents — ARGV[4] before (ms). Deletes the events older than that (they come in time
+// order), up to the first that is not. Returns how many.
+const TRIM_EVENTS = `
+local before = tonumber(ARGV[4])
+local key = P .. 'events'
+local start = '-'
+while true do
+  local page = redis.call('XRANGE', key, start, '+', 'COUNT', 500)
+  if #page == 0 then return redis.call('XTRIM', key, 'MAXLEN', 0) end
+  for _, entry in ipairs(page) do
+    local ok, e = pcall(cjson.decode, entry[2][2] or 'null')
+    local at = ok and type(e) == 'table' and tonumber(e.at)
+    if at and at >= before then return redis.call('XTRIM', key, 'MINID', entry[1]) end
+  end
+  start = '(' .. page[#page][1]
+end
+`;
+
+/** The engine's scripts by name: each is `LIB` and a body. */
+export const SCRIPTS = {
+  enqueue: LIB + ENQUEUE,
+  claim: LIB + CLAIM,
+  renew: LIB + RENEW,
+  progress: LIB + PROGRESS,
+  complete: LIB + COMPLETE,
+  fail: LIB + FAIL,
+  corrupt: LIB + CORRUPT,
+  cancel: LIB + CANCEL,
+  retry: LIB + RETRY,
+  sweep: LIB + SWEEP,
+  nextDue: LIB + NEXT_DUE,
+  list: LIB + LIST,
+  putSchedule: LIB + PUT_SCHEDULE,
+  deleteSchedule: LIB + DELETE_SCHEDULE,
+  pauseSchedule: LIB + PAUSE_SCHEDULE,
+  fireTick: LIB + FIRE_TICK,
+  putResults: LIB + PUT_RESULTS,
+  deleteResults: LIB + DELETE_RESULTS,
+  sweepResults: LIB + SWEEP_RESULTS,
+  appendEvents: LIB + APPEND_EVENTS,
+  trimEvents: LIB + TRIM_EVENTS,
+} as const;
+
+/** A script's name. */
+export type ScriptName = keyof typeof SCRIPTS;

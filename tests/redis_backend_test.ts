@@ -1,0 +1,202 @@
+// The Redis engine beyond the conformance suite: connection failures at open (fast, naming
+// the host and the cause, never the password), the options object, damaged or foreign
+// records under the prefix, wake-ups by pub/sub, the capped events stream, and a server
+// restart in the middle of a run (through tests/run.ts's restart endpoint).
+
+import assert from "node:assert/strict";
+import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
+import { openRedis, RedisBackend } from "../backends/redis.ts";
+import { dropPrefix, freshPrefix, prefixUrl, redisUrl, withClient } from "./fixtures/redis.ts";
+import { freePort, restartRedisFromEnv } from "./servers.ts";
+
+const double = defineTask("redis-double", (n: number) => n * 2);
+const slowDouble = defineTask("redis-slow-double", async (n: number) => {
+  await new Promise((r) => setTimeout(r, 5));
+  return n * 2;
+});
+
+/** A fresh prefix that is deleted when the test ends. */
+async function withPrefix(fn: (prefix: string, url: string) => Promise<void>): Promise<void> {
+  const prefix = freshPrefix("omniq-rb");
+  try {
+    await fn(prefix, prefixUrl(prefix));
+  } finally {
+    await dropPrefix(prefix);
+  }
+}
+
+async function rejectsWithin(
+  attempt: Promise<unknown>,
+  ms: number,
+  check: (e: Error) => void,
+): Promise<void> {
+  const start = Date.now();
+  await assert.rejects(attempt, (e: unknown) => {
+    assert.ok(e instanceof Error);
+    check(e);
+    return true;
+  });
+  assert.ok(Date.now() - start < ms, `failed within ${ms} ms (took ${Date.now() - start})`);
+}
+
+Deno.test("redis: bad connection settings fail at open, naming the host and the cause", async () => {
+  const server = new URL(redisUrl());
+  const port = freePort();
+  await rejectsWithin(OmniQ.open(`redis://:s3cret@127.0.0.1:${port}/0`), 5_000, (e) => {
+    assert.ok(e instanceof OmniQError);
+    assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+    assert.match(e.message, /refused/);
+    assert.doesNotMatch(e.message, /s3cret/);
+  });
+  await rejectsWithin(
+    OmniQ.open(`redis://:wr0ng-pass@${server.host}/0`),
+    5_000,
+    (e) => {
+      assert.ok(e instanceof ConfigError, `${e}`);
+      assert.match(e.message, /AUTH|password/i);
+      assert.match(e.message, new RegExp(server.port));
+      assert.doesNotMatch(e.message, /wr0ng-pass/);
+    },
+  );
+  await rejectsWithin(OmniQ.open(`redis://${server.host}/999`), 5_000, (e) => {
+    assert.ok(e instanceof ConfigError, `${e}`);
+    assert.match(e.message, /DB index/);
+  });
+  await assert.rejects(
+    openRedis(`redis://${server.host}/0?prefx=x`),
+    (e: unknown) => e instanceof ConfigError && /prefx.*prefix/.test(e.message),
+  );
+  await assert.rejects(
+    openRedis({ url: redisUrl(), prefix: "" }),
+    (e: unknown) => e instanceof ConfigError && /prefix/.test(e.message),
+  );
+  await assert.rejects(
+    openRedis(`redis://${server.host}/zero`),
+    (e: unknown) => e instanceof ConfigError && /database index/.test(e.message),
+  );
+});
+
+Deno.test("redis: an options object opens the engine, every key under its prefix", async () => {
+  const server = new URL(redisUrl());
+  const prefix = freshPrefix("omniq-opt");
+  try {
+    await using backend = await RedisBackend.open({
+      host: server.hostname,
+      port: Number(server.port),
+      db: 0,
+      prefix,
+    });
+    await using q = await OmniQ.open({ backend });
+    const id = await q.enqueue(double, [21]);
+    await q.run({ until: "idle" });
+    assert.equal(await q.wait(id), 42);
+    const keys = await withClient((c) => c.sendCommand(["KEYS", `${prefix}*`])) as string[];
+    assert.ok(keys.includes(`${prefix}task:${id}`), `${keys}`);
+    assert.ok(keys.includes(`${prefix}{default}:ready`) || keys.includes(`${prefix}events`));
+  } finally {
+    await dropPrefix(prefix);
+  }
+});
+
+Deno.test("redis: a damaged task or another program's key fails alone; the rest run", async () => {
+  await withPrefix(async (prefix, url) => {
+    await using q = await OmniQ.open(url);
+    const errors: string[] = [];
+    q.onError((e, what) => errors.push(`${what}: ${e}`));
+    const ids = await q.enqueueMany([0, 1, 2, 3].map((n) => ({ task: double, args: [n] })));
+    await withClient(async (c) => {
+      // A task whose record was overwritten by someone else …
+      await c.sendCommand(["HSET", `${prefix}task:${ids[1]}`, "d", "{not json"]);
+      // … and a key of another program in the ready set, where a task would be.
+      await c.sendCommand(["SET", `${prefix}task:alien`, "hello"]);
+      await c.sendCommand(["ZADD", `${prefix}{default}:ready`, "1", "alien"]);
+    });
+    await q.run({ until: "idle" });
+    for (const i of [0, 2, 3]) assert.equal(await q.wait(ids[i]), i * 2);
+    await assert.rejects(
+      q.wait(ids[1]),
+      (e: unknown) => e instanceof TaskFailedError && /CorruptTaskError/.test(e.message),
+    );
+    const events = await Array.fromAsync(q.events({ taskId: ids[1], type: "failed" }));
+    assert.equal(events.length, 1);
+    const error = events[0].data?.error as { name: string; message: string };
+    assert.equal(error.name, "CorruptTaskError");
+    assert.match(error.message, new RegExp(`task:${ids[1]}`));
+    const alien = await Array.fromAsync(q.events({ taskId: "alien" }));
+    assert.equal(alien.length, 1);
+    assert.match(String((alien[0].data?.error as { message: string }).message), /string/);
+    const kept = await withClient((c) => c.sendCommand(["GET", `${prefix}task:alien`]));
+    assert.equal(kept, "hello", "another program's key is left as it was");
+    assert.deepEqual(errors, []);
+  });
+});
+
+Deno.test("redis: an idle worker is woken by pub/sub, not by its poll", async () => {
+  await withPrefix(async (_prefix, url) => {
+    await using q = await OmniQ.open(url);
+    await using producer = await OmniQ.open(url);
+    const worker = q.worker({ pollInterval: "20s" });
+    await worker.start();
+    try {
+      // Let the worker find the queue empty and go idle.
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 0; i < 3; i++) {
+        const start = Date.now();
+        const id = await producer.enqueue(double, [i]);
+        assert.equal(await producer.wait(id, { timeout: "5s" }), i * 2);
+        const took = Date.now() - start;
+        assert.ok(took < 1_000, `started within milliseconds, not at the next poll (${took} ms)`);
+      }
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+Deno.test("redis: the events stream is capped at eventsMaxLen (approximately)", async () => {
+  await withPrefix(async (prefix, url) => {
+    await using q = await OmniQ.open(`${url}&events_max_len=100`);
+    await q.enqueueMany(Array.from({ length: 1_000 }, (_, i) => ({ task: double, args: [i] })));
+    const length = Number(
+      await withClient((c) => c.sendCommand(["XLEN", `${prefix}events`])),
+    );
+    assert.ok(length >= 100 && length < 300, `stream length ${length}`);
+    const latest = await Array.fromAsync(q.events({ type: "enqueued" }));
+    assert.equal(latest.length, length);
+  });
+});
+
+Deno.test("redis: a server restart mid-run loses no task", async () => {
+  await withPrefix(async (_prefix, url) => {
+    await using q = await OmniQ.open(url);
+    const reported: string[] = [];
+    q.onError((e, what) => reported.push(`${what}: ${e}`));
+    const n = 600;
+    const ids = await q.enqueueMany(
+      Array.from({ length: n }, (_, i) => ({ task: slowDouble, args: [i], retries: 5 })),
+    );
+    const worker = q.worker({ concurrency: 8, lease: "2s", sweepInterval: "200ms" });
+    await worker.start();
+    try {
+      for (;;) {
+        const { total } = await q.stats();
+        if (total.completed >= n / 4) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await restartRedisFromEnv();
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const { total } = await q.stats().catch(() => ({ total: { completed: -1 } }));
+        if (total.completed === n) break;
+        assert.ok(Date.now() < deadline, `only ${total.completed} of ${n} completed`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await worker.stop();
+    }
+    for (const [i, id] of ids.entries()) {
+      if (i % 25 === 0) assert.equal(await q.wait(id), i * 2);
+    }
+    console.log(`errors reported while the server was away: ${reported.length}`);
+  });
+});
