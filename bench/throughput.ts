@@ -15,13 +15,14 @@
  */
 import { defineTask, OmniQ } from "../mod.ts";
 import { measurePeers } from "./peers_postgres.ts";
-import { startPostgres, type TestServer } from "../tests/servers.ts";
+import { startNats, startPostgres, startRedis, type TestServer } from "../tests/servers.ts";
 
 const TASKS = Number(flag("--tasks") ?? 20_000);
 const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
-const ENGINES = (flag("--engines") ?? "memory,sqlite,file,kv,kv-queue,postgres,pg-peers").split(
-  ",",
-);
+const ENGINES = (flag("--engines") ?? "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis,nats")
+  .split(
+    ",",
+  );
 
 function flag(name: string): string | undefined {
   const i = Deno.args.indexOf(name);
@@ -192,6 +193,23 @@ function postgresSchema(base: string): () => Promise<[string, () => Promise<void
   };
 }
 
+// Redis and NATS: throwaway servers on loopback (Redis with appendonly, NATS with JetStream
+// on file storage), a fresh key prefix or stream prefix per measurement.
+const servers: TestServer[] = [];
+async function serverUrl(start: () => Promise<TestServer>): Promise<string> {
+  const server = await start();
+  servers.push(server);
+  return server.url;
+}
+
+function prefixed(base: string, prefix: (id: string) => string) {
+  return () => {
+    const url = new URL(base);
+    url.searchParams.set("prefix", prefix(crypto.randomUUID().slice(0, 8)));
+    return Promise.resolve([url.href, () => Promise.resolve()] as [string, () => Promise<void>]);
+  };
+}
+
 const rows: Row[] = [];
 for (const engine of ENGINES) {
   switch (engine) {
@@ -215,6 +233,16 @@ for (const engine of ENGINES) {
     case "postgres":
       rows.push(await measure("postgres: (OmniQ)", postgresSchema(await postgresUrl())));
       break;
+    case "redis": {
+      const base = await serverUrl(startRedis);
+      rows.push(await measure("redis: (OmniQ)", prefixed(base, (id) => `bench-${id}:`)));
+      break;
+    }
+    case "nats": {
+      const base = await serverUrl(startNats);
+      rows.push(await measure("nats: (OmniQ)", prefixed(base, (id) => `b${id}`)));
+      break;
+    }
     case "pg-peers":
       rows.push(
         ...await measurePeers(await postgresUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
@@ -270,3 +298,4 @@ if (kvRow && kvRef) {
   );
 }
 await pgServer?.stop();
+for (const server of servers) await server.stop();
