@@ -15,11 +15,11 @@
  */
 import { defineTask, OmniQ } from "../mod.ts";
 import { measurePeers } from "./peers_postgres.ts";
-import { startNats, startPostgres, startRedis, type TestServer } from "../tests/servers.ts";
+import { startPostgres, startRedis, type TestServer } from "../tests/servers.ts";
 
 const TASKS = Number(flag("--tasks") ?? 20_000);
 const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
-const ENGINES = (flag("--engines") ?? "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis,nats")
+const ENGINES = (flag("--engines") ?? "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis")
   .split(
     ",",
   );
@@ -193,8 +193,7 @@ function postgresSchema(base: string): () => Promise<[string, () => Promise<void
   };
 }
 
-// Redis and NATS: throwaway servers on loopback (Redis with appendonly, NATS with JetStream
-// on file storage), a fresh key prefix or stream prefix per measurement.
+// Redis: a throwaway server on loopback (appendonly), a fresh key prefix per measurement.
 const servers: TestServer[] = [];
 async function serverUrl(start: () => Promise<TestServer>): Promise<string> {
   const server = await start();
@@ -236,11 +235,6 @@ for (const engine of ENGINES) {
     case "redis": {
       const base = await serverUrl(startRedis);
       rows.push(await measure("redis: (OmniQ)", prefixed(base, (id) => `bench-${id}:`)));
-      break;
-    }
-    case "nats": {
-      const base = await serverUrl(startNats);
-      rows.push(await measure("nats: (OmniQ)", prefixed(base, (id) => `b${id}`)));
       break;
     }
     case "pg-peers":
