@@ -43,6 +43,7 @@ import {
   taskEvent,
   type TaskQueue,
   type TickClaim,
+  withStandIns,
 } from "../src/backend.ts";
 import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
 import type { FinalState, ListOptions, QueueStats, StateCounts } from "../src/types.ts";
@@ -840,20 +841,4 @@ export function openMemory(name?: string): Promise<MemoryBackend> {
 /** A row's state, read afresh (TypeScript narrows `row.state` across calls that change it). */
 function stateOf(row: Row): Row["state"] {
   return row.state;
-}
-
-/** A task whose dependencies on deduplicated tasks of its batch point at the live ones. */
-function withStandIns(t: NewTask, standIn: Map<string, string>): NewTask {
-  const to = (id: string) => standIn.get(id) ?? id;
-  const out: NewTask = { ...t, dependsOn: [...new Set(t.dependsOn.map(to))] };
-  if (t.links) {
-    out.links = {};
-    if (t.links.pipe !== undefined) out.links.pipe = to(t.links.pipe);
-    if (t.links.names) {
-      out.links.names = Object.fromEntries(
-        Object.entries(t.links.names).map(([id, name]) => [to(id), name]),
-      );
-    }
-  }
-  return out;
 }

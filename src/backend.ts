@@ -470,3 +470,26 @@ export function matchesEvent(event: StoredEvent | NewEvent, query: EventQuery): 
 export function noEffects(): Effects {
   return { events: [], results: [] };
 }
+
+/**
+ * A task whose dependencies (and workflow links) on tasks of its batch that were
+ * deduplicated by key point at the live tasks that stood in for them.
+ *
+ * @param t The task.
+ * @param standIn Live task id by deduplicated task id.
+ * @returns The task with its dependencies and links redirected.
+ */
+export function withStandIns(t: NewTask, standIn: Map<string, string>): NewTask {
+  const to = (id: string) => standIn.get(id) ?? id;
+  const out: NewTask = { ...t, dependsOn: [...new Set(t.dependsOn.map(to))] };
+  if (t.links) {
+    out.links = {};
+    if (t.links.pipe !== undefined) out.links.pipe = to(t.links.pipe);
+    if (t.links.names) {
+      out.links.names = Object.fromEntries(
+        Object.entries(t.links.names).map(([id, name]) => [to(id), name]),
+      );
+    }
+  }
+  return out;
+}
