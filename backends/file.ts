@@ -119,6 +119,8 @@ class Store implements RecordSpace {
     try {
       this.check();
       const token = await this.#acquire();
+      // A holder that crashed (or failed) part way through a commit left its journal.
+      await this.#replay();
       // A step longer than the heartbeat keeps its lock fresh, so it is never taken as stale.
       const heartbeat = setInterval(() => {
         this.storage.touch("lock").catch(() => {});
@@ -136,6 +138,34 @@ class Store implements RecordSpace {
     } finally {
       release();
     }
+  }
+
+  /**
+   * Make a commit's changes: a single change directly (each is atomic), several through
+   * the journal, so they all happen even when this process dies part way.
+   */
+  async apply(ops: Op[]): Promise<void> {
+    if (ops.length === 0) return;
+    if (ops.length === 1 && !("a" in ops[0])) return applyOp(this.storage, ops[0], false);
+    await this.storage.writeAtomic(JOURNAL, encodeJournal(ops));
+    for (const op of ops) await applyOp(this.storage, op, false);
+    await this.storage.delete(JOURNAL);
+  }
+
+  async #replay(): Promise<void> {
+    const bytes = await this.storage.read(JOURNAL);
+    if (!bytes) return;
+    let ops: Op[];
+    try {
+      ops = decodeJournal(bytes);
+    } catch (error) {
+      // Written atomically, so only a foreign file can be unreadable: set it aside.
+      this.corrupt(JOURNAL, error);
+      await this.storage.renameIfAbsent(JOURNAL, `meta/journal-${crypto.randomUUID()}.bad`);
+      return;
+    }
+    for (const op of ops) await applyOp(this.storage, op, true);
+    await this.storage.delete(JOURNAL);
   }
 
   async #acquire(): Promise<string> {
@@ -419,51 +449,117 @@ class Tx implements RecordTx {
   async commit(): Promise<void> {
     const st = this.#s.storage;
     // Records first, then the indexes they imply: a reader re-checks the record, so an
-    // index entry is only ever a hint.
+    // index entry is only ever a hint. The whole list goes through the journal, so a crash
+    // part way leaves it to be finished by the next holder of the lock.
+    const ops: Op[] = [];
     for (const r of this.#results) {
-      await st.writeAtomic(`results/${encName(r.taskId)}.json`, encodeResult(r));
+      ops.push({ w: `results/${encName(r.taskId)}.json`, d: encodeResult(r) });
     }
-    for (const id of this.#unresults) await st.delete(`results/${encName(id)}.json`);
+    for (const id of this.#unresults) ops.push({ x: `results/${encName(id)}.json` });
     for (const [id, s] of this.#putSchedules) {
-      await st.writeAtomic(`schedules/${encName(id)}.json`, encodeSchedule(s));
+      ops.push({ w: `schedules/${encName(id)}.json`, d: encodeSchedule(s) });
     }
-    for (const id of this.#unschedules) await st.delete(`schedules/${encName(id)}.json`);
-    for (const path of this.#dependents) await st.writeAtomic(path, EMPTY);
+    for (const id of this.#unschedules) ops.push({ x: `schedules/${encName(id)}.json` });
+    for (const path of this.#dependents) ops.push({ w: path, d: EMPTY });
     for (const [id, row] of this.#rows) {
       const before = this.#before.get(id);
       if (this.#removed.has(id)) {
-        await st.delete(`tasks/${encName(id)}.json`);
-        for (const k of before?.index ?? []) await st.delete(k);
+        ops.push({ x: `tasks/${encName(id)}.json` });
+        for (const k of before?.index ?? []) ops.push({ x: k });
         for (const dep of await st.list(`deps/${encName(id)}`)) {
-          await st.delete(`deps/${encName(id)}/${dep}`);
+          ops.push({ x: `deps/${encName(id)}/${dep}` });
         }
         continue;
       }
       if (!row) continue;
       const after = indexKeys(row);
       const live = !isFinal(row.state);
-      await st.writeAtomic(`tasks/${encName(id)}.json`, encodeRow(row));
-      for (const k of after) {
-        if (!before?.index.includes(k)) await st.writeAtomic(k, EMPTY);
-      }
-      for (const k of before?.index ?? []) if (!after.includes(k)) await st.delete(k);
+      ops.push({ w: `tasks/${encName(id)}.json`, d: encodeRow(row) });
+      for (const k of after) if (!before?.index.includes(k)) ops.push({ w: k, d: EMPTY });
+      for (const k of before?.index ?? []) if (!after.includes(k)) ops.push({ x: k });
       // Live keys: the key file names the live task that owns it.
       if (before?.live && before.key !== undefined && (!live || row.key !== before.key)) {
         const keyFile = `keys/${encName(before.key)}`;
         const owner = await st.read(keyFile);
-        if (owner && new TextDecoder().decode(owner) === id) await st.delete(keyFile);
+        if (owner && new TextDecoder().decode(owner) === id) ops.push({ x: keyFile });
       }
       if (live && row.key !== undefined && !(before?.live && before.key === row.key)) {
-        await st.createIfAbsent(`keys/${encName(row.key)}`, new TextEncoder().encode(id));
+        ops.push({ c: `keys/${encName(row.key)}`, d: new TextEncoder().encode(id) });
       }
     }
-    for (const path of this.#dropped) await st.delete(path);
-    if (this.#seqDirty && this.#seq) await st.writeAtomic("meta/seq.json", jsonBytes(this.#seq));
+    for (const path of this.#dropped) ops.push({ x: path });
+    if (this.#seqDirty && this.#seq) ops.push({ w: "meta/seq.json", d: jsonBytes(this.#seq) });
     if (this.#events.length > 0) {
-      const lines = this.#events.map((e) => JSON.stringify(e) + "\n").join("");
-      await st.append(`events/${this.#s.writer}.jsonl`, new TextEncoder().encode(lines));
+      ops.push({ a: `events/${this.#s.writer}.jsonl`, events: this.#events });
     }
+    await this.#s.apply(ops);
   }
+}
+
+/**
+ * One storage change of a commit: write (`w`), delete (`x`), create when absent (`c`), or
+ * append events to a log (`a`).
+ */
+type Op =
+  | { w: string; d: Uint8Array }
+  | { x: string }
+  | { c: string; d: Uint8Array }
+  | { a: string; events: StoredEvent[] };
+
+/** The journal's name: a commit's changes, written before they are made. */
+const JOURNAL = "meta/journal.json";
+
+function eventLines(events: StoredEvent[]): Uint8Array {
+  return new TextEncoder().encode(events.map((e) => JSON.stringify(e) + "\n").join(""));
+}
+
+/** Make one change (again, when replaying: every change can be made twice). */
+async function applyOp(st: Storage, op: Op, replay: boolean): Promise<void> {
+  if ("w" in op) await st.writeAtomic(op.w, op.d);
+  else if ("x" in op) await st.delete(op.x);
+  else if ("c" in op) await st.createIfAbsent(op.c, op.d);
+  else if (!replay) await st.append(op.a, eventLines(op.events));
+  else {
+    // The log may hold some of these events, or a torn line: keep its whole lines that are
+    // not among them, then add them all.
+    const ids = new Set(op.events.map((e) => e.id));
+    const old = new TextDecoder().decode(await st.read(op.a) ?? new Uint8Array(0));
+    const lines = old.split("\n");
+    lines.pop(); // the text after the last newline: empty, or a torn line
+    const kept = lines.filter((line) => {
+      try {
+        return !ids.has((JSON.parse(line) as StoredEvent).id);
+      } catch {
+        return true; // a foreign line stays (the reader reports it)
+      }
+    });
+    const head = new TextEncoder().encode(kept.map((line) => line + "\n").join(""));
+    await st.writeAtomic(op.a, concat(head, eventLines(op.events)));
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function encodeJournal(ops: Op[]): Uint8Array {
+  return jsonBytes(ops.map((op) => "d" in op ? { ...op, d: toBase64(op.d) } : op));
+}
+
+function decodeJournal(bytes: Uint8Array): Op[] {
+  const raw = parseJson(bytes);
+  if (!Array.isArray(raw)) throw new Error("not a journal");
+  return raw.map((op) => {
+    if (typeof op?.w === "string" || typeof op?.c === "string") {
+      return { ...op, d: fromBase64(op.d) } as Op;
+    }
+    if (typeof op?.x === "string") return op as Op;
+    if (typeof op?.a === "string" && Array.isArray(op.events)) return op as Op;
+    throw new Error("not a journal entry");
+  });
 }
 
 async function readEvents(s: Store): Promise<StoredEvent[]> {
