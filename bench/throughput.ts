@@ -6,7 +6,11 @@
  *
  * Engines: `memory:`, `sqlite:`, `file:` and `kv:` (Deno KV), and, as a reference on the same
  * KV file type, Deno KV's own queue (`kv.enqueue` / `kv.listenQueue`) doing the same no-op
- * work with none of OmniQ's bookkeeping (no records, results, events, retries or leases).
+ * work with none of OmniQ's bookkeeping (no records, results, events, retries or leases);
+ * `postgres:` with pg-boss and graphile-worker on the same server (`bench/peers_postgres.ts`),
+ * and `redis:` with BullMQ under Node on the same server (`bench/peers_redis.ts`). The servers
+ * are throwaway ones on loopback, unless `OMNIQ_BENCH_POSTGRES_URL` / `OMNIQ_BENCH_REDIS_URL`
+ * name others. Ratios of OmniQ against each peer follow the table.
  *
  * Run with `deno task bench` (`-- --tasks 5000` for a quicker run, `--engines memory,kv` to
  * pick engines).
@@ -15,14 +19,14 @@
  */
 import { defineTask, OmniQ } from "../mod.ts";
 import { measurePeers } from "./peers_postgres.ts";
+import { measureBullmq } from "./peers_redis.ts";
 import { startPostgres, startRedis, type TestServer } from "../tests/servers.ts";
 
 const TASKS = Number(flag("--tasks") ?? 20_000);
 const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
-const ENGINES = (flag("--engines") ?? "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis")
-  .split(
-    ",",
-  );
+const ENGINES = (
+  flag("--engines") ?? "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis,bullmq"
+).split(",");
 
 function flag(name: string): string | undefined {
   const i = Deno.args.indexOf(name);
@@ -193,12 +197,14 @@ function postgresSchema(base: string): () => Promise<[string, () => Promise<void
   };
 }
 
-// Redis: a throwaway server on loopback (appendonly), a fresh key prefix per measurement.
-const servers: TestServer[] = [];
-async function serverUrl(start: () => Promise<TestServer>): Promise<string> {
-  const server = await start();
-  servers.push(server);
-  return server.url;
+// Redis: a throwaway server on loopback (appendonly), shared by OmniQ and BullMQ, with a fresh
+// key prefix (OmniQ) or queue name (BullMQ) per measurement.
+let redisServer: TestServer | undefined;
+async function redisUrl(): Promise<string> {
+  const given = Deno.env.get("OMNIQ_BENCH_REDIS_URL");
+  if (given) return given;
+  redisServer ??= await startRedis();
+  return redisServer.url;
 }
 
 function prefixed(base: string, prefix: (id: string) => string) {
@@ -232,11 +238,14 @@ for (const engine of ENGINES) {
     case "postgres":
       rows.push(await measure("postgres: (OmniQ)", postgresSchema(await postgresUrl())));
       break;
-    case "redis": {
-      const base = await serverUrl(startRedis);
-      rows.push(await measure("redis: (OmniQ)", prefixed(base, (id) => `bench-${id}:`)));
+    case "redis":
+      rows.push(await measure("redis: (OmniQ)", prefixed(await redisUrl(), (id) => `b${id}:`)));
       break;
-    }
+    case "bullmq":
+      rows.push(
+        await measureBullmq(await redisUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
+      );
+      break;
     case "pg-peers":
       rows.push(
         ...await measurePeers(await postgresUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
@@ -264,22 +273,29 @@ for (const r of rows) {
   );
 }
 
-// OmniQ on PostgreSQL against each peer on the same server: above 1 means OmniQ is faster
-// (for latency, lower is better, so the ratio is the peer's over OmniQ's).
-const pg = rows.find((r) => r.engine.startsWith("postgres:"));
-const peers = rows.filter((r) => /pg-boss|graphile/.test(r.engine));
-if (pg && peers.length > 0) {
-  console.log("\n| OmniQ postgres vs | enqueue one | enqueueMany | process | p50 | p99 |");
-  console.log("|---|---:|---:|---:|---:|---:|");
+// OmniQ against each peer on the same server: above 1 means OmniQ is faster (for latency,
+// lower is better, so the ratio is the peer's over OmniQ's).
+function ratios(ours: Row | undefined, peers: Row[]): void {
+  if (!ours || peers.length === 0) return;
   const x = (n: number) => `${n.toFixed(2)}×`;
+  console.log(`\n| ${ours.engine} vs | enqueue one | enqueueMany | process | p50 | p99 |`);
+  console.log("|---|---:|---:|---:|---:|---:|");
   for (const p of peers) {
     console.log(
-      `| ${p.engine} | ${x(pg.enqueueOne / p.enqueueOne)} | ${
-        x(pg.enqueueMany / p.enqueueMany)
-      } | ${x(pg.process / p.process)} | ${x(p.p50 / pg.p50)} | ${x(p.p99 / pg.p99)} |`,
+      `| ${p.engine} | ${x(ours.enqueueOne / p.enqueueOne)} | ${
+        x(ours.enqueueMany / p.enqueueMany)
+      } | ${x(ours.process / p.process)} | ${x(p.p50 / ours.p50)} | ${x(p.p99 / ours.p99)} |`,
     );
   }
 }
+ratios(
+  rows.find((r) => r.engine.startsWith("postgres:")),
+  rows.filter((r) => /pg-boss|graphile/.test(r.engine)),
+);
+ratios(
+  rows.find((r) => r.engine.startsWith("redis:")),
+  rows.filter((r) => /BullMQ/.test(r.engine)),
+);
 const kvRow = rows.find((r) => r.engine.startsWith("kv:"));
 const kvRef = rows.find((r) => r.engine.startsWith("Deno KV"));
 if (kvRow && kvRef) {
@@ -292,4 +308,4 @@ if (kvRow && kvRef) {
   );
 }
 await pgServer?.stop();
-for (const server of servers) await server.stop();
+await redisServer?.stop();
