@@ -17,7 +17,10 @@
  * absent (`link`), whose holder is the one process allowed to change the store; a lock older
  * than {@linkcode LOCK_STALE_MS} is broken (its holder crashed). So a claim, a completion or
  * a tick fired (`fireTick`'s compare-and-set of the schedule) is one exactly-once step
- * across processes. All access goes through the {@linkcode Storage} interface of
+ * across processes. A step that changes several files writes the list of changes to
+ * `meta/journal.json` first and deletes it once they are made; a holder that dies part way
+ * leaves it, and the next holder of the lock makes the rest of the changes (each can be made
+ * twice safely), so a step is never left half done. All access goes through the {@linkcode Storage} interface of
  * `backends/file/storage.ts`, so other stores can implement it.
  *
  * A foreign, truncated or corrupt file is skipped and reported once per process with a

@@ -10,7 +10,9 @@
  * `postgres:` with pg-boss and graphile-worker on the same server (`bench/peers_postgres.ts`),
  * and `redis:` with BullMQ under Node on the same server (`bench/peers_redis.ts`). The servers
  * are throwaway ones on loopback, unless `OMNIQ_BENCH_POSTGRES_URL` / `OMNIQ_BENCH_REDIS_URL`
- * name others. Ratios of OmniQ against each peer follow the table.
+ * name others; `nats:` with raw JetStream publish/consume on the same server as its reference
+ * (`bench/peers_nats.ts`, `OMNIQ_BENCH_NATS_URL`). Ratios of OmniQ against each peer follow
+ * the table.
  *
  * Run with `deno task bench` (`-- --tasks 5000` for a quicker run, `--engines memory,kv` to
  * pick engines).
@@ -20,12 +22,14 @@
 import { defineTask, OmniQ } from "../mod.ts";
 import { measurePeers } from "./peers_postgres.ts";
 import { measureBullmq } from "./peers_redis.ts";
-import { startPostgres, startRedis, type TestServer } from "../tests/servers.ts";
+import { measureJetStream } from "./peers_nats.ts";
+import { startNats, startPostgres, startRedis, type TestServer } from "../tests/servers.ts";
 
 const TASKS = Number(flag("--tasks") ?? 20_000);
 const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
 const ENGINES = (
-  flag("--engines") ?? "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis,bullmq"
+  flag("--engines") ??
+    "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis,bullmq,nats,nats-raw"
 ).split(",");
 
 function flag(name: string): string | undefined {
@@ -207,6 +211,16 @@ async function redisUrl(): Promise<string> {
   return redisServer.url;
 }
 
+// NATS: a throwaway server on loopback with JetStream on file storage, a fresh name prefix per
+// measurement (its own buckets and stream), and raw JetStream on the same server.
+let natsServer: TestServer | undefined;
+async function natsUrl(): Promise<string> {
+  const given = Deno.env.get("OMNIQ_BENCH_NATS_URL");
+  if (given) return given;
+  natsServer ??= await startNats();
+  return natsServer.url;
+}
+
 function prefixed(base: string, prefix: (id: string) => string) {
   return () => {
     const url = new URL(base);
@@ -244,6 +258,14 @@ for (const engine of ENGINES) {
     case "bullmq":
       rows.push(
         await measureBullmq(await redisUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
+      );
+      break;
+    case "nats":
+      rows.push(await measure("nats: (OmniQ)", prefixed(await natsUrl(), (id) => `b${id}`)));
+      break;
+    case "nats-raw":
+      rows.push(
+        await measureJetStream(await natsUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
       );
       break;
     case "pg-peers":
@@ -296,6 +318,10 @@ ratios(
   rows.find((r) => r.engine.startsWith("redis:")),
   rows.filter((r) => /BullMQ/.test(r.engine)),
 );
+ratios(
+  rows.find((r) => r.engine.startsWith("nats:")),
+  rows.filter((r) => /raw JetStream/.test(r.engine)),
+);
 const kvRow = rows.find((r) => r.engine.startsWith("kv:"));
 const kvRef = rows.find((r) => r.engine.startsWith("Deno KV"));
 if (kvRow && kvRef) {
@@ -309,3 +335,4 @@ if (kvRow && kvRef) {
 }
 await pgServer?.stop();
 await redisServer?.stop();
+await natsServer?.stop();

@@ -9,7 +9,7 @@
 import type { Backend } from "./backend.ts";
 import { ConfigError } from "./errors.ts";
 
-const PLANNED = new Set(["nats"]);
+const PLANNED = new Set<string>();
 
 /**
  * Hide the password (and a token in the user part) of a URL, for messages and logs.
@@ -120,11 +120,20 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
         throw error;
       }
     }
+    case "nats": {
+      const { openNats } = await import("../backends/nats.ts");
+      try {
+        return await openNats(url);
+      } catch (error) {
+        if (error instanceof ConfigError) error.message = `${key}: ${error.message}`;
+        throw error;
+      }
+    }
   }
   if (PLANNED.has(scheme)) {
     throw new ConfigError(
       `${key}: the "${scheme}:" engine is not available in this version of OmniQ; ` +
-        `available: memory:, sqlite:, file:, kv:, postgres:, redis:`,
+        `available: memory:, sqlite:, file:, kv:, postgres:, redis:, nats:`,
     );
   }
   throw new ConfigError(

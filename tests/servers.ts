@@ -344,10 +344,30 @@ export async function startRedis(options: StartOptions = {}): Promise<RedisServe
   };
 }
 
+/** A NATS server; it can also be restarted on the same port and store directory. */
+export interface NatsServer extends TestServer {
+  /**
+   * Stop the server with SIGTERM, wait for it to exit, then start it again on the same port
+   * and JetStream store directory. Resolves once it accepts connections again.
+   */
+  restart(): Promise<void>;
+}
+
+/** Options of {@linkcode startNats}. */
+export interface NatsStartOptions extends StartOptions {
+  /**
+   * Whether JetStream is on (`-js`).
+   * @default {true}
+   */
+  jetstream?: boolean;
+  /** More `nats-server` arguments, e.g. `["--user", "u", "--pass", "p"]`. */
+  args?: string[];
+}
+
 /**
  * Start a NATS server with JetStream on (`-js`), its store in a fresh temp directory.
  *
- * @param options how long to wait for readiness
+ * @param options how long to wait for readiness; JetStream off or extra arguments
  * @returns the running server; its URL is `nats://127.0.0.1:PORT`
  *
  * @example Start NATS
@@ -356,14 +376,23 @@ export async function startRedis(options: StartOptions = {}): Promise<RedisServe
  * console.log(nats.url);
  * ```
  */
-export async function startNats(options: StartOptions = {}): Promise<TestServer> {
+export async function startNats(options: NatsStartOptions = {}): Promise<NatsServer> {
   const command = await ensurePackage("nats-server", "nats-server");
   const dir = await Deno.makeTempDir({ prefix: "omniq-nats-" });
   const port = freePort();
-  const server = await launch({
+  const spec: LaunchSpec = {
     name: "nats-server",
     command,
-    args: ["-js", "-a", HOST, "-p", String(port), "-sd", `${dir}/jetstream`],
+    args: [
+      ...(options.jetstream === false ? [] : ["-js"]),
+      "-a",
+      HOST,
+      "-p",
+      String(port),
+      "-sd",
+      `${dir}/jetstream`,
+      ...(options.args ?? []),
+    ],
     stopSignal: "SIGTERM",
     port,
     dir,
@@ -373,8 +402,23 @@ export async function startNats(options: StartOptions = {}): Promise<TestServer>
       const info = await tcpExchange(port, { until: (bytes) => bytes.includes(10) });
       return new TextDecoder().decode(info).startsWith("INFO ");
     },
+  };
+  let server = await launch(spec);
+  let restarting: Promise<void> = Promise.resolve();
+  const base = handle(`nats://${HOST}:${port}`, dir, {
+    stop: () => restarting.then(() => server.stop()),
+    stopProcess: () => server.stopProcess(),
   });
-  return handle(`nats://${HOST}:${port}`, dir, server);
+  return {
+    ...base,
+    restart() {
+      restarting = restarting.then(async () => {
+        await server.stopProcess();
+        server = await launch(spec);
+      });
+      return restarting;
+    },
+  };
 }
 
 /**
