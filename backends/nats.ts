@@ -1110,6 +1110,27 @@ export class NatsResults implements ResultStore {
     this.#s.check();
     await bounded(taskIds.map((id) => () => this.#s.rkv.delete(this.#s.resultKey(id))));
   }
+  /**
+   * Call `onStored` when a result of `taskId` is stored, by any process: a KV watch of its
+   * key (delivering the stored value first, if any, then each update), so `wait` does not
+   * poll the bucket.
+   */
+  watch(taskId: string, onStored: () => void): () => void {
+    this.#s.check();
+    let stopped = false;
+    let iter: { stop(): void } | undefined;
+    this.#s.rkv.watch({ key: this.#s.resultKey(taskId) }).then(async (it) => {
+      iter = it;
+      if (stopped) return it.stop();
+      for await (const e of it) if (e.operation === "PUT") onStored();
+    }).catch(() => {
+      // A watch that cannot start or breaks: the wait polls on.
+    });
+    return () => {
+      stopped = true;
+      iter?.stop();
+    };
+  }
   /** Delete expired results, found through their expiry keys. */
   async sweep(now: number): Promise<number> {
     this.#s.check();

@@ -373,6 +373,13 @@ export interface ResultStore {
   delete(taskIds: string[]): Promise<void>;
   /** Delete expired results; returns how many. */
   sweep(now: number): Promise<number>;
+  /**
+   * Optional: call `onStored` soon after a result of `taskId` is stored by any process, so
+   * `wait` returns at once instead of at its next poll. A hint only: it may be spurious or
+   * missed (`wait` still polls). Engines with a server-side watch (a NATS KV watch)
+   * implement it; others omit it. Returns the function that ends the watch.
+   */
+  watch?(taskId: string, onStored: () => void): () => void;
   /** Release what the store holds. */
   close(): Promise<void>;
 }

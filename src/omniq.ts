@@ -634,23 +634,36 @@ export class OmniQ implements AsyncDisposable {
     const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
     let pause = 5;
     let checkedExists = false;
-    for (;;) {
-      const result = await this.#results.get(id);
-      if (result) return settle<R>(result);
-      if (!checkedExists) {
-        const task = await this.#queue.get(id);
-        if (!task) throw new TaskNotFoundError(`no task with id "${id}"`);
-        checkedExists = true;
+    let unwatch: (() => void) | undefined;
+    try {
+      for (;;) {
+        const result = await this.#results.get(id);
+        if (result) return settle<R>(result);
+        if (!checkedExists) {
+          const task = await this.#queue.get(id);
+          if (!task) throw new TaskNotFoundError(`no task with id "${id}"`);
+          checkedExists = true;
+          // A result stored by another process wakes this wait at once, where the store can
+          // tell (the loop reads the result again after the watch starts).
+          unwatch = this.#results.watch?.(id, () => this.#wakeWaits(id));
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          throw new TimeoutError(`waiting for task ${id}: not done after ${timeout}ms`);
+        }
+        options.signal?.throwIfAborted();
+        await this.#waitFor(id, Math.min(pause, left), options.signal);
+        pause = Math.min(pause * 2, this.#pollInterval);
+        if (this.#closed) throw new OmniQError("this OmniQ was closed while waiting");
       }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new TimeoutError(`waiting for task ${id}: not done after ${timeout}ms`);
-      }
-      options.signal?.throwIfAborted();
-      await this.#waitFor(id, Math.min(pause, left), options.signal);
-      pause = Math.min(pause * 2, this.#pollInterval);
-      if (this.#closed) throw new OmniQError("this OmniQ was closed while waiting");
+    } finally {
+      unwatch?.();
     }
+  }
+
+  /** Wake the waits for a task (they read its result again). */
+  #wakeWaits(id: string): void {
+    for (const done of [...(this.#waiters.get(id) ?? [])]) done();
   }
 
   #waitFor(id: string, ms: number, signal?: AbortSignal): Promise<void> {
@@ -938,7 +951,7 @@ export class OmniQ implements AsyncDisposable {
         case "failed":
         case "cancelled":
         case "expired":
-          for (const notify of this.#waiters.get(e.taskId!) ?? []) notify();
+          this.#wakeWaits(e.taskId!);
           break;
         case "enqueued":
         case "scheduled":

@@ -128,6 +128,29 @@ Deno.test("nats: a malformed task record is skipped with an event; the worker ca
   }
 });
 
+Deno.test("nats: wait() wakes through a KV watch when another process stores the result", async () => {
+  const url = fresh();
+  const backend = await openNats(url);
+  try {
+    // Two handles with their own connections stand for two processes; the waiting one polls
+    // rarely, so only the watch can wake it soon after the other completes the task.
+    await using waiter = await OmniQ.open({ backend: url, worker: { pollInterval: "30s" } });
+    await using other = await OmniQ.open(url);
+    const id = await waiter.enqueue("nats-plain", [1]);
+    let doneAt = 0;
+    const waited = waiter.wait(id).then((value) => ({ value, at: Date.now() }));
+    // By now the wait's backoff has grown past a second between reads.
+    await new Promise((r) => setTimeout(r, 3_000));
+    await other.run({ until: "idle" });
+    doneAt = Date.now();
+    const { value, at } = await waited;
+    assert.equal(value, 2);
+    assert.ok(at - doneAt < 500, `the wait returned ${at - doneAt} ms after the result was stored`);
+  } finally {
+    await backend.destroy();
+  }
+});
+
 Deno.test("nats: a lock left by a dead holder is broken after it goes stale", async () => {
   const url = fresh();
   const backend = await openNats(url);
