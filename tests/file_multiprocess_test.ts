@@ -3,14 +3,7 @@ import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
 import { twoProcessesExactlyOnce } from "./fixtures/two_processes.ts";
-
-const CONFIG = new URL("../deno.json", import.meta.url);
-
-async function readLine(reader: ReadableStreamDefaultReader<string>): Promise<string> {
-  const { value, done } = await reader.read();
-  if (done) throw new Error("worker process ended before saying ready");
-  return value.trim();
-}
+import { type Child, kill, readLine, spawn } from "./fixtures/processes.ts";
 
 Deno.test(
   "file: two processes on one directory complete each of 2,000 tasks exactly once",
@@ -26,32 +19,18 @@ Deno.test("file: a process killed mid-run (maybe holding the lock) loses no task
   const tmp = await Deno.makeTempDir({ prefix: "omniq-file-crash-" });
   const dir = `${tmp}/store`;
   const N = 300;
+  let child: Child | undefined;
   try {
     defineTask("file-crash-work", (n: number) => n + 1);
     await using q = await OmniQ.open({ backend: `file:${dir}`, worker: { lease: "1s" } });
     const ids = await q.enqueueMany(
       Array.from({ length: N }, (_, i) => ({ task: "file-crash-work", args: [i] })),
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        `--config=${CONFIG.pathname}`,
-        `--allow-read=${tmp}`,
-        `--allow-write=${tmp}`,
-        new URL("./fixtures/file_crash_worker.ts", import.meta.url).pathname,
-        dir,
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    assert.equal(await readLine(reader), "ready");
+    child = spawn(new URL("./fixtures/file_crash_worker.ts", import.meta.url), tmp, [dir]);
+    assert.equal(await readLine(child), "ready");
     // Let it work a little, then kill it without warning.
     await until(async () => (await q.stats()).total.completed >= 20);
-    child.kill("SIGKILL");
-    await child.status;
-    await reader.cancel();
+    await kill(child);
     await q.run({ until: "idle" });
     // Tasks it held are recovered once their lease ends (a crash leaves no half-written file).
     await until(async () => (await q.stats()).total.completed === N, 30_000, async () => {
@@ -59,6 +38,7 @@ Deno.test("file: a process killed mid-run (maybe holding the lock) loses no task
     });
     for (const [i, id] of ids.entries()) assert.equal(await q.wait(id), i + 1);
   } finally {
+    if (child) await kill(child);
     await Deno.remove(tmp, { recursive: true });
   }
 });
