@@ -38,6 +38,15 @@
  *   against the revision the step read, new ones with `create`. So even a step of a holder
  *   whose lock was broken under it cannot overwrite a newer attempt: its write fails. The
  *   claim token of `records.ts` fences completions, failures and renewals in the record.
+ * - **Whole steps.** A step that writes several keys (a claim, a completion that releases
+ *   dependents, a batch enqueue) first writes its changes to a journal (`m.journal`, in
+ *   parts when large), then makes them, then writes the sequence record last, from the
+ *   revision the journal names: the commit point. A holder that dies or loses the server
+ *   part way leaves the journal with the sequence record still at that revision, and the
+ *   next holder of the lock makes the remaining changes before its own (fenced changes
+ *   already made are skipped; events carry their id as `Nats-Msg-Id`, so the stream drops a
+ *   second copy within its two-minute duplicate window). So a step is made whole or not at
+ *   all, and no event is lost.
  * - **Restart durability.** Every write is a JetStream publish acknowledged after it is
  *   stored (file storage). A connection lost mid-run is re-established by the client; a step
  *   that fails meanwhile throws, and the worker tries again at its next poll. A task claimed
@@ -109,6 +118,12 @@ export const LOCK_STALE_MS = 5_000;
 const LOCK_HEARTBEAT_MS = 1_000;
 const LOCK_KEY = "m.lock";
 const SEQ_KEY = "m.seq";
+/** The journal of the last step that changed several keys (see `NatsTx.commit`). */
+const JOURNAL_KEY = "m.journal";
+/** Parts of a journal too large for one message: `m.j.<journal id>.<n>`. */
+const JOURNAL_PARTS = "m.j.";
+/** The largest journal kept in one message (NATS's default limit is 1 MiB). */
+const JOURNAL_PART = 800_000;
 /** Writes one commit keeps in flight at once. */
 const IN_FLIGHT = 512;
 /** How long (ms) the mirror may take to reach a revision before the watch is restarted. */
@@ -342,6 +357,44 @@ function isWrongSequence(error: unknown): boolean {
   return /wrong last sequence|key exists|10071/i.test(String((error as Error)?.message));
 }
 
+/**
+ * One change of a step, as its journal keeps it (values are the JSON text stored). `create`,
+ * `update` and `remove` of task records are fenced by revision; the rest are plain writes.
+ */
+type JournalOp =
+  | { op: "put"; bucket: "tasks" | "results"; key: string; value: string }
+  | { op: "del"; bucket: "tasks" | "results"; key: string }
+  | { op: "create"; key: string; value: string }
+  | { op: "update"; key: string; value: string; rev: number }
+  | { op: "remove"; key: string; rev: number }
+  | { op: "event"; subject: string; id: string; value: string };
+
+/**
+ * The changes of a step that writes several keys, written before them. The step's last write
+ * is the sequence record, from revision `seqFrom` to `seq`: while the sequence record is
+ * still at `seqFrom`, the step is unfinished and the next holder of the lock replays it.
+ */
+interface Journal {
+  seqFrom: number;
+  seq: string;
+  ops: JournalOp[];
+}
+
+const text = new TextDecoder();
+const utf8 = new TextEncoder();
+
+/** The parts a journal was split into, when its message only names them. */
+function journalParts(bytes: Uint8Array): { id: string; n: number } | undefined {
+  try {
+    const raw = parseJson(bytes) as { parts?: { id?: unknown; n?: unknown } };
+    const p = raw?.parts;
+    if (p && typeof p.id === "string" && typeof p.n === "number") return { id: p.id, n: p.n };
+  } catch {
+    // Not a journal header: the reader reports it.
+  }
+  return undefined;
+}
+
 function errorText(error: unknown): string {
   return String((error as Error)?.message ?? error);
 }
@@ -415,6 +468,10 @@ class NatsStore implements RecordSpace {
   readonly schedules: Map<string, Versioned<StoredSchedule>> = new Map();
   seq?: Versioned<{ task: number; event: number }>;
   lock?: Versioned<{ owner: string | null }>;
+  /** The last journal written (its bytes; `undefined` once deleted). */
+  journal?: Versioned<Uint8Array | undefined>;
+  /** The revision of the last journal known to need no replay. */
+  checkedJournal = 0;
   readonly index: Map<string, SortedNames> = new Map();
   readonly keyOwner: Map<string, string> = new Map();
 
@@ -529,6 +586,11 @@ class NatsStore implements RecordSpace {
           }
           this.seq = { value: raw, rev: e.revision };
         }
+      } else if (key === JOURNAL_KEY) {
+        if ((this.journal?.rev ?? 0) > e.revision) return;
+        this.journal = { value: gone ? undefined : e.value, rev: e.revision };
+      } else if (key.startsWith(JOURNAL_PARTS)) {
+        // A part of a large journal: read when the journal is replayed.
       } else if (key === LOCK_KEY) {
         if ((this.lock?.rev ?? 0) > e.revision) return;
         const raw = gone ? { owner: null } : parseJson(e.value) as { owner: string | null };
@@ -701,8 +763,10 @@ class NatsStore implements RecordSpace {
       }, LOCK_HEARTBEAT_MS);
       try {
         await this.caughtUp(rev);
+        // A holder that died (or failed) part way through a commit left its journal.
+        await this.#recover();
         this.#holding = true;
-        for (const s of group) {
+        for (const [i, s] of group.entries()) {
           const tx = new NatsTx(this);
           let out: unknown;
           try {
@@ -716,6 +780,9 @@ class NatsStore implements RecordSpace {
             s.resolve(out);
           } catch (error) {
             s.reject(error);
+            // The rest of the group waits for the next turn, which finishes this commit first.
+            this.#pending.unshift(...group.slice(i + 1));
+            break;
           }
         }
       } catch (error) {
@@ -807,19 +874,150 @@ class NatsStore implements RecordSpace {
   }
 
   /** The writes that store a result (and its expiry index key). */
-  resultWrites(r: StoredResult): (() => Promise<unknown>)[] {
+  resultOps(r: StoredResult): JournalOp[] {
     if (r.value !== undefined && r.value.length > NATS_MAX_RESULT) {
       throw new OmniQError(
         `nats: a result of ${r.value.length} bytes is over this engine's limit of ${NATS_MAX_RESULT}`,
       );
     }
-    const jobs: (() => Promise<unknown>)[] = [
-      () => this.rkv.put(this.resultKey(r.taskId), encodeResult(r)),
+    const ops: JournalOp[] = [
+      {
+        op: "put",
+        bucket: "results",
+        key: this.resultKey(r.taskId),
+        value: text.decode(encodeResult(r)),
+      },
     ];
     if (r.expiresAt !== undefined) {
-      jobs.push(() => this.rkv.put(`e.${pad(r.expiresAt!)}.${tok(r.taskId)}`, new Uint8Array()));
+      const key = `e.${pad(r.expiresAt)}.${tok(r.taskId)}`;
+      ops.push({ op: "put", bucket: "results", key, value: "" });
     }
-    return jobs;
+    return ops;
+  }
+
+  /**
+   * Make one change; returns the key's new revision (0 for deletes and events). Replaying a
+   * journal, a fenced change that fails was already made (or made moot), and is skipped.
+   */
+  async runOp(op: JournalOp, replay: boolean): Promise<number> {
+    try {
+      switch (op.op) {
+        case "put":
+          return await (op.bucket === "tasks" ? this.kv : this.rkv).put(
+            op.key,
+            utf8.encode(op.value),
+          );
+        case "del":
+          await (op.bucket === "tasks" ? this.kv : this.rkv).delete(op.key);
+          return 0;
+        case "create":
+          return await this.kv.create(op.key, utf8.encode(op.value));
+        case "update":
+          return await this.kv.update(op.key, utf8.encode(op.value), op.rev);
+        case "remove":
+          await this.kv.delete(op.key, { previousSeq: op.rev });
+          return 0;
+        case "event":
+          // The id makes a second publish of the same event (a replay) a duplicate the
+          // stream drops (within its two-minute duplicate window).
+          await this.js.publish(op.subject, utf8.encode(op.value), { msgID: op.id });
+          return 0;
+      }
+    } catch (error) {
+      if (replay && isWrongSequence(error)) return 0;
+      throw error;
+    }
+  }
+
+  /** Write the sequence record from revision `from` (0: absent): a step's commit point. */
+  async commitSeq(from: number, seq: { task: number; event: number }): Promise<number> {
+    const bytes = jsonBytes(seq);
+    const rev = from > 0
+      ? await this.kv.update(SEQ_KEY, bytes, from)
+      : await this.kv.create(SEQ_KEY, bytes);
+    if (!this.seq || this.seq.rev < rev) this.seq = { value: seq, rev };
+    return rev;
+  }
+
+  /**
+   * Write a step's journal (in parts when large), fenced by the revision of the journal
+   * before it, so a holder whose lock was broken cannot replace a newer one.
+   */
+  async writeJournal(journal: Journal): Promise<number> {
+    let bytes = jsonBytes(journal);
+    if (bytes.length > JOURNAL_PART) {
+      const id = crypto.randomUUID().replaceAll("-", "");
+      const parts: Uint8Array[] = [];
+      for (let i = 0; i < bytes.length; i += JOURNAL_PART) {
+        parts.push(bytes.subarray(i, i + JOURNAL_PART));
+      }
+      await bounded(parts.map((part, n) => () => this.kv.put(`${JOURNAL_PARTS}${id}.${n}`, part)));
+      bytes = jsonBytes({ parts: { id, n: parts.length } });
+    }
+    const prev = this.journal;
+    const rev = prev
+      ? await this.kv.update(JOURNAL_KEY, bytes, prev.rev)
+      : await this.kv.create(JOURNAL_KEY, bytes);
+    if (!this.journal || this.journal.rev < rev) this.journal = { value: bytes, rev };
+    // The parts of the journal before (replayed or finished by now) are not needed any more.
+    const old = prev?.value && prev.value.length < 200 ? journalParts(prev.value) : undefined;
+    if (old) {
+      await bounded(
+        Array.from(
+          { length: old.n },
+          (_, n) => () => this.kv.delete(`${JOURNAL_PARTS}${old.id}.${n}`).catch(() => {}),
+        ),
+      );
+    }
+    return rev;
+  }
+
+  async #readJournal(bytes: Uint8Array): Promise<Journal> {
+    const parts = journalParts(bytes);
+    if (parts) {
+      const chunks: Uint8Array[] = [];
+      for (let n = 0; n < parts.n; n++) {
+        const e = await this.kv.get(`${JOURNAL_PARTS}${parts.id}.${n}`);
+        if (!e || e.operation !== "PUT") throw new Error(`part ${n} of the journal is missing`);
+        chunks.push(e.value);
+      }
+      bytes = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+      let at = 0;
+      for (const c of chunks) {
+        bytes.set(c, at);
+        at += c.length;
+      }
+    }
+    const j = parseJson(bytes) as Journal;
+    if (typeof j?.seqFrom !== "number" || typeof j.seq !== "string" || !Array.isArray(j.ops)) {
+      throw new Error("not a journal");
+    }
+    return j;
+  }
+
+  /** Finish the step a holder left unfinished (its journal's commit point not reached). */
+  async #recover(): Promise<void> {
+    const j = this.journal;
+    if (!j?.value || j.rev <= this.checkedJournal) return;
+    let journal: Journal;
+    try {
+      journal = await this.#readJournal(j.value);
+    } catch (error) {
+      if (error instanceof OmniQError) throw error;
+      this.corrupt(`${this.names.bucket}/${JOURNAL_KEY}`, error);
+      this.checkedJournal = j.rev;
+      return;
+    }
+    if ((this.seq?.rev ?? 0) === journal.seqFrom) {
+      try {
+        await bounded(journal.ops.map((op) => () => this.runOp(op, true)));
+        const rev = await this.commitSeq(journal.seqFrom, JSON.parse(journal.seq));
+        await this.caughtUp(rev);
+      } catch (error) {
+        throw this.#wrap(error);
+      }
+    }
+    this.checkedJournal = j.rev;
   }
 
   eventSubject(e: NewEvent): string {
@@ -953,72 +1151,67 @@ class NatsTx implements RecordTx {
     return true;
   }
 
-  /** Write the step's changes: results first, then records (fenced), sequences and events. */
+  /**
+   * Write the step's changes. One change is written as is. Several go through a journal:
+   * the journal first, then every change (task records fenced by the revision the step
+   * read), then the sequence record last, the commit point. A holder that dies part way
+   * leaves the journal, and the next holder of the lock makes the rest of the changes.
+   */
   async commit(): Promise<void> {
     const s = this.#s;
-    const first: (() => Promise<unknown>)[] = [];
-    for (const r of this.#results) first.push(...s.resultWrites(r));
-    for (const id of this.#unresults) first.push(() => s.rkv.delete(s.resultKey(id)));
-    await bounded(first);
-
-    const local: (() => void)[] = [];
-    const jobs: (() => Promise<unknown>)[] = [];
+    const ops: JournalOp[] = [];
+    /** How each change shows in this process's mirror once made, given its revision. */
+    const mirror: (((rev: number) => void) | undefined)[] = [];
+    const add = (op: JournalOp, then?: (rev: number) => void) => {
+      ops.push(op);
+      mirror.push(then);
+    };
+    for (const r of this.#results) for (const op of s.resultOps(r)) add(op);
+    for (const id of this.#unresults) add({ op: "del", bucket: "results", key: s.resultKey(id) });
     for (const [id, sched] of this.#putSchedules) {
-      jobs.push(async () => {
-        const rev = await s.kv.put(`s.${tok(id)}`, encodeSchedule(sched));
-        local.push(() => s.schedules.set(id, { value: sched, rev }));
-      });
+      const value = text.decode(encodeSchedule(sched));
+      add(
+        { op: "put", bucket: "tasks", key: `s.${tok(id)}`, value },
+        (rev) => s.schedules.set(id, { value: sched, rev }),
+      );
     }
     for (const id of this.#unschedules) {
-      jobs.push(async () => {
-        await s.kv.delete(`s.${tok(id)}`);
-        local.push(() => s.schedules.delete(id));
-      });
+      add({ op: "del", bucket: "tasks", key: `s.${tok(id)}` }, () => s.schedules.delete(id));
     }
     for (const [id, row] of this.#rows) {
       const orig = this.#orig.get(id);
       const key = `t.${tok(id)}`;
       if (this.#removed.has(id)) {
-        if (!orig) continue;
-        jobs.push(async () => {
-          await s.kv.delete(key, { previousSeq: orig.rev });
-          local.push(() => s.setRow(id, undefined, 0));
-        });
+        if (orig) add({ op: "remove", key, rev: orig.rev }, () => s.setRow(id, undefined, 0));
         continue;
       }
       if (!row) continue;
       if (this.#created.has(id) && !orig) {
-        const bytes = encodeRow(row);
-        jobs.push(async () => {
-          const rev = await s.kv.create(key, bytes);
-          local.push(() => s.setRow(id, row, rev));
-        });
+        add(
+          { op: "create", key, value: text.decode(encodeRow(row)) },
+          (rev) => s.setRow(id, row, rev),
+        );
       } else if (orig && !sameRow(orig.value, row)) {
-        const bytes = encodeRow(row);
-        jobs.push(async () => {
-          const rev = await s.kv.update(key, bytes, orig.rev);
-          local.push(() => s.setRow(id, row, rev));
-        });
+        const value = text.decode(encodeRow(row));
+        add({ op: "update", key, value, rev: orig.rev }, (rev) => s.setRow(id, row, rev));
       }
     }
-    if (this.#seqDirty && this.#seq) {
-      const seq = { ...this.#seq };
-      const prev = s.seq;
-      jobs.push(async () => {
-        const bytes = jsonBytes(seq);
-        const rev = prev
-          ? await s.kv.update(SEQ_KEY, bytes, prev.rev)
-          : await s.kv.create(SEQ_KEY, bytes);
-        local.push(() => s.seq = { value: seq, rev });
-      });
-    }
     for (const e of this.#events) {
-      const subject = s.eventSubject(e);
-      const bytes = jsonBytes(e);
-      jobs.push(() => s.js.publish(subject, bytes));
+      add({ op: "event", subject: s.eventSubject(e), id: e.id, value: JSON.stringify(e) });
     }
+    const seqChanged = this.#seqDirty && this.#seq !== undefined;
+    if (ops.length === 0 && !seqChanged) return;
+    const journaled = ops.length + (seqChanged ? 1 : 0) > 1;
+    const seqFrom = s.seq?.rev ?? 0;
+    const seq = { ...this.#seqs() };
     try {
-      await bounded(jobs);
+      const jrev = journaled ? await s.writeJournal({ seqFrom, seq: JSON.stringify(seq), ops }) : 0;
+      await bounded(ops.map((op, i) => async () => {
+        const rev = await s.runOp(op, false);
+        mirror[i]?.(rev);
+      }));
+      if (journaled || seqChanged) await s.commitSeq(seqFrom, seq);
+      if (journaled) s.checkedJournal = jrev;
     } catch (error) {
       if (isWrongSequence(error)) {
         throw new OmniQError(
@@ -1027,9 +1220,6 @@ class NatsTx implements RecordTx {
         );
       }
       throw new OmniQError(`nats: ${s.where}: ${errorText(error)}`, { cause: error });
-    } finally {
-      // What did get written is in the mirror at once (the watch brings the rest).
-      for (const f of local) f();
     }
   }
 }
@@ -1088,7 +1278,8 @@ export class NatsResults implements ResultStore {
   /** Store results. */
   async put(results: StoredResult[]): Promise<void> {
     this.#s.check();
-    await bounded(results.flatMap((r) => this.#s.resultWrites(r)));
+    const ops = results.flatMap((r) => this.#s.resultOps(r));
+    await bounded(ops.map((op) => () => this.#s.runOp(op, false)));
   }
   /** A live result, or `undefined`. */
   async get(taskId: string): Promise<StoredResult | undefined> {

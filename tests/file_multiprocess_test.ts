@@ -21,12 +21,12 @@ Deno.test("file: a process killed mid-run (maybe holding the lock) loses no task
   const N = 300;
   let child: Child | undefined;
   try {
-    defineTask("file-crash-work", (n: number) => n + 1);
+    defineTask("crash-work", (n: number) => n + 1);
     await using q = await OmniQ.open({ backend: `file:${dir}`, worker: { lease: "1s" } });
     const ids = await q.enqueueMany(
-      Array.from({ length: N }, (_, i) => ({ task: "file-crash-work", args: [i] })),
+      Array.from({ length: N }, (_, i) => ({ task: "crash-work", args: [i] })),
     );
-    child = spawn(new URL("./fixtures/file_crash_worker.ts", import.meta.url), tmp, [dir]);
+    child = spawn(new URL("./fixtures/crash_worker.ts", import.meta.url), tmp, [`file:${dir}`]);
     assert.equal(await readLine(child), "ready");
     // Let it work a little, then kill it without warning.
     await until(async () => (await q.stats()).total.completed >= 20);
