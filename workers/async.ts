@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { ClaimedTask, StoredResult } from "../src/backend.ts";
+import type { ClaimedTask, Effects, StoredResult } from "../src/backend.ts";
 import {
   OmniQError,
   SerializationError,
@@ -30,6 +30,12 @@ const HAND_BACK = new OmniQError("the worker stopped before the task finished");
 
 /** How often stored progress may change, per task. */
 const PROGRESS_INTERVAL = 200;
+
+/**
+ * How many times an attempt's outcome (its completion or failure) is written before the
+ * worker gives up on it (the lease then lapses and the task runs again).
+ */
+const OUTCOME_TRIES = 5;
 
 /** A worker's life: `start()` it, `stop()` it; `done` settles when its loop ends. */
 export interface Worker {
@@ -298,8 +304,10 @@ export class AsyncWorker implements Worker {
       if (reason === HAND_BACK) {
         // Back to its queue, due at once, for another worker (the attempt still counts).
         const error = { name: "WorkerStopped", message: HAND_BACK.message };
-        const effects = await host.queue.fail(task.id, task.token, { error, retryAt: Date.now() });
-        if (effects) await host.apply(effects);
+        await this.#settle(
+          task,
+          () => host.queue.fail(task.id, task.token, { error, retryAt: Date.now() }),
+        );
         return;
       }
       if (outcome.ok) {
@@ -313,8 +321,7 @@ export class AsyncWorker implements Worker {
         if (task.resultTtl !== undefined) result.expiresAt = result.completedAt + task.resultTtl;
         if (!host.resultsInline && !(await this.#stillHeld(task))) return;
         if (!host.resultsInline) await host.putResult(result);
-        const effects = await host.queue.complete(task.id, task.token, result);
-        if (effects) await host.apply(effects);
+        await this.#settle(task, () => host.queue.complete(task.id, task.token, result));
       } else {
         await this.#fail(task, outcome.error);
       }
@@ -368,11 +375,11 @@ export class AsyncWorker implements Worker {
     const permanent = PERMANENT.has(error.name) || thrown instanceof SerializationError;
     if (!permanent && task.attempts < task.maxAttempts) {
       const retryAt = Date.now() + retryDelay(task.backoff, task.attempts);
-      const effects = await host.queue.fail(task.id, task.token, { error, retryAt });
-      if (effects) {
-        this.#retrying.set(task.id, retryAt);
-        await host.apply(effects);
-      }
+      await this.#settle(task, async () => {
+        const effects = await host.queue.fail(task.id, task.token, { error, retryAt });
+        if (effects) this.#retrying.set(task.id, retryAt);
+        return effects;
+      });
       return;
     }
     const completedAt = Date.now();
@@ -380,8 +387,29 @@ export class AsyncWorker implements Worker {
     if (task.resultTtl !== undefined) result.expiresAt = completedAt + task.resultTtl;
     if (!host.resultsInline && !(await this.#stillHeld(task))) return;
     if (!host.resultsInline) await host.putResult(result);
-    const effects = await host.queue.fail(task.id, task.token, { error, result });
-    if (effects) await host.apply(effects);
+    await this.#settle(task, () => host.queue.fail(task.id, task.token, { error, result }));
+  }
+
+  /**
+   * Write an attempt's outcome, trying again after an error (a lost connection, a busy
+   * lock, a timed-out transaction) with a growing pause: the handler's work is not thrown
+   * away on a passing fault. The change is fenced by the claim token, so a try after one
+   * that did take effect changes nothing.
+   */
+  async #settle(task: ClaimedTask, change: () => Promise<Effects | undefined>): Promise<void> {
+    for (let tries = 1, pause = 50;; tries++, pause = Math.min(pause * 4, 2_000)) {
+      let effects: Effects | undefined;
+      try {
+        effects = await change();
+      } catch (error) {
+        if (tries >= OUTCOME_TRIES) throw error;
+        this.#host.report(error, `task ${task.id}`);
+        await new Promise((r) => setTimeout(r, pause));
+        continue;
+      }
+      if (effects) await this.#host.apply(effects);
+      return;
+    }
   }
 }
 
