@@ -124,6 +124,8 @@ const JOURNAL_KEY = "m.journal";
 const JOURNAL_PARTS = "m.j.";
 /** The largest journal kept in one message (NATS's default limit is 1 MiB). */
 const JOURNAL_PART = 800_000;
+/** The most steps that share one turn of the lock (and one commit). */
+const GROUP_MAX = 64;
 /** Writes one commit keeps in flight at once. */
 const IN_FLIGHT = 512;
 /** How long (ms) the mirror may take to reach a revision before the watch is restarted. */
@@ -743,7 +745,7 @@ class NatsStore implements RecordSpace {
 
   async #drain(): Promise<void> {
     while (this.#pending.length > 0) {
-      const group = this.#pending.splice(0);
+      const group = this.#pending.splice(0, GROUP_MAX);
       let rev: number;
       try {
         rev = await this.#acquire();
@@ -766,25 +768,26 @@ class NatsStore implements RecordSpace {
         // A holder that died (or failed) part way through a commit left its journal.
         await this.#recover();
         this.#holding = true;
-        for (const [i, s] of group.entries()) {
-          const tx = new NatsTx(this);
-          let out: unknown;
+        // The group's steps share one transaction and one commit (one journal, one batch of
+        // writes, one commit point); a step that throws is rolled back to its mark alone.
+        const tx = new NatsTx(this);
+        const done: [Pending, unknown][] = [];
+        for (const s of group) {
+          const mark = tx.mark();
           try {
-            out = await s.fn(tx);
+            done.push([s, await s.fn(tx)]);
           } catch (error) {
+            mark();
             s.reject(error);
-            continue;
-          }
-          try {
-            await tx.commit();
-            s.resolve(out);
-          } catch (error) {
-            s.reject(error);
-            // The rest of the group waits for the next turn, which finishes this commit first.
-            this.#pending.unshift(...group.slice(i + 1));
-            break;
           }
         }
+        try {
+          await tx.commit();
+        } catch (error) {
+          for (const [s] of done) s.reject(error);
+          done.length = 0;
+        }
+        for (const [s, out] of done) s.resolve(out);
       } catch (error) {
         for (const s of group) s.reject(error);
       } finally {
@@ -1056,6 +1059,32 @@ class NatsTx implements RecordTx {
 
   constructor(store: NatsStore) {
     this.#s = store;
+  }
+
+  /** The changes so far; calling the result rolls a failed step back to them. */
+  mark(): () => void {
+    const rows = new Map([...this.#rows].map(([id, r]) => [id, r && { ...r }]));
+    const seq = this.#seq && { ...this.#seq };
+    const seqDirty = this.#seqDirty;
+    const events = this.#events.length;
+    const results = this.#results.length;
+    const sets = [this.#created, this.#removed, this.#unresults, this.#unschedules]
+      .map((set) => [set, new Set(set)] as const);
+    const schedules = new Map(this.#schedules);
+    const putSchedules = new Map(this.#putSchedules);
+    return () => {
+      this.#rows = rows;
+      this.#seq = seq;
+      this.#seqDirty = seqDirty;
+      this.#events.length = events;
+      this.#results.length = results;
+      for (const [set, copy] of sets) {
+        set.clear();
+        for (const v of copy) set.add(v);
+      }
+      this.#schedules = schedules;
+      this.#putSchedules = putSchedules;
+    };
   }
 
   row(id: string): Promise<Row | undefined> {

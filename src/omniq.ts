@@ -180,6 +180,8 @@ export class OmniQ implements AsyncDisposable {
   #closed = false;
   #workers = new Set<Worker>();
   #wakers = new Set<() => void>();
+  /** A wake-up that came while no worker was idle, kept for the next idle wait. */
+  #missedWake = false;
   #waiters = new Map<string, Set<() => void>>();
   #running = new Map<string, AbortController>();
   #listeners = new Map<EventType | "*", Set<Listener>>();
@@ -964,6 +966,9 @@ export class OmniQ implements AsyncDisposable {
   #wake(): void {
     const wakers = [...this.#wakers];
     this.#wakers.clear();
+    // No worker is idle right now (one may be between a claim that saw nothing and its
+    // idle wait): keep the wake-up for the next idle wait, so it is not lost.
+    if (wakers.length === 0) this.#missedWake = true;
     for (const wake of wakers) wake();
   }
 
@@ -977,6 +982,10 @@ export class OmniQ implements AsyncDisposable {
       idle: (ms, signal) =>
         new Promise<void>((resolve) => {
           if (signal.aborted) return resolve();
+          if (this.#missedWake) {
+            this.#missedWake = false;
+            return resolve();
+          }
           const done = () => {
             clearTimeout(timer);
             signal.removeEventListener("abort", done);
