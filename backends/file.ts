@@ -65,6 +65,16 @@ export { LocalStorage, type Storage } from "./file/storage.ts";
 /** A lock older than this (ms) is taken to be a crashed holder's and broken. */
 export const LOCK_STALE_MS = 10_000;
 
+/** The most steps that share one turn of the lock (and one commit). */
+const GROUP_MAX = 64;
+
+/** A step waiting for its turn. */
+interface PendingStep {
+  fn: (tx: RecordTx) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
 /** How often (ms) the lock's holder marks it as alive during a long step. */
 const LOCK_HEARTBEAT_MS = 2_000;
 
@@ -102,9 +112,54 @@ class Store implements RecordSpace {
     this.onCorrupt?.(key, reason);
   }
 
-  /** One step under the lock. */
+  /**
+   * One step under the lock. Steps asked for while a turn waits for the lock share the next
+   * turn: one transaction, one commit (one journal), each step rolled back alone if it fails.
+   */
   step<T>(fn: (tx: RecordTx) => Promise<T>): Promise<T> {
-    return this.locked(fn);
+    this.check();
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({
+        fn: fn as (tx: RecordTx) => Promise<unknown>,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
+      if (!this.#flushing) this.#flush();
+    });
+  }
+
+  #pending: PendingStep[] = [];
+  #flushing = false;
+
+  /** Run the waiting steps in one turn of the lock, then the next ones, until none wait. */
+  #flush(): void {
+    this.#flushing = true;
+    let group: PendingStep[] | undefined;
+    const done: [PendingStep, unknown][] = [];
+    this.locked(async (tx) => {
+      group = this.#pending.splice(0, GROUP_MAX);
+      for (const s of group) {
+        const mark = tx.mark();
+        try {
+          done.push([s, await s.fn(tx)]);
+        } catch (error) {
+          mark();
+          s.reject(error);
+        }
+      }
+    }).then(
+      () => {
+        for (const [s, out] of done) s.resolve(out);
+      },
+      (error) => {
+        // The turn failed (no lock, or the commit): every step of it fails with it.
+        for (const [s] of done) s.reject(error);
+        if (!group) { for (const s of this.#pending.splice(0, GROUP_MAX)) s.reject(error); }
+      },
+    ).finally(() => {
+      this.#flushing = false;
+      if (this.#pending.length > 0) this.#flush();
+    });
   }
 
   /** Index entry names under a directory, sorted. */
@@ -325,6 +380,30 @@ class Tx implements RecordTx {
 
   constructor(store: Store) {
     this.#s = store;
+  }
+
+  /** The changes so far; calling the result rolls a failed step back to them. */
+  mark(): () => void {
+    const rows = new Map([...this.#rows].map(([id, r]) => [id, r && { ...r }]));
+    const seq = this.#seq && { ...this.#seq };
+    const seqDirty = this.#seqDirty;
+    const lengths = [this.#events.length, this.#results.length, this.#dependents.length];
+    const sets = [this.#unresults, this.#removed, this.#dropped, this.#unschedules]
+      .map((set) => [set, new Set(set)] as const);
+    const schedules = new Map(this.#schedules);
+    const putSchedules = new Map(this.#putSchedules);
+    return () => {
+      this.#rows = rows;
+      this.#seq = seq;
+      this.#seqDirty = seqDirty;
+      [this.#events.length, this.#results.length, this.#dependents.length] = lengths;
+      for (const [set, copy] of sets) {
+        set.clear();
+        for (const v of copy) set.add(v);
+      }
+      this.#schedules = schedules;
+      this.#putSchedules = putSchedules;
+    };
   }
 
   async row(id: string): Promise<Row | undefined> {
