@@ -1,7 +1,7 @@
 /**
  * The `redis:` engine: queue, results and events on a Redis server through `npm:redis`
  * (node-redis). Many worker processes on many machines may share one server: every change
- * of state is one Lua script (atomic on the server), leases run on the server's clock
+ * of state is one Lua function call (atomic on the server), leases run on the server's clock
  * (`TIME`), and an idle worker is woken by pub/sub within milliseconds of an enqueue.
  *
  * Only this module imports the driver, so a program that never names a `redis://` URL
@@ -38,6 +38,14 @@
  * - `P wake`: pub/sub channel; the scripts publish a queue's name when a task of it
  *   becomes due (or a delayed one is stored), and idle workers subscribed to it claim.
  *
+ * ## Server code
+ * On Redis 7 and later the engine's Lua code is loaded once as a function library named
+ * `omniq_<hash of the code>`: it is kept with the data, and each OmniQ version has its own,
+ * so processes of two versions can share a server. On an older server, or for an ACL user
+ * who may not run `FUNCTION LOAD`, the same code runs as scripts (`EVALSHA`). Either is
+ * loaded again when the server has lost it. Completions that a process's workers send in
+ * one turn of its event loop travel in one call (each still fenced by its own token).
+ *
  * ## Cluster caveat
  * A queue's own keys share a hash tag (`{queue}`), but a script touches the task hashes
  * and the shared sets of every queue it concerns, which a Redis Cluster refuses across
@@ -61,6 +69,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { setImmediate } from "node:timers";
 import { createClient } from "redis";
 import {
   type Attachment,
@@ -94,7 +103,7 @@ import {
   TASK_STATES,
   type TaskState,
 } from "../src/types.ts";
-import { type ScriptName, SCRIPTS } from "./redis/scripts.ts";
+import { functionLibrary, SCRIPT_NAMES, type ScriptName, SCRIPTS } from "./redis/scripts.ts";
 
 /** Where the Redis engine connects, and how. */
 export interface RedisOptions {
@@ -156,6 +165,10 @@ interface ResolvedOptions {
 
 /** Rows handled per sweep script call. */
 const SWEEP_BATCH = 500;
+/** Most completions sent in one call of the `complete` script. */
+const COMPLETE_BATCH = 100;
+/** How long (ms) the due time a claim brings stands in for a `nextDue` query. */
+const DUE_HINT_MS = 100;
 /** Stream entries read per `XRANGE` of an event query. */
 const EVENT_PAGE = 1_000;
 /**
@@ -337,7 +350,7 @@ function toTask(id: string, h: Record<string, string>): StoredTask {
   if (typeof h.task !== "string" || h.task === "") throw new Error("task: no name");
   const d = JSON.parse(h.d ?? "") as Json;
   if (!d || typeof d !== "object") throw new Error("d: expected a JSON object");
-  const deps = JSON.parse(h.deps ?? "[]");
+  const deps = h.deps === undefined || h.deps === "[]" ? [] : JSON.parse(h.deps);
   const task: StoredTask = {
     id,
     task: h.task,
@@ -469,6 +482,17 @@ function zeroCounts(): StateCounts {
   return Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as StateCounts;
 }
 
+/**
+ * The function library's name: `omniq_` and a hash of the code, so that processes of one
+ * version share it and other versions (other code) load theirs beside it.
+ */
+async function libraryName(): Promise<string> {
+  const code = new TextEncoder().encode(SCRIPT_NAMES.map((n) => SCRIPTS[n]).join("\n"));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-1", code));
+  const hex = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0"));
+  return `omniq_${hex.join("")}`;
+}
+
 /** A subscriber of wake-ups: the queues it takes from. */
 interface Subscriber {
   queues: Set<string>;
@@ -490,6 +514,9 @@ class Connection {
   /** Set once the first connection succeeded: from then on, losses are retried. */
   opened = false;
   #closed = false;
+  /** The function library's name (used while `#shas` is empty). */
+  #library = "";
+  /** The scripts' SHAs, on a server without functions. */
   #shas = new Map<ScriptName, string>();
   #subscribers = new Set<Subscriber>();
   #subscriber: Client | undefined;
@@ -542,9 +569,27 @@ class Connection {
   async open(): Promise<void> {
     await this.client.connect();
     this.opened = true;
-    await Promise.all(
-      (Object.keys(SCRIPTS) as ScriptName[]).map((name) => this.#load(name)),
-    );
+    this.#library = await libraryName();
+    if (!(await this.#loadLibrary())) {
+      await Promise.all(SCRIPT_NAMES.map((name) => this.#load(name)));
+    }
+  }
+
+  /**
+   * Load the function library (Redis 7+), unless a process loaded it before; `false` when
+   * the server has no functions (or the ACL user may not load them), so the engine runs
+   * its scripts with `EVALSHA` instead.
+   */
+  async #loadLibrary(): Promise<boolean> {
+    try {
+      await this.client.sendCommand(["FUNCTION", "LOAD", functionLibrary(this.#library)]);
+    } catch (error) {
+      const text = message(error);
+      if (/already exists/i.test(text)) return true;
+      if (/unknown command|unknown subcommand|NOPERM/i.test(text)) return false;
+      throw error;
+    }
+    return true;
   }
 
   async #load(name: ScriptName): Promise<string> {
@@ -563,12 +608,26 @@ class Connection {
     }
   }
 
-  /** Run a script by its SHA, loading it again when the server lost it (a restart). */
+  /**
+   * Run an operation: a function of the library, or a script by its SHA on a server without
+   * functions. Either is loaded again when the server lost it (a restart without
+   * persistence, a `FUNCTION FLUSH` or `SCRIPT FLUSH`).
+   */
   async script(name: ScriptName, args: (string | number)[]): Promise<unknown> {
     this.check();
     const flags = `${this.attached.results ? 1 : 0}${this.attached.events ? 1 : 0}`;
     const argv = [this.prefix, flags, String(this.options.eventsMaxLen), ...args.map(String)];
     try {
+      if (this.#shas.size === 0) {
+        const call = ["FCALL", `${this.#library}_${name}`, "0", ...argv];
+        try {
+          return await this.client.sendCommand(call);
+        } catch (error) {
+          if (!/Function not found/i.test(message(error))) throw error;
+          await this.#loadLibrary();
+          return await this.client.sendCommand(call);
+        }
+      }
       let sha = this.#shas.get(name)!;
       try {
         return await this.client.sendCommand(["EVALSHA", sha, "0", ...argv]);
@@ -660,11 +719,22 @@ class Connection {
   }
 }
 
+/** A completion waiting for the next call of the `complete` script. */
+interface PendingCompletion {
+  /** Its five script arguments. */
+  args: string[];
+  resolve: (effects: Effects | undefined) => void;
+  reject: (error: unknown) => void;
+}
+
 /** The task queue of a Redis engine. */
 class RedisQueue implements TaskQueue {
   /** 64 MiB: a batch of tasks travels as one script call, which Redis caps at 512 MiB. */
   readonly maxPayloadBytes = 64 * 1024 * 1024;
   readonly #c: Connection;
+  #completions: PendingCompletion[] = [];
+  /** The earliest due time the latest claim that drained its queues brought. */
+  #dueHint: { queues: string; due: number | undefined; at: number } | undefined;
 
   constructor(c: Connection) {
     this.#c = c;
@@ -751,7 +821,15 @@ class RedisQueue implements TaskQueue {
       crypto.randomUUID(),
       ...request.queues,
     ]);
-    const x = out.x as { tasks: unknown };
+    const x = out.x as { tasks: unknown; drained?: boolean; due?: string };
+    // A worker that got fewer tasks than it asked for asks next when one is due.
+    this.#dueHint = x.drained === true
+      ? {
+        queues: JSON.stringify(request.queues),
+        due: x.due === undefined ? undefined : Number(x.due),
+        at: Date.now(),
+      }
+      : undefined;
     const tasks: ClaimedTask[] = [];
     const extra: Effects = { events: [], results: [] };
     for (const entry of arr<[string, unknown]>(x.tasks)) {
@@ -785,15 +863,70 @@ class RedisQueue implements TaskQueue {
     return out.x === true ? this.#c.effects(out) : undefined;
   }
 
-  async complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined> {
-    const out = await this.#c.change("complete", [
-      id,
-      token,
-      resultJson(result),
-      result.expiresAt === undefined ? "" : String(result.expiresAt),
-      String(result.completedAt),
-    ]);
-    return out.x === true ? this.#c.effects(out) : undefined;
+  complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined> {
+    return new Promise((resolve, reject) => {
+      this.#completions.push({
+        args: [
+          id,
+          token,
+          resultJson(result),
+          result.expiresAt === undefined ? "" : String(result.expiresAt),
+          String(result.completedAt),
+        ],
+        resolve,
+        reject,
+      });
+      // The completions of one turn of the event loop (a worker's tasks often end together)
+      // go in one script call: one round of parsing, counting and replying for them all.
+      if (this.#completions.length === 1) setImmediate(() => this.#flushCompletions());
+    });
+  }
+
+  #flushCompletions(): void {
+    const pending = this.#completions;
+    this.#completions = [];
+    for (let i = 0; i < pending.length; i += COMPLETE_BATCH) {
+      void this.#completeBatch(pending.slice(i, i + COMPLETE_BATCH));
+    }
+  }
+
+  async #completeBatch(batch: PendingCompletion[]): Promise<void> {
+    let out: Outcome;
+    try {
+      out = await this.#c.change("complete", [
+        String(batch.length),
+        ...batch.flatMap((p) => p.args),
+      ]);
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    // Each completion's own effects: the script counts the events and results up to it.
+    try {
+      const events = arr<Json>(out.events);
+      const results = arr<Json>(out.results);
+      const rows = arr<[unknown, number, number]>(out.x);
+      let e = 0;
+      let r = 0;
+      batch.forEach((p, i) => {
+        const [done, eEnd, rEnd] = rows[i] ?? ["no outcome", e, r];
+        if (done === true) {
+          p.resolve({
+            events: events.slice(e, eEnd).map((x) => toEvent(x)),
+            results: results.slice(r, rEnd).map(toResult),
+          });
+        } else if (done === false) {
+          p.resolve(undefined);
+        } else {
+          p.reject(this.#c.wrap(new Error(String(done)), "complete"));
+        }
+        e = eEnd;
+        r = rEnd;
+      });
+    } catch (error) {
+      // An outcome this engine cannot read: no completion waits forever (settled ones stay).
+      for (const p of batch) p.reject(this.#c.wrap(error, "complete"));
+    }
   }
 
   async fail(id: string, token: string, failure: Failure): Promise<Effects | undefined> {
@@ -837,6 +970,16 @@ class RedisQueue implements TaskQueue {
 
   async nextDue(queues: string[]): Promise<number | undefined> {
     if (queues.length === 0) return undefined;
+    // The answer the claim just before brought, if it is fresh: a task scheduled since then
+    // wakes the worker through pub/sub anyway, and it asks again.
+    const hint = this.#dueHint;
+    this.#dueHint = undefined;
+    if (
+      hint !== undefined && hint.queues === JSON.stringify(queues) &&
+      Date.now() - hint.at <= DUE_HINT_MS
+    ) {
+      return hint.due;
+    }
     const out = await this.#c.script("nextDue", queues);
     return out === null || out === undefined ? undefined : Number(out);
   }

@@ -1,11 +1,14 @@
 // The Redis engine beyond the conformance suite: connection failures at open (fast, naming
 // the host and the cause, never the password), the options object, damaged or foreign
-// records under the prefix, wake-ups by pub/sub, the capped events stream, and a server
-// restart in the middle of a run (through tests/run.ts's restart endpoint).
+// records under the prefix, wake-ups by pub/sub, the capped events stream, a server
+// restart in the middle of a run (through tests/run.ts's restart endpoint), completions
+// sent together (one script call, each fenced on its own), and the engine's code: loaded
+// again when the server lost it, and run as scripts where functions are not allowed.
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
 import { openRedis, RedisBackend } from "../backends/redis.ts";
+import type { ClaimedTask, NewTask, StoredResult } from "../src/backend.ts";
 import { dropPrefix, freshPrefix, prefixUrl, redisUrl, withClient } from "./fixtures/redis.ts";
 import { freePort, restartRedisFromEnv } from "./servers.ts";
 
@@ -199,4 +202,124 @@ Deno.test("redis: a server restart mid-run loses no task", async () => {
     }
     console.log(`errors reported while the server was away: ${reported.length}`);
   });
+});
+
+function newTask(id: string, dependsOn: string[] = []): NewTask {
+  const now = Date.now();
+  return {
+    id,
+    task: "redis-double",
+    queue: "default",
+    priority: 0,
+    payload: new Uint8Array([0x91, 0x01]),
+    createdAt: now,
+    runAt: now,
+    maxAttempts: 1,
+    backoff: { type: "fixed", delay: 10, max: 10, jitter: 0 },
+    dependsOn,
+    onDependencyFailure: "cancel",
+  };
+}
+
+function resultOf(task: ClaimedTask): StoredResult {
+  return {
+    taskId: task.id,
+    state: "completed",
+    value: new Uint8Array([2]),
+    completedAt: Date.now(),
+  };
+}
+
+Deno.test("redis: completions sent together go in one call, each fenced on its own", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const ids = ["a", "b", "c"].map((n) => `${n}-${crypto.randomUUID()}`);
+    const dependent = `d-${crypto.randomUUID()}`;
+    await backend.queue.enqueue([...ids.map((id) => newTask(id)), newTask(dependent, [ids[2]])]);
+    const { tasks } = await backend.queue.claim({
+      queues: ["default"],
+      limit: 3,
+      lease: 30_000,
+      worker: "w",
+    });
+    assert.deepEqual(tasks.map((t) => t.id), ids);
+    const before = await fcalls();
+    const [a, stale, c] = await Promise.all([
+      backend.queue.complete(tasks[0].id, tasks[0].token, resultOf(tasks[0])),
+      backend.queue.complete(tasks[1].id, "not-its-token", resultOf(tasks[1])),
+      backend.queue.complete(tasks[2].id, tasks[2].token, resultOf(tasks[2])),
+    ]);
+    assert.equal(await fcalls() - before, 1, "one script call for the three completions");
+    // Each gets its own effects: the release of the dependent belongs to the third.
+    assert.deepEqual(a?.events.map((e) => [e.type, e.taskId]), [["completed", ids[0]]]);
+    assert.equal(stale, undefined);
+    assert.deepEqual(c?.events.map((e) => [e.type, e.taskId]), [
+      ["completed", ids[2]],
+      ["enqueued", dependent],
+    ]);
+    assert.ok(c?.events.every((e) => "id" in e), "the events carry their stream ids");
+    assert.equal((await backend.queue.get(ids[0]))?.state, "completed");
+    assert.equal((await backend.queue.get(ids[1]))?.state, "running");
+    assert.equal((await backend.queue.get(dependent))?.state, "queued");
+    assert.deepEqual((await backend.results.get(ids[2]))?.value, new Uint8Array([2]));
+    assert.equal(await backend.results.get(ids[1]), undefined);
+    // A second completion of the same attempt changes nothing.
+    assert.equal(
+      await backend.queue.complete(tasks[0].id, tasks[0].token, resultOf(tasks[0])),
+      undefined,
+    );
+    const { total } = await backend.queue.stats();
+    assert.equal(total.completed, 2);
+    assert.equal(total.running, 1);
+    assert.equal(total.queued, 1);
+  });
+});
+
+/** How many calls of a command (FCALL and EVALSHA by default) the server has run. */
+async function fcalls(commands = ["fcall", "evalsha"]): Promise<number> {
+  const info = String(await withClient((c) => c.sendCommand(["INFO", "commandstats"])));
+  let n = 0;
+  for (const m of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) {
+    if (commands.includes(m[1])) n += Number(m[2]);
+  }
+  return n;
+}
+
+Deno.test("redis: the engine loads its code again when the server lost it", async () => {
+  await withPrefix(async (_prefix, url) => {
+    await using q = await OmniQ.open(url);
+    await q.enqueue(double, [1]);
+    // What a restart without persistence, or an operator, does.
+    await withClient(async (c) => {
+      await c.sendCommand(["FUNCTION", "FLUSH"]);
+      await c.sendCommand(["SCRIPT", "FLUSH"]);
+    });
+    const id = await q.enqueue(double, [2]);
+    await q.run({ until: "idle" });
+    assert.equal(await q.wait(id), 4);
+  });
+});
+
+Deno.test("redis: where functions are not allowed, the engine runs its code as scripts", async () => {
+  // An ACL user without FUNCTION stands for a server older than Redis 7.
+  const user = `omniq-nofn-${crypto.randomUUID().slice(0, 8)}`;
+  await withClient((c) =>
+    c.sendCommand(["ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-function"])
+  );
+  try {
+    await withPrefix(async (_prefix, url) => {
+      const u = new URL(url);
+      u.username = user;
+      u.password = "pw";
+      await using q = await OmniQ.open(u.href);
+      const before = await fcalls(["evalsha"]);
+      const ids = await q.enqueueMany([1, 2, 3].map((n) => ({ task: double, args: [n] })));
+      await q.run({ until: "idle" });
+      for (const [i, id] of ids.entries()) assert.equal(await q.wait(id), (i + 1) * 2);
+      assert.ok(await fcalls(["evalsha"]) >= before + 5, "the operations ran as scripts");
+    });
+  } finally {
+    await withClient((c) => c.sendCommand(["ACL", "DELUSER", user]));
+  }
 });

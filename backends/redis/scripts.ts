@@ -1,10 +1,15 @@
-// The Lua scripts of the Redis engine. Every multi-step change of the queue is one script,
+// The Lua code of the Redis engine. Every multi-step change of the queue is one script,
 // so it is atomic on the server: no client ever reads a task and then writes it back.
 //
-// Each script is `LIB` (the shared helpers) followed by its body. The arguments all come
-// in ARGV (no KEYS): the scripts build their key names from the prefix, which is why the
-// engine runs on one Redis node (or a cluster whose prefix holds a hash tag, putting every
-// key in one slot). Common ARGV:
+// The code is `LIB` (the shared helpers) and one body per operation. On Redis 7 and later
+// it is loaded once as a function library (`FUNCTION LOAD`; each body a function, called
+// with `FCALL`), so the helpers are built once, not on every call; older servers run each
+// body as a script of its own (`EVALSHA` of `LIB` and the body). Either way a body starts
+// with `begin(ARGV)`, which sets the per-call state (prefix, flags, clock, outputs).
+//
+// The arguments all come in ARGV (no KEYS): the scripts build their key names from the
+// prefix, which is why the engine runs on one Redis node (or a cluster whose prefix holds
+// a hash tag, putting every key in one slot). Common ARGV:
 //   ARGV[1] the key prefix, e.g. "omniq:"
 //   ARGV[2] two flags, "11": results attached, events attached (write them here)
 //   ARGV[3] the events stream's MAXLEN (approximate trimming)
@@ -14,21 +19,13 @@
 // where `events` carry stream ids when the events are attached, and `results` are the
 // result records produced that the engine did not store itself.
 //
-// Numbers: Lua formats numbers with 14 significant digits when concatenating, so the
-// scripts pass numbers to redis.call as numbers (sent exactly) and never concatenate a
-// ready-order score; epoch milliseconds (13 digits) survive either way.
+// Numbers: Lua formats numbers with 14 significant digits when concatenating, and
+// redis.call turns a number argument into text with a slow "%.17g" printf on every call, so
+// the scripts pass integers to redis.call as strings made by \`int\` ("%d", exact) or taken
+// from ARGV, and never concatenate a ready-order score.
 
-/** Helpers shared by every script (prepended to each body). */
+/** Helpers shared by every body; `begin` sets the state of one call. */
 const LIB = `
-local P = ARGV[1]
-local ATTACH_RESULTS = string.sub(ARGV[2], 1, 1) == '1'
-local ATTACH_EVENTS = string.sub(ARGV[2], 2, 2) == '1'
-local MAXLEN = ARGV[3]
-local clock = redis.call('TIME')
-local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local EVENTS = {}
-local RESULTS = {}
-local WAKE = {}
 local FIELDS = {'id', 'state', 'queue', 'pri', 'seq', 'attempts', 'runAt', 'exp', 'max',
   'rttl', 'key', 'odf', 'deps', 'token'}
 local STATES = {waiting = true, scheduled = true, queued = true, running = true,
@@ -36,29 +33,58 @@ local STATES = {waiting = true, scheduled = true, queued = true, running = true,
 local FINAL = {completed = true, failed = true, cancelled = true, expired = true}
 local UNSTARTED = {waiting = true, scheduled = true, queued = true}
 
+-- The state of one call, set by \`begin\`. COUNTS holds the changes of the per-state counts,
+-- written once by \`finish\` (a claim of ten tasks moves two counters, not twenty).
+local P, ATTACH_RESULTS, ATTACH_EVENTS, MAXLEN, NOW, NOW_S
+local EVENTS, RESULTS, WAKE, COUNTS
+local K_TASKS, K_RUNNING, K_EXPIRING, K_ENDED, K_KEYS, K_COUNTS, K_RESULT_TTL, K_EVENTS
+
+local function begin(argv)
+  if argv[1] ~= P then
+    P = argv[1]
+    K_TASKS = P .. 'tasks'
+    K_RUNNING = P .. 'running'
+    K_EXPIRING = P .. 'expiring'
+    K_ENDED = P .. 'ended'
+    K_KEYS = P .. 'keys'
+    K_COUNTS = P .. 'counts'
+    K_EVENTS = P .. 'events'
+    -- A result's key expires with its ttl; \`P results:ttl\` (ids by expiry) lets a sweep
+    -- count the results it ends.
+    K_RESULT_TTL = P .. 'results:ttl'
+  end
+  ATTACH_RESULTS = string.sub(argv[2], 1, 1) == '1'
+  ATTACH_EVENTS = string.sub(argv[2], 2, 2) == '1'
+  MAXLEN = argv[3]
+  local clock = redis.call('TIME')
+  local ms = math.floor(tonumber(clock[2]) / 1000)
+  NOW = tonumber(clock[1]) * 1000 + ms
+  NOW_S = clock[1] .. string.format('%03d', ms)
+  EVENTS, RESULTS, WAKE, COUNTS = {}, {}, {}, {}
+end
+
+-- An integer as text for redis.call.
+local function int(n) return string.format('%d', n) end
+
 local function tkey(id) return P .. 'task:' .. id end
 local function readyKey(q) return P .. '{' .. q .. '}:ready' end
 local function dueKey(q) return P .. '{' .. q .. '}:due' end
-local K_TASKS = P .. 'tasks'
-local K_RUNNING = P .. 'running'
-local K_EXPIRING = P .. 'expiring'
-local K_ENDED = P .. 'ended'
-local K_KEYS = P .. 'keys'
-local K_COUNTS = P .. 'counts'
 
 local function count(q, state, d)
-  if q and STATES[state] then redis.call('HINCRBY', K_COUNTS, state .. ':' .. q, d) end
+  if q and STATES[state] then
+    local f = state .. ':' .. q
+    COUNTS[f] = (COUNTS[f] or 0) + d
+  end
 end
 
--- A task's control fields, or nil (and why) when the key is not a well-formed task hash.
-local function load(id)
-  local k = tkey(id)
-  local ty = redis.call('TYPE', k).ok
-  if ty == 'none' then return nil, 'missing' end
-  if ty ~= 'hash' then return nil, 'the key holds a ' .. ty .. ', not a hash' end
-  local v = redis.call('HMGET', k, unpack(FIELDS))
-  local t = {}
-  for i, f in ipairs(FIELDS) do if v[i] then t[f] = v[i] end end
+-- Why a key is not a task hash, after HGETALL or HMGET failed or found nothing.
+local function notTask(k, reply)
+  if reply.err then return 'the key holds a ' .. redis.call('TYPE', k).ok .. ', not a hash' end
+  return 'missing'
+end
+
+-- Check and convert the control fields read into \`t\`, or nil and why.
+local function checked(t)
   if not STATES[t.state or ''] then return nil, 'no valid state' end
   if not t.queue then return nil, 'no queue' end
   t.pri = tonumber(t.pri)
@@ -66,12 +92,39 @@ local function load(id)
   t.attempts = tonumber(t.attempts)
   t.max = tonumber(t.max)
   if not (t.pri and t.seq and t.attempts and t.max) then return nil, 'a bad number field' end
-  local ok, deps = pcall(cjson.decode, t.deps or '[]')
-  if not ok or type(deps) ~= 'table' then return nil, 'bad dependencies' end
-  t.depList = deps
+  if t.deps == nil or t.deps == '[]' then
+    t.depList = {}
+  else
+    local ok, deps = pcall(cjson.decode, t.deps)
+    if not ok or type(deps) ~= 'table' then return nil, 'bad dependencies' end
+    t.depList = deps
+  end
   if t.exp then t.exp = tonumber(t.exp) end
   if t.rttl then t.rttl = tonumber(t.rttl) end
   return t
+end
+
+-- A task's control fields, or nil (and why) when the key is not a well-formed task hash.
+-- (A pcall'd read instead of TYPE first: one call on the common path.)
+local function load(id)
+  local k = tkey(id)
+  local v = redis.pcall('HMGET', k, unpack(FIELDS))
+  if v.err then return nil, notTask(k, v) end
+  local t = {}
+  for i, f in ipairs(FIELDS) do if v[i] then t[f] = v[i] end end
+  if not t.state and redis.call('EXISTS', k) == 0 then return nil, 'missing' end
+  return checked(t)
+end
+
+-- Like \`load\`, but reads the whole hash, returned too (as HGETALL gives it).
+local function loadAll(id)
+  local k = tkey(id)
+  local flat = redis.pcall('HGETALL', k)
+  if flat.err or #flat == 0 then return nil, notTask(k, flat) end
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  local c, why = checked(t)
+  return c, why, flat
 end
 
 local function emit(type_, id, q, attempts, data)
@@ -80,15 +133,13 @@ local function emit(type_, id, q, attempts, data)
   EVENTS[#EVENTS + 1] = e
 end
 
--- A result's key expires with its ttl; \`P results:ttl\` (ids by expiry) lets a sweep count
--- the results it ends.
-local K_RESULT_TTL = P .. 'results:ttl'
-
+-- Store a result; expiresAt is its expiry (ms) as text, or '' or nil for none.
 local function storeResult(id, json, expiresAt)
   local k = P .. 'result:' .. id
-  if expiresAt then
+  local at = tonumber(expiresAt)
+  if at then
     redis.call('ZADD', K_RESULT_TTL, expiresAt, id)
-    if expiresAt <= NOW then
+    if at <= NOW then
       redis.call('DEL', k)
     else
       redis.call('SET', k, json, 'PXAT', expiresAt)
@@ -109,45 +160,58 @@ local function produce(id, t, state, name, message)
   local r = {v = 1, taskId = id, state = state, error = {name = name, message = message},
     completedAt = NOW}
   if t and t.rttl then r.expiresAt = NOW + t.rttl end
-  if ATTACH_RESULTS then storeResult(id, cjson.encode(r), r.expiresAt)
+  if ATTACH_RESULTS then storeResult(id, cjson.encode(r), r.expiresAt and int(r.expiresAt))
   else RESULTS[#RESULTS + 1] = r end
 end
 
-local function setState(id, t, state)
+-- Move a task to another state in the counts; the caller writes \`state\` to the hash along
+-- with its other fields (one HSET).
+local function recount(t, state)
   if t.state ~= state then
     count(t.queue, t.state, -1)
     count(t.queue, state, 1)
   end
   t.state = state
-  redis.call('HSET', tkey(id), 'state', state)
 end
 
 local function score(t)
-  return (9 - t.pri) * 17592186044416 + t.seq
+  return int((9 - t.pri) * 17592186044416 + t.seq)
 end
 
--- Put a task where its due time says: scheduled (by due time) or queued (by priority, FIFO).
-local function place(id, t, runAt)
-  redis.call('HSET', tkey(id), 'runAt', runAt)
+-- Index a task where its due time says: scheduled (by due time) or queued (by priority,
+-- FIFO). Returns the new state, which the caller writes with \`runAt\`.
+local function index(id, t, runAt)
   if runAt > NOW then
-    setState(id, t, 'scheduled')
-    redis.call('ZADD', dueKey(t.queue), runAt, id)
+    recount(t, 'scheduled')
+    redis.call('ZADD', dueKey(t.queue), int(runAt), id)
   else
-    setState(id, t, 'queued')
+    recount(t, 'queued')
     redis.call('ZADD', readyKey(t.queue), score(t), id)
   end
-  if t.exp then redis.call('ZADD', K_EXPIRING, t.exp, id) end
+  if t.exp then redis.call('ZADD', K_EXPIRING, int(t.exp), id) end
   WAKE[t.queue] = true
   return t.state
 end
 
--- Take a task out of every live index (it is about to become final).
+-- Put a task where its due time says, writing its state, \`runAt\` and any other fields
+-- given as name, value pairs.
+local function place(id, t, runAt, ...)
+  local s = index(id, t, runAt)
+  redis.call('HSET', tkey(id), 'state', s, 'runAt', int(runAt), ...)
+  return s
+end
+
+-- Take a task out of every live index (it is about to become final). A running task is in
+-- no ready or due set (claiming popped it, and every path back to them leaves \`running\`),
+-- and only a task with a ttl is in \`expiring\`.
 local function leave(id, t)
-  redis.call('ZREM', readyKey(t.queue), id)
-  redis.call('ZREM', dueKey(t.queue), id)
+  if t.state ~= 'running' then
+    redis.call('ZREM', readyKey(t.queue), id)
+    redis.call('ZREM', dueKey(t.queue), id)
+  end
   redis.call('ZREM', K_RUNNING, id)
-  redis.call('ZREM', K_EXPIRING, id)
-  redis.call('HDEL', tkey(id), 'token', 'lease', 'worker')
+  if t.exp then redis.call('ZREM', K_EXPIRING, id) end
+  if t.token then redis.call('HDEL', tkey(id), 'token', 'lease', 'worker') end
   if t.key and redis.call('HGET', K_KEYS, t.key) == id then redis.call('HDEL', K_KEYS, t.key) end
 end
 
@@ -170,18 +234,31 @@ local cascade
 -- End a live task other than by completion, produce its result, and cascade.
 local function endTask(id, t, state, name, message, data)
   leave(id, t)
-  setState(id, t, state)
-  redis.call('HSET', tkey(id), 'completedAt', NOW,
+  recount(t, state)
+  redis.call('HSET', tkey(id), 'state', state, 'completedAt', NOW_S,
     'error', cjson.encode({name = name, message = message}))
-  redis.call('ZADD', K_ENDED, NOW, id)
+  redis.call('ZADD', K_ENDED, NOW_S, id)
   produce(id, t, state, name, message)
   emit(state, id, t.queue, t.attempts, data)
   cascade(id, state)
 end
 
+-- The earliest due time of a scheduled task in the queues argv[from], argv[from + 1] …, or nil.
+local function earliestDue(argv, from)
+  local best
+  for i = from, #argv do
+    local top = redis.call('ZRANGE', dueKey(argv[i]), '0', '0', 'WITHSCORES')
+    if #top > 0 then
+      local s = tonumber(top[2])
+      if not best or s < best then best = s end
+    end
+  end
+  return best
+end
+
 -- Release or cancel the waiting dependents of a task that just became final.
 cascade = function(id, state)
-  local waiting = redis.call('ZRANGE', P .. 'deps:' .. id, 0, -1)
+  local waiting = redis.call('ZRANGE', P .. 'deps:' .. id, '0', '-1')
   for _, did in ipairs(waiting) do
     local d = load(did)
     if d and d.state == 'waiting' then
@@ -208,44 +285,60 @@ local function corrupt(id, q, why)
     local st = redis.call('HGET', k, 'state')
     if STATES[st or ''] then count(q, st, -1) end
     count(q, 'failed', 1)
-    redis.call('HSET', k, 'state', 'failed', 'completedAt', NOW,
+    redis.call('HSET', k, 'state', 'failed', 'completedAt', NOW_S,
       'error', cjson.encode({name = 'CorruptTaskError', message = message}))
     redis.call('HDEL', k, 'token', 'lease', 'worker')
     redis.call('ZREM', K_RUNNING, id)
     redis.call('ZREM', K_EXPIRING, id)
-    redis.call('ZADD', K_ENDED, NOW, id)
+    redis.call('ZADD', K_ENDED, NOW_S, id)
   end
   produce(id, nil, 'failed', 'CorruptTaskError', message)
   emit('failed', id, q, 0, {error = {name = 'CorruptTaskError', message = message}})
 end
 
--- The running task this token holds, or nil.
+-- The running task this token holds, or nil: only the fields its holder's operations use
+-- (the record was checked whole when it was claimed).
 local function held(id, token)
-  local t = load(id)
-  if t and t.state == 'running' and t.token == token then return t end
-  return nil
+  local v = redis.pcall('HMGET', tkey(id), 'state', 'token', 'queue', 'attempts', 'key', 'exp',
+    'pri', 'seq')
+  if v.err or v[1] ~= 'running' or v[2] ~= token then return nil end
+  local t = {state = v[1], token = v[2], queue = v[3], attempts = tonumber(v[4]),
+    key = v[5] or nil, exp = tonumber(v[6]), pri = tonumber(v[7]), seq = tonumber(v[8])}
+  if not (t.queue and t.attempts and t.pri and t.seq) then return nil end
+  return t
 end
 
--- Store one new task (validated by the caller) and put it where its state says.
+-- Store one new task (validated by the caller) and put it where its state says; the record
+-- is written in one HSET, its state included.
 -- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON
 local function insert(a)
   local id = a[1]
   local k = tkey(id)
   local seq = redis.call('INCR', P .. 'seq')
-  redis.call('HSET', k, 'v', 1, 'id', id, 'state', 'waiting', 'queue', a[2], 'pri', a[3],
-    'seq', seq,
-    'attempts', 0, 'runAt', a[4], 'max', a[6], 'odf', a[9], 'deps', a[10], 'task', a[12],
-    'd', a[13])
-  if a[5] ~= '' then redis.call('HSET', k, 'exp', a[5]) end
-  if a[7] ~= '' then redis.call('HSET', k, 'rttl', a[7]) end
+  local seqS = int(seq)
+  local fields = {'v', '1', 'id', id, 'queue', a[2], 'pri', a[3], 'seq', seqS, 'attempts', '0',
+    'runAt', a[4], 'max', a[6], 'odf', a[9], 'deps', a[10], 'task', a[12], 'd', a[13]}
+  local function field(name, value)
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
+  end
+  local t = {queue = a[2], pri = tonumber(a[3]), seq = seq, attempts = 0, odf = a[9],
+    depList = a[10] == '[]' and {} or cjson.decode(a[10])}
+  if a[5] ~= '' then
+    t.exp = tonumber(a[5])
+    field('exp', a[5])
+  end
+  if a[7] ~= '' then
+    t.rttl = tonumber(a[7])
+    field('rttl', a[7])
+  end
   if a[8] ~= '' then
-    redis.call('HSET', k, 'key', a[8])
+    t.key = a[8]
+    field('key', a[8])
     redis.call('HSET', K_KEYS, a[8], id)
   end
-  if a[11] ~= '' then redis.call('HSET', k, 'links', a[11]) end
-  redis.call('ZADD', K_TASKS, seq, id)
-  local t = load(id)
-  t.state = nil
+  if a[11] ~= '' then field('links', a[11]) end
+  redis.call('ZADD', K_TASKS, seqS, id)
   local failed
   for _, d in ipairs(t.depList) do
     local st = redis.call('HGET', tkey(d), 'state')
@@ -255,32 +348,42 @@ local function insert(a)
     end
   end
   if failed and t.odf == 'cancel' then
+    redis.call('HSET', k, unpack(fields))
     local reason = 'dependency ' .. failed[1] .. ' ' .. failed[2]
     endTask(id, t, 'cancelled', 'TaskCancelledError', reason,
       {reason = reason, dependency = failed[1]})
     return
   end
-  for _, d in ipairs(t.depList) do redis.call('ZADD', P .. 'deps:' .. d, seq, id) end
+  for _, d in ipairs(t.depList) do redis.call('ZADD', P .. 'deps:' .. d, seqS, id) end
   if not depsDone(t) then
-    setState(id, t, 'waiting')
-    if t.exp then redis.call('ZADD', K_EXPIRING, t.exp, id) end
+    recount(t, 'waiting')
+    field('state', 'waiting')
+    redis.call('HSET', k, unpack(fields))
+    if t.exp then redis.call('ZADD', K_EXPIRING, a[5], id) end
     emit('enqueued', id, t.queue, 0, {state = 'waiting'})
     return
   end
-  local s = place(id, t, tonumber(a[4]))
+  local runAt = tonumber(a[4])
+  local s = index(id, t, runAt)
+  field('state', s)
+  redis.call('HSET', k, unpack(fields))
   if s == 'scheduled' then
-    emit('scheduled', id, t.queue, 0, {runAt = tonumber(a[4])})
+    emit('scheduled', id, t.queue, 0, {runAt = runAt})
   else
     emit('enqueued', id, t.queue, 0, {state = 'queued'})
   end
 end
 
--- Write the events (when attached), publish the wake-ups, and encode the outcome.
+-- Write the events (when attached) and the counts, publish the wake-ups, and encode the
+-- outcome.
 local function finish(x)
   if ATTACH_EVENTS then
     for _, e in ipairs(EVENTS) do
-      e.id = redis.call('XADD', P .. 'events', 'MAXLEN', '~', MAXLEN, '*', 'e', cjson.encode(e))
+      e.id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', cjson.encode(e))
     end
+  end
+  for f, d in pairs(COUNTS) do
+    if d ~= 0 then redis.call('HINCRBY', K_COUNTS, f, int(d)) end
   end
   for q in pairs(WAKE) do redis.call('PUBLISH', P .. 'wake', q) end
   return cjson.encode({events = EVENTS, results = RESULTS, x = x})
@@ -300,9 +403,11 @@ local batch = {}
 for i = 0, n - 1 do
   local o = 5 + i * W
   local id, key = ARGV[o], ARGV[o + 7]
-  for _, d in ipairs(cjson.decode(ARGV[o + 9])) do
-    if not batch[d] and redis.call('EXISTS', tkey(d)) == 0 then
-      return cjson.encode({x = {err = 'dependency', id = d}})
+  if ARGV[o + 9] ~= '[]' then
+    for _, d in ipairs(cjson.decode(ARGV[o + 9])) do
+      if not batch[d] and redis.call('EXISTS', tkey(d)) == 0 then
+        return cjson.encode({x = {err = 'dependency', id = d}})
+      end
     end
   end
   local keyed = key ~= '' and redis.call('HEXISTS', K_KEYS, key) == 1
@@ -356,57 +461,84 @@ return finish({ids = ids, created = created})
 `;
 
 // claim — ARGV[4] limit, [5] lease ms, [6] worker, [7] token base, [8..] queues in order.
-// Promotes due scheduled tasks of each queue, then pops ready ones.
-// x = { tasks: [[id, HGETALL of the task]], now }.
+// Promotes due scheduled tasks of each queue, then pops ready ones (as many as still fit in
+// one ZPOPMIN). x = { tasks: [[id, HGETALL of the task]], drained, due }: with fewer
+// tasks than the limit, drained is true and due the earliest due time of a scheduled task
+// in the queues (absent when none is), as \`nextDue\` would answer.
 const CLAIM = `
 local limit, lease, worker, base = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local tasks, n = {}, 0
+local leaseS = int(NOW + lease)
 for qi = 8, #ARGV do
   if n >= limit then break end
   local q = ARGV[qi]
-  local due = redis.call('ZRANGEBYSCORE', dueKey(q), '-inf', NOW, 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGEBYSCORE', dueKey(q), '-inf', NOW_S, 'LIMIT', '0', '1000')
   for _, id in ipairs(due) do
     redis.call('ZREM', dueKey(q), id)
     local t = load(id)
     if t and t.state == 'scheduled' then
-      setState(id, t, 'queued')
+      recount(t, 'queued')
+      redis.call('HSET', tkey(id), 'state', 'queued')
       redis.call('ZADD', readyKey(q), score(t), id)
     end
   end
   while n < limit do
-    local top = redis.call('ZPOPMIN', readyKey(q))
+    local top = redis.call('ZPOPMIN', readyKey(q), int(limit - n))
     if #top == 0 then break end
-    local id = top[1]
-    local t, why = load(id)
-    if not t then
-      if why ~= 'missing' then corrupt(id, q, why) end
-    elseif t.state == 'queued' then
-      if t.exp and t.exp <= NOW then
-        endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
-      else
-        n = n + 1
-        t.attempts = t.attempts + 1
-        local token = base .. ':' .. n
-        local untilMs = NOW + lease
-        setState(id, t, 'running')
-        redis.call('HSET', tkey(id), 'attempts', t.attempts, 'token', token, 'lease', untilMs,
-          'startedAt', NOW, 'worker', worker)
-        redis.call('ZADD', K_RUNNING, untilMs, id)
-        redis.call('ZREM', K_EXPIRING, id)
-        emit('started', id, q, t.attempts)
-        tasks[n] = {id, redis.call('HGETALL', tkey(id))}
+    for i = 1, #top, 2 do
+      local id = top[i]
+      local t, why, flat = loadAll(id)
+      if not t then
+        if why ~= 'missing' then corrupt(id, q, why) end
+      elseif t.state == 'queued' then
+        if t.exp and t.exp <= NOW then
+          endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
+        else
+          n = n + 1
+          t.attempts = t.attempts + 1
+          local set = {state = 'running', attempts = int(t.attempts), token = base .. ':' .. n,
+            lease = leaseS, startedAt = NOW_S, worker = worker}
+          recount(t, 'running')
+          redis.call('HSET', tkey(id), 'state', 'running', 'attempts', set.attempts,
+            'token', set.token, 'lease', set.lease, 'startedAt', set.startedAt,
+            'worker', worker)
+          redis.call('ZADD', K_RUNNING, leaseS, id)
+          if t.exp then redis.call('ZREM', K_EXPIRING, id) end
+          emit('started', id, q, t.attempts)
+          -- The record as it is now: the hash read above, with the fields just written.
+          for j = 1, #flat, 2 do
+            local v = set[flat[j]]
+            if v then
+              flat[j + 1] = v
+              set[flat[j]] = nil
+            end
+          end
+          for f, v in pairs(set) do
+            flat[#flat + 1] = f
+            flat[#flat + 1] = v
+          end
+          tasks[n] = {id, flat}
+        end
       end
     end
   end
 end
-return finish({tasks = tasks, now = NOW})
+local x = {tasks = tasks}
+if n < limit then
+  -- Every queue is drained: the worker asks next when a scheduled task is due, so the
+  -- answer comes with this reply.
+  x.drained = true
+  local due = earliestDue(ARGV, 8)
+  if due then x.due = int(due) end
+end
+return finish(x)
 `;
 
 // renew — ARGV[4] id, [5] token, [6] lease ms. Returns 1 or 0 (not JSON).
 const RENEW = `
 local id, lease = ARGV[4], tonumber(ARGV[6])
 if not held(id, ARGV[5]) then return 0 end
-local untilMs = NOW + lease
+local untilMs = int(NOW + lease)
 redis.call('HSET', tkey(id), 'lease', untilMs)
 redis.call('ZADD', K_RUNNING, untilMs, id)
 return 1
@@ -423,21 +555,39 @@ emit('progress', id, t.queue, t.attempts, {progress = value})
 return finish(true)
 `;
 
-// complete — ARGV[4] id, [5] token, [6] result JSON, [7] result expiresAt or '',
-// [8] completedAt. x = true, or false when the token is stale.
+// complete — ARGV[4] n, then n groups of five: id, token, result JSON, result expiresAt or
+// '', completedAt. The engine gathers the completions its workers send in one turn of the
+// event loop into one call; each still completes alone, as its own call would (a stale
+// token or an error leaves the others as they are). x = [[done, events, results] …], one
+// per completion: done is true, false when the token is stale, or an error's message;
+// events and results count the entries of \`events\` and \`results\` up to its own.
 const COMPLETE = `
-local id = ARGV[4]
-local t = held(id, ARGV[5])
-if not t then return finish(false) end
-local completedAt = tonumber(ARGV[8])
-leave(id, t)
-setState(id, t, 'completed')
-redis.call('HSET', tkey(id), 'completedAt', ARGV[8])
-redis.call('ZADD', K_ENDED, completedAt, id)
-if ATTACH_RESULTS then storeResult(id, ARGV[6], tonumber(ARGV[7])) end
-emit('completed', id, t.queue, t.attempts)
-cascade(id, 'completed')
-return finish(true)
+local function complete(id, token, result, expiresAt, completedAt)
+  local t = held(id, token)
+  if not t then return false end
+  leave(id, t)
+  recount(t, 'completed')
+  redis.call('HSET', tkey(id), 'state', 'completed', 'completedAt', completedAt)
+  redis.call('ZADD', K_ENDED, completedAt, id)
+  if ATTACH_RESULTS then storeResult(id, result, expiresAt) end
+  emit('completed', id, t.queue, t.attempts)
+  cascade(id, 'completed')
+  return true
+end
+local out = {}
+for i = 0, tonumber(ARGV[4]) - 1 do
+  local o = 5 + i * 5
+  local e, r = #EVENTS, #RESULTS
+  local ok, done = pcall(complete, ARGV[o], ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4])
+  if not ok then
+    -- What a failed completion emitted is dropped, as its own failed call would drop it.
+    for j = #EVENTS, e + 1, -1 do EVENTS[j] = nil end
+    for j = #RESULTS, r + 1, -1 do RESULTS[j] = nil end
+    done = type(done) == 'table' and (done.err or 'error') or tostring(done)
+  end
+  out[#out + 1] = {done, #EVENTS, #RESULTS}
+end
+return finish(out)
 `;
 
 // fail — ARGV[4] id, [5] token, [6] error JSON, [7] retryAt or '', [8] result JSON or '',
@@ -448,20 +598,19 @@ local t = held(id, ARGV[5])
 if not t then return finish(false) end
 local err = cjson.decode(ARGV[6])
 local brief = {name = err.name, message = err.message}
-redis.call('HSET', tkey(id), 'error', ARGV[6])
 if ARGV[7] ~= '' then
   local retryAt = tonumber(ARGV[7])
   redis.call('ZREM', K_RUNNING, id)
   redis.call('HDEL', tkey(id), 'token', 'lease', 'worker')
-  place(id, t, retryAt)
+  place(id, t, retryAt, 'error', ARGV[6])
   emit('retrying', id, t.queue, t.attempts, {error = brief, retryAt = retryAt})
   return finish(true)
 end
 leave(id, t)
-setState(id, t, 'failed')
-redis.call('HSET', tkey(id), 'completedAt', NOW)
-redis.call('ZADD', K_ENDED, NOW, id)
-if ATTACH_RESULTS and ARGV[8] ~= '' then storeResult(id, ARGV[8], tonumber(ARGV[9])) end
+recount(t, 'failed')
+redis.call('HSET', tkey(id), 'state', 'failed', 'completedAt', NOW_S, 'error', ARGV[6])
+redis.call('ZADD', K_ENDED, NOW_S, id)
+if ATTACH_RESULTS and ARGV[8] ~= '' then storeResult(id, ARGV[8], ARGV[9]) end
 emit('failed', id, t.queue, t.attempts, {error = brief})
 cascade(id, 'failed')
 return finish(true)
@@ -494,14 +643,13 @@ local t = load(id)
 if not t or not FINAL[t.state] or t.state == 'completed' then return finish(false) end
 t.attempts = 0
 t.exp = nil
-redis.call('HSET', tkey(id), 'attempts', 0)
 redis.call('HDEL', tkey(id), 'error', 'completedAt', 'startedAt', 'progress', 'exp')
 redis.call('ZREM', K_ENDED, id)
 if t.key and redis.call('HEXISTS', K_KEYS, t.key) == 0 then
   redis.call('HSET', K_KEYS, t.key, id)
 end
 if ATTACH_RESULTS then deleteResult(id) end
-place(id, t, NOW)
+place(id, t, NOW, 'attempts', 0)
 emit('enqueued', id, t.queue, 0, {state = 'queued', retry = true})
 return finish(true)
 `;
@@ -558,16 +706,9 @@ return finish(more)
 
 // nextDue — ARGV[4..] queues. Returns the earliest due time as a string, or false.
 const NEXT_DUE = `
-local best
-for i = 4, #ARGV do
-  local top = redis.call('ZRANGE', dueKey(ARGV[i]), 0, 0, 'WITHSCORES')
-  if #top > 0 then
-    local s = tonumber(top[2])
-    if not best or s < best then best = s end
-  end
-end
+local best = earliestDue(ARGV, 4)
 if not best then return false end
-return string.format('%d', best)
+return int(best)
 `;
 
 // list — ARGV[4] queue or '', [5] task name or '', [6] states joined by ',' or '',
@@ -645,8 +786,8 @@ else
     redis.call('ZADD', P .. 'schedules:next', tonumber(ARGV[6]), id)
   end
 end
-EVENTS[1] = {type = paused == '1' and 'schedule_paused' or 'schedule_resumed', at = NOW,
-  data = {scheduleId = id}}
+emit(paused == '1' and 'schedule_paused' or 'schedule_resumed', nil, nil, 0,
+  {scheduleId = id})
 return finish(true)
 `;
 
@@ -671,15 +812,14 @@ if ARGV[7] == '1' and redis.call('EXISTS', tkey(ARGV[8])) == 0 then
   local a = {}
   for j = 0, ${TASK_ARGS} - 1 do a[j + 1] = ARGV[8 + j] end
   insert(a)
-  EVENTS[#EVENTS + 1] = {type = 'schedule_fired', taskId = a[1], queue = a[2], at = NOW,
-    data = {scheduleId = id, tick = tick}}
+  emit('schedule_fired', a[1], a[2], 0, {scheduleId = id, tick = tick})
 end
 return finish(true)
 `;
 
 // putResults — ARGV[4..] groups of three: task id, result JSON, expiresAt or ''.
 const PUT_RESULTS = `
-for i = 4, #ARGV, 3 do storeResult(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])) end
+for i = 4, #ARGV, 3 do storeResult(ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
 return 1
 `;
 
@@ -725,30 +865,58 @@ while true do
 end
 `;
 
-/** The engine's scripts by name: each is `LIB` and a body. */
-export const SCRIPTS = {
-  enqueue: LIB + ENQUEUE,
-  claim: LIB + CLAIM,
-  renew: LIB + RENEW,
-  progress: LIB + PROGRESS,
-  complete: LIB + COMPLETE,
-  fail: LIB + FAIL,
-  corrupt: LIB + CORRUPT,
-  cancel: LIB + CANCEL,
-  retry: LIB + RETRY,
-  sweep: LIB + SWEEP,
-  nextDue: LIB + NEXT_DUE,
-  list: LIB + LIST,
-  putSchedule: LIB + PUT_SCHEDULE,
-  deleteSchedule: LIB + DELETE_SCHEDULE,
-  pauseSchedule: LIB + PAUSE_SCHEDULE,
-  fireTick: LIB + FIRE_TICK,
-  putResults: LIB + PUT_RESULTS,
-  deleteResults: LIB + DELETE_RESULTS,
-  sweepResults: LIB + SWEEP_RESULTS,
-  appendEvents: LIB + APPEND_EVENTS,
-  trimEvents: LIB + TRIM_EVENTS,
+/** The body of each operation, by name. */
+const BODIES = {
+  enqueue: ENQUEUE,
+  claim: CLAIM,
+  renew: RENEW,
+  progress: PROGRESS,
+  complete: COMPLETE,
+  fail: FAIL,
+  corrupt: CORRUPT,
+  cancel: CANCEL,
+  retry: RETRY,
+  sweep: SWEEP,
+  nextDue: NEXT_DUE,
+  list: LIST,
+  putSchedule: PUT_SCHEDULE,
+  deleteSchedule: DELETE_SCHEDULE,
+  pauseSchedule: PAUSE_SCHEDULE,
+  fireTick: FIRE_TICK,
+  putResults: PUT_RESULTS,
+  deleteResults: DELETE_RESULTS,
+  sweepResults: SWEEP_RESULTS,
+  appendEvents: APPEND_EVENTS,
+  trimEvents: TRIM_EVENTS,
 } as const;
 
-/** A script's name. */
-export type ScriptName = keyof typeof SCRIPTS;
+/** An operation's name. */
+export type ScriptName = keyof typeof BODIES;
+
+/** The operations' names. */
+export const SCRIPT_NAMES = Object.keys(BODIES) as ScriptName[];
+
+/**
+ * The script of each operation, for servers without functions (`EVALSHA`): `LIB` and the
+ * body, run as one chunk on every call.
+ */
+export const SCRIPTS = Object.fromEntries(
+  SCRIPT_NAMES.map((name) => [name, `${LIB}begin(ARGV)\n${BODIES[name]}`]),
+) as Record<ScriptName, string>;
+
+/**
+ * The whole engine as one function library (Redis 7 and later): `LIB` runs once when the
+ * library loads, and each body is the function `<library>_<operation>`.
+ *
+ * @param library The library's name; it should change whenever the code does (the engine
+ *   names it after a hash of {@linkcode SCRIPTS}), so versions never replace each other.
+ * @returns The code for `FUNCTION LOAD`.
+ */
+export function functionLibrary(library: string): string {
+  const bodies = SCRIPT_NAMES.map((name) =>
+    `redis.register_function('${library}_${name}', function(_, ARGV)\nbegin(ARGV)\n${
+      BODIES[name]
+    }\nend)\n`
+  );
+  return `#!lua name=${library}\n${LIB}\n${bodies.join("")}`;
+}
