@@ -32,6 +32,13 @@
  *   indexed by task, type, queue and time, so plain SQL such as
  *   `select * from omniq.events where task_id = $1 order by id` works too.
  *
+ * ## Round trips
+ * A claim from one queue and a completion each take one round trip, as single statements
+ * (common table expressions); an enqueue of any number of tasks without keys or
+ * dependencies takes two, in a transaction whose `BEGIN` and writes are pipelined, then
+ * its `COMMIT`. Completions that arrive while two are on their way share the next
+ * statement; each is still fenced by its own token.
+ *
  * ## Durability
  * Every state change is one transaction, committed before the call returns. A worker that
  * loses its connection keeps running; postgres.js reconnects on the next query and the
@@ -47,6 +54,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import postgres from "postgres";
 import {
   type Attachment,
@@ -255,7 +263,15 @@ type Sql = postgres.Sql;
 type Tx = postgres.ReservedSql;
 type Db = postgres.Sql | Tx;
 type Row = postgres.Row;
-type Param = string | number | boolean | null | Uint8Array | string[];
+type Param =
+  | string
+  | number
+  | boolean
+  | null
+  | Uint8Array
+  | (string | null)[]
+  | (number | null)[]
+  | (Uint8Array | null)[];
 
 /**
  * Run `fn` in a transaction on a reserved connection. Not `sql.begin`: after a lost
@@ -264,7 +280,7 @@ type Param = string | number | boolean | null | Uint8Array | string[];
  * process (porsager/postgres#1208). Here a lost connection is released without another
  * statement; the server rolls the transaction back when the connection dies.
  */
-async function transaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+async function transaction<T>(sql: Sql, fn: (tx: Tx, tail: Tail) => Promise<T>): Promise<T> {
   // A connection killed at the wrong moment can leave postgres.js waiting for an answer
   // that never comes (or for a pool slot that never frees): after TX_TIMEOUT the step fails
   // as a lost connection, its connection is abandoned, and the caller's retry (or the
@@ -293,17 +309,39 @@ async function transaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> 
 /** How long one transaction may wait for the server before it counts as a lost connection. */
 const TX_TIMEOUT = 20_000;
 
-async function runTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<T> {
+/**
+ * The last statements of a transaction: sent, not awaited, by its body, they travel
+ * together in one round trip before the `COMMIT`, and a failure among them fails it.
+ */
+type Tail = Promise<unknown>[];
+
+async function runTransaction<T>(
+  sql: Sql,
+  fn: (tx: Tx, tail: Tail) => Promise<T>,
+): Promise<T> {
   const tx = await sql.reserve();
+  const tail: Tail = [];
   let out: T;
   try {
-    await tx.unsafe("BEGIN");
-    out = await fn(tx);
+    // postgres.js pipelines the statements of a reserved connection: `BEGIN` goes out with
+    // the body's first statement, and the tail's statements together. Statements run in
+    // the order they were sent, so each still sees what the ones before it wrote.
+    const begin = tx.unsafe("BEGIN").execute();
+    begin.catch(() => {}); // its failure fails the body's statements too; awaited below
+    out = await fn(tx, tail);
+    // Every answer is awaited, and the first failure in the order sent is reported: it is
+    // the cause; the statements behind it fail only because the transaction was aborted.
+    // `COMMIT` waits for them all: it must never reach the server before one of them (a
+    // statement postgres.js prepares again is sent again, after what was queued behind it).
+    const answers = await Promise.allSettled([begin, ...tail]);
+    const failed = answers.find((a) => a.status === "rejected");
+    if (failed) throw failed.reason;
     await tx.unsafe("COMMIT");
   } catch (error) {
     // A dead connection is not released either: back in the pool's open list it would
     // take the next query with no socket (the same crash). The pool has already moved it
     // to its closed list, from which it reconnects when needed.
+    for (const sent of tail) sent.catch(() => {}); // the first error is the one reported
     if (isConnectionError(error)) throw error;
     await tx.unsafe("ROLLBACK").catch(() => {});
     tx.release();
@@ -313,13 +351,27 @@ async function runTransaction<T>(sql: Sql, fn: (tx: Tx) => Promise<T>): Promise<
   return out;
 }
 
-/** Run one statement with positional parameters (a prepared, cached statement). */
+/**
+ * Run one statement with positional parameters (a prepared, cached statement). It is sent
+ * at once, so statements reach the server in the order of the calls, awaited or not.
+ */
 function run(db: Db, text: string, params: Param[] = []): Promise<Row[]> {
-  return db.unsafe(text, params as never[], { prepare: true }) as unknown as Promise<Row[]>;
+  return db.unsafe(text, params as never[], { prepare: true }).execute() as unknown as Promise<
+    Row[]
+  >;
 }
 
 function json(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
+}
+
+/**
+ * Bytes in hex, for a `text[]` parameter that SQL decodes. postgres.js types an array of
+ * `Uint8Array` as a single `bytea`, so a `bytea[]` parameter cannot take them.
+ */
+function hex(value: Uint8Array | undefined): string | null {
+  if (value === undefined) return null;
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex");
 }
 
 function bytes(value: unknown): Uint8Array {
@@ -536,16 +588,37 @@ class Connection {
    * One transaction. Retried after a deadlock or serialization failure (nothing was
    * committed); a lost connection is not retried, since a commit may have happened.
    */
-  async tx<T>(what: string, fn: (tx: Tx, step: Step) => Promise<T>): Promise<T> {
+  async tx<T>(what: string, fn: (tx: Tx, step: Step, tail: Tail) => Promise<T>): Promise<T> {
     this.check();
     for (let attempt = 0;; attempt++) {
       try {
-        return await transaction(this.sql, async (tx) => {
+        return await transaction(this.sql, async (tx, tail) => {
           const step = new Step(this, tx);
-          const out = await fn(tx, step);
-          await step.flush();
+          const out = await fn(tx, step, tail);
+          step.flush(tail);
           return out;
         });
+      } catch (error) {
+        const c = code(error);
+        if ((c === "40P01" || c === "40001") && attempt < CONFLICT_RETRIES) {
+          await sleep(Math.random() * 5 * (attempt + 1));
+          continue;
+        }
+        throw this.wrap(error, what);
+      }
+    }
+  }
+
+  /**
+   * One statement outside a transaction (atomic by itself). Retried after a deadlock or
+   * serialization failure (nothing was written); a lost connection is not retried, since
+   * the statement may have committed.
+   */
+  async write<T>(what: string, fn: (db: Sql) => Promise<T>): Promise<T> {
+    this.check();
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await fn(this.sql);
       } catch (error) {
         const c = code(error);
         if ((c === "40P01" || c === "40001") && attempt < CONFLICT_RETRIES) {
@@ -608,8 +681,9 @@ function hash32(text: string): number {
 
 /**
  * The effects of one transaction. Events go into this engine's table at the end of the
- * transaction (one insert), and results into its table, when they are attached; otherwise
- * into the returned effects. Wake-ups are sent by `pg_notify`, delivered on commit.
+ * transaction (one insert), and results into its table (one upsert), when they are
+ * attached; otherwise into the returned effects. Wake-ups are sent by `pg_notify`,
+ * delivered on commit. All three travel with the `COMMIT`.
  */
 class Step {
   readonly now: number = Date.now();
@@ -617,6 +691,7 @@ class Step {
   readonly #tx: Tx;
   readonly #events: (NewEvent | StoredEvent)[] = [];
   readonly #results: StoredResult[] = [];
+  readonly #stored: StoredResult[] = [];
   readonly #wakes = new Set<string>();
 
   constructor(c: Connection, tx: Tx) {
@@ -633,25 +708,29 @@ class Step {
     this.#wakes.add(queue);
   }
 
-  async produce(result: StoredResult): Promise<void> {
-    if (this.#c.attached.results) await putResult(this.#c, this.#tx, result);
+  /** A result this step produced: stored here when attached, else returned. */
+  produce(result: StoredResult): void {
+    if (this.#c.attached.results) this.#stored.push(result);
     else this.#results.push(result);
   }
 
   /** Store a result the orchestrator gave; never returned, as it holds it already. */
-  async keep(result: StoredResult | undefined): Promise<void> {
-    if (result && this.#c.attached.results) await putResult(this.#c, this.#tx, result);
+  keep(result: StoredResult | undefined): void {
+    if (result && this.#c.attached.results) this.#stored.push(result);
   }
 
-  async flush(): Promise<void> {
+  /** Send the step's writes into the transaction's tail (nothing here reads them). */
+  flush(tail: Tail): void {
     const c = this.#c;
     if (c.attached.events && this.#events.length) {
-      const stored = await insertEvents(c, this.#tx, this.#events);
-      this.#events.splice(0, stored.length, ...stored);
+      tail.push(
+        insertEvents(c, this.#tx, this.#events).then((stored) => {
+          this.#events.splice(0, stored.length, ...stored);
+        }),
+      );
     }
-    for (const queue of this.#wakes) {
-      await run(this.#tx, "SELECT pg_notify($1, $2)", [c.channel, queue]);
-    }
+    if (this.#stored.length) tail.push(putResults(c, this.#tx, this.#stored));
+    if (this.#wakes.size) tail.push(notify(c, this.#tx, [...this.#wakes]));
   }
 
   effects(): Effects {
@@ -661,12 +740,19 @@ class Step {
   }
 }
 
-async function insertEvents(
+/** Wake the workers of these queues, in every process, when the transaction commits. */
+function notify(c: Connection, db: Db, queues: string[]): Promise<Row[]> {
+  return run(db, "SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q", [c.channel, queues]);
+}
+
+/** Append events in one statement; ids follow the given order. */
+function insertEvents(
   c: Connection,
   db: Db,
   events: NewEvent[],
 ): Promise<StoredEvent[]> {
-  const rows = await run(
+  // Sent now (not at the first await): the caller may send more statements behind it.
+  const sent = run(
     db,
     `INSERT INTO ${c.s}.events (type, task_id, queue, at, attempt, data)
      SELECT e->>'type', e->>'task_id', e->>'queue', (e->>'at')::bigint,
@@ -683,27 +769,34 @@ async function insertEvents(
       data: e.data ?? null,
     })))],
   );
-  // Identity values are drawn in insertion order, which follows `n`.
-  const ids = rows.map((r) => r.id as number).sort((a, b) => a - b);
-  return events.map((e, i) => ({ ...e, id: String(ids[i]) }));
+  return sent.then((rows) => {
+    // Identity values are drawn in insertion order, which follows `n`.
+    const ids = rows.map((r) => r.id as number).sort((a, b) => a - b);
+    return events.map((e, i) => ({ ...e, id: String(ids[i]) }));
+  });
 }
 
-async function putResult(c: Connection, db: Db, r: StoredResult): Promise<void> {
-  await run(
+/** Store results in one statement, replacing those of the same tasks. */
+function putResults(c: Connection, db: Db, results: StoredResult[]): Promise<Row[]> {
+  // One row per task (the last given wins): an upsert may not touch a row twice.
+  const last = [...new Map(results.map((r) => [r.taskId, r])).values()];
+  return run(
     db,
     `INSERT INTO ${c.s}.results (task_id, v, state, value, error, completed_at, expires_at)
-     VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7)
+     SELECT task_id, $1, state, decode(value, 'hex'), error::jsonb, completed_at, expires_at
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
+       AS x(task_id, state, value, error, completed_at, expires_at)
      ON CONFLICT (task_id) DO UPDATE SET v = excluded.v, state = excluded.state,
        value = excluded.value, error = excluded.error, completed_at = excluded.completed_at,
        expires_at = excluded.expires_at`,
     [
-      r.taskId,
       RECORD_VERSION,
-      r.state,
-      r.value ?? null,
-      json(r.error),
-      r.completedAt,
-      r.expiresAt ?? null,
+      last.map((r) => r.taskId),
+      last.map((r) => r.state),
+      last.map((r) => hex(r.value)),
+      last.map((r) => json(r.error)),
+      last.map((r) => r.completedAt),
+      last.map((r) => r.expiresAt ?? null),
     ],
   );
 }
@@ -806,6 +899,20 @@ function zeroCounts(): StateCounts {
   return Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as StateCounts;
 }
 
+/** A completion waiting to be sent with others. */
+interface Completion {
+  id: string;
+  token: string;
+  result: StoredResult;
+  resolve: (done: Effects | undefined) => void;
+  reject: (error: unknown) => void;
+}
+
+/** How many completion statements one engine has on their way at once. */
+const COMPLETIONS_IN_FLIGHT = 2;
+/** The most completions one statement carries. */
+const COMPLETION_BATCH = 500;
+
 /** The task queue of a PostgreSQL engine. */
 class PostgresQueue implements TaskQueue {
   readonly #c: Connection;
@@ -824,128 +931,195 @@ class PostgresQueue implements TaskQueue {
 
   enqueue(tasks: NewTask[]): Promise<EnqueueOutcome> {
     const c = this.#c;
-    return c.tx("enqueue", async (tx, step) => {
-      const ids: string[] = [];
-      const created: boolean[] = [];
-      const standIn = new Map<string, string>();
-      for (const t of tasks) {
-        if (t.key !== undefined) {
-          // Two processes enqueueing one key at once: the lock makes the second see the first.
-          await run(tx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", [c.lockSpace, t.key]);
-          const live = await run(
-            tx,
-            `SELECT id FROM ${c.s}.tasks WHERE key = $1 AND key IS NOT NULL AND state IN ${LIVE}
-             LIMIT 1`,
-            [t.key],
-          );
-          if (live.length) {
-            ids.push(live[0].id);
-            created.push(false);
-            standIn.set(t.id, live[0].id);
-            continue;
-          }
-        }
-        const to = (id: string) => standIn.get(id) ?? id;
-        const linked = t.links === undefined ? t : { ...t, links: mapLinks(t.links, to) };
-        await this.#insert(tx, step, linked, [...new Set(t.dependsOn.map(to))]);
-        ids.push(t.id);
-        created.push(true);
-      }
+    return c.tx("enqueue", async (tx, step, tail) => {
+      const { ids, created } = await this.#store(tx, step, tail, tasks, true);
       return { ids, created, effects: step.effects() };
     });
   }
 
-  async #insert(
+  /**
+   * Store tasks, in order, in at most three round trips whatever their number: one to lock
+   * their keys and find the live tasks holding them (with `dedupe`), one to lock the
+   * dependencies outside the batch and read their states, and a multi-row insert of the
+   * tasks and their dependency links, sent in the transaction's tail with its events.
+   * A task may depend on one earlier in the batch; its state is known here.
+   */
+  async #store(
     tx: Tx,
     step: Step,
-    t: NewTask,
-    dependsOn: string[],
-  ): Promise<void> {
+    tail: Tail,
+    tasks: NewTask[],
+    dedupe: boolean,
+  ): Promise<{ ids: string[]; created: boolean[] }> {
     const c = this.#c;
     const now = step.now;
-    let pending = false;
-    let broken: { id: string; state: string } | undefined;
-    for (const d of dependsOn) {
-      // FOR SHARE: a dependency ending at this moment waits for this insert to commit, so
-      // its cascade sees the new dependent (or this insert sees it ended).
-      const dep = await run(tx, `SELECT state FROM ${c.s}.tasks WHERE id = $1 FOR SHARE`, [d]);
-      if (!dep.length) throw new OmniQError(`dependsOn: no task with id "${d}"`);
-      const state = dep[0].state as TaskState;
-      if (state === "completed") continue;
-      if (isFinal(state)) broken ??= { id: d, state };
-      else pending = true;
-    }
-    let state: TaskState;
-    let error: SerializedError | undefined;
-    if (broken && t.onDependencyFailure === "cancel") {
-      state = "cancelled";
-      error = { name: "TaskCancelledError", message: `dependency ${broken.id} ${broken.state}` };
-    } else if (pending) state = "waiting";
-    else if (t.runAt > now) state = "scheduled";
-    else state = "queued";
-    try {
-      await run(
+    const liveByKey = new Map<string, string>();
+    const keys = dedupe
+      ? [...new Set(tasks.flatMap((t) => t.key === undefined ? [] : [t.key]))]
+      : [];
+    if (keys.length) {
+      // Two processes enqueueing one key at once: the lock makes the second see the first.
+      // Keys are locked in one order, so two batches sharing keys cannot deadlock.
+      const locked = run(
         tx,
-        `INSERT INTO ${c.s}.tasks (id, v, task, queue, priority, state, payload, created_at,
-           run_at, expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-           schedule_id, completed_at, error, depends_on, links)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13, $14, $15,
-           $16, $17, $18, $19::text::jsonb, $20::text::jsonb, $21::text::jsonb)
-         ON CONFLICT (id) DO NOTHING`,
-        [
-          t.id,
-          RECORD_VERSION,
-          t.task,
-          t.queue,
-          t.priority,
-          state,
-          t.payload,
-          t.createdAt,
-          t.runAt,
-          t.expiresAt ?? null,
-          t.maxAttempts,
-          JSON.stringify(t.backoff),
-          t.timeout ?? null,
-          t.resultTtl ?? null,
-          t.key ?? null,
-          t.onDependencyFailure,
-          t.scheduleId ?? null,
-          error ? now : null,
-          json(error),
-          JSON.stringify(dependsOn),
-          json(t.links),
-        ],
-      ).then((rows) => {
-        if ((rows as unknown as { count: number }).count === 0) {
-          throw new DuplicateTaskError(`id: a task with id "${t.id}" exists`);
-        }
-      });
-    } catch (e) {
-      if (code(e) === "23505") {
-        throw new DuplicateTaskError(`id: a task with id "${t.id}" exists`, { cause: e });
+        `SELECT pg_advisory_xact_lock($1, hashtext(k))
+         FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k ORDER BY k) AS ks`,
+        [c.lockSpace, keys],
+      );
+      const live = run(
+        tx,
+        `SELECT DISTINCT ON (key) key, id FROM ${c.s}.tasks
+         WHERE key = ANY($1::text[]) AND key IS NOT NULL AND state IN ${LIVE}
+         ORDER BY key, seq`,
+        [keys],
+      );
+      const [, rows] = await Promise.all([locked, live]);
+      for (const row of rows) liveByKey.set(row.key, row.id);
+    }
+    // The states of the dependencies outside the batch. A dependency on a batch task that
+    // a live key replaces is one on the live task.
+    const batch = new Set(tasks.map((t) => t.id));
+    const replaced = (id: string): string => {
+      const t = dedupe ? tasks.find((t) => t.id === id && t.key !== undefined) : undefined;
+      return (t && liveByKey.get(t.key!)) ?? id;
+    };
+    const outside = new Set<string>();
+    for (const t of tasks) {
+      for (const d of t.dependsOn) {
+        const to = batch.has(d) ? replaced(d) : d;
+        if (!batch.has(to)) outside.add(to);
       }
-      throw e;
     }
-    for (const d of dependsOn) {
-      await run(
+    const states = new Map<string, TaskState>();
+    if (outside.size) {
+      // FOR SHARE: a dependency ending at this moment waits for this insert to commit, so
+      // its cascade sees the new dependent (or this insert sees it ended). In id order, so
+      // two batches cannot deadlock on each other.
+      const rows = await run(
         tx,
-        `INSERT INTO ${c.s}.deps (task_id, depends_on) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-        [t.id, d],
+        `SELECT id, state FROM ${c.s}.tasks WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE`,
+        [[...outside]],
       );
+      for (const row of rows) states.set(row.id, row.state);
     }
-    const ref = { id: t.id, queue: t.queue, attempts: 0 };
-    if (error && broken) {
-      await step.produce(endResult(t, "cancelled", error, now));
-      step.emit(
-        taskEvent("cancelled", ref, now, { reason: error.message, dependency: broken.id }),
+    const ids: string[] = [];
+    const created: boolean[] = [];
+    const standIn = new Map<string, string>();
+    const rows: { t: NewTask; state: TaskState; error?: SerializedError; deps: string[] }[] = [];
+    for (const t of tasks) {
+      if (dedupe && t.key !== undefined) {
+        const live = liveByKey.get(t.key);
+        if (live !== undefined) {
+          ids.push(live);
+          created.push(false);
+          standIn.set(t.id, live);
+          continue;
+        }
+      }
+      const to = (id: string) => standIn.get(id) ?? id;
+      const dependsOn = [...new Set(t.dependsOn.map(to))];
+      let pending = false;
+      let broken: { id: string; state: string } | undefined;
+      for (const d of dependsOn) {
+        const state = states.get(d);
+        if (state === undefined) throw new OmniQError(`dependsOn: no task with id "${d}"`);
+        if (state === "completed") continue;
+        if (isFinal(state)) broken ??= { id: d, state };
+        else pending = true;
+      }
+      let state: TaskState;
+      let error: SerializedError | undefined;
+      if (broken && t.onDependencyFailure === "cancel") {
+        state = "cancelled";
+        error = { name: "TaskCancelledError", message: `dependency ${broken.id} ${broken.state}` };
+      } else if (pending) state = "waiting";
+      else if (t.runAt > now) state = "scheduled";
+      else state = "queued";
+      const linked = t.links === undefined ? t : { ...t, links: mapLinks(t.links, to) };
+      rows.push({ t: linked, state, error, deps: dependsOn });
+      // Later tasks of the batch see this one as the database would: by id, and by key
+      // while it is live.
+      if (!states.has(t.id)) states.set(t.id, state);
+      if (dedupe && t.key !== undefined && !isFinal(state)) liveByKey.set(t.key, t.id);
+      ids.push(t.id);
+      created.push(true);
+      const ref = { id: t.id, queue: t.queue, attempts: 0 };
+      if (error && broken) {
+        step.produce(endResult(t, "cancelled", error, now));
+        step.emit(
+          taskEvent("cancelled", ref, now, { reason: error.message, dependency: broken.id }),
+        );
+      } else if (state === "scheduled") {
+        step.emit(taskEvent("scheduled", ref, now, { runAt: t.runAt }));
+        step.wake(t.queue);
+      } else {
+        step.emit(taskEvent("enqueued", ref, now, { state }));
+        if (state === "queued") step.wake(t.queue);
+      }
+    }
+    if (!rows.length) return { ids, created };
+    // No ON CONFLICT: an existing id fails the insert, and with it the transaction.
+    const inserted = run(
+      tx,
+      `INSERT INTO ${c.s}.tasks (id, v, task, queue, priority, state, payload, created_at,
+         run_at, expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
+         schedule_id, completed_at, error, depends_on, links)
+       SELECT id, $1, task, queue, priority, state, decode(payload, 'hex'), created_at, run_at,
+         expires_at,
+         max_attempts, backoff::jsonb, timeout, result_ttl, key, on_dep_failure, schedule_id,
+         completed_at, error::jsonb, depends_on::jsonb, links::jsonb
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
+         $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::int8[],
+         $14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[],
+         $20::text[], $21::text[])
+         WITH ORDINALITY AS x(id, task, queue, priority, state, payload, created_at, run_at,
+           expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
+           schedule_id, completed_at, error, depends_on, links, n)
+       ORDER BY n`,
+      [
+        RECORD_VERSION,
+        rows.map((r) => r.t.id),
+        rows.map((r) => r.t.task),
+        rows.map((r) => r.t.queue),
+        rows.map((r) => r.t.priority),
+        rows.map((r) => r.state),
+        rows.map((r) => hex(r.t.payload)),
+        rows.map((r) => r.t.createdAt),
+        rows.map((r) => r.t.runAt),
+        rows.map((r) => r.t.expiresAt ?? null),
+        rows.map((r) => r.t.maxAttempts),
+        rows.map((r) => JSON.stringify(r.t.backoff)),
+        rows.map((r) => r.t.timeout ?? null),
+        rows.map((r) => r.t.resultTtl ?? null),
+        rows.map((r) => r.t.key ?? null),
+        rows.map((r) => r.t.onDependencyFailure),
+        rows.map((r) => r.t.scheduleId ?? null),
+        rows.map((r) => r.error ? now : null),
+        rows.map((r) => json(r.error)),
+        rows.map((r) => JSON.stringify(r.deps)),
+        rows.map((r) => json(r.t.links)),
+      ],
+    ).catch((e) => {
+      if (code(e) !== "23505") throw e;
+      const id = /\(id\)=\((.*)\) already exists/.exec(
+        String((e as { detail?: unknown }).detail ?? ""),
+      )?.[1];
+      throw new DuplicateTaskError(
+        `id: a task with id "${id ?? rows[0].t.id}" exists`,
+        { cause: e },
       );
-    } else if (state === "scheduled") {
-      step.emit(taskEvent("scheduled", ref, now, { runAt: t.runAt }));
-      step.wake(t.queue);
-    } else {
-      step.emit(taskEvent("enqueued", ref, now, { state }));
-      if (state === "queued") step.wake(t.queue);
+    });
+    tail.push(inserted);
+    const links = rows.flatMap((r) => r.deps.map((d) => [r.t.id, d]));
+    if (links.length) {
+      tail.push(run(
+        tx,
+        `INSERT INTO ${c.s}.deps (task_id, depends_on)
+         SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
+        [links.map((l) => l[0]), links.map((l) => l[1])],
+      ));
     }
+    return { ids, created };
   }
 
   get(id: string): Promise<StoredTask | undefined> {
@@ -1006,29 +1180,35 @@ class PostgresQueue implements TaskQueue {
     if (request.limit <= 0 || request.queues.length === 0) {
       return { tasks: [], effects: { events: [], results: [] } };
     }
-    const queues = JSON.stringify(request.queues);
-    // An idle poll takes no lock and opens no transaction.
-    const ready = await c.read("claim", (db) =>
-      run(
-        db,
-        `SELECT EXISTS (SELECT 1 FROM ${c.s}.tasks WHERE state = 'queued'
-             AND queue IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
-           OR EXISTS (SELECT 1 FROM ${c.s}.tasks WHERE state = 'scheduled'
-             AND queue IN (SELECT jsonb_array_elements_text($1::text::jsonb)) AND run_at <= $2)
-           AS ready`,
-        [queues, Date.now()],
-      ));
-    if (!ready[0].ready) return { tasks: [], effects: { events: [], results: [] } };
+    if (request.queues.length === 1) {
+      const claimed = await this.#claimOne(request);
+      if (claimed) return claimed;
+    } else {
+      // An idle poll takes no lock and opens no transaction.
+      const ready = await c.read("claim", (db) =>
+        run(
+          db,
+          `SELECT EXISTS (SELECT 1 FROM ${c.s}.tasks WHERE state = 'queued'
+               AND queue = ANY($1::text[]))
+             OR EXISTS (SELECT 1 FROM ${c.s}.tasks WHERE state = 'scheduled'
+               AND queue = ANY($1::text[]) AND run_at <= $2)
+             AS ready`,
+          [request.queues, Date.now()],
+        ));
+      if (!ready[0].ready) return { tasks: [], effects: { events: [], results: [] } };
+    }
     return c.tx("claim", async (tx, step) => {
       const now = step.now;
-      await run(
+      // Sent with BEGIN, not awaited: the claims below see what it queued.
+      const promoted = run(
         tx,
         `UPDATE ${c.s}.tasks SET state = 'queued' WHERE seq IN (
            SELECT seq FROM ${c.s}.tasks WHERE state = 'scheduled'
-             AND queue IN (SELECT jsonb_array_elements_text($1::text::jsonb)) AND run_at <= $2
+             AND queue = ANY($1::text[]) AND run_at <= $2
            FOR UPDATE SKIP LOCKED)`,
-        [queues, now],
+        [request.queues, now],
       );
+      promoted.catch(() => {}); // its failure fails the claims after it too
       const tasks: ClaimedTask[] = [];
       for (const queue of request.queues) {
         if (tasks.length >= request.limit) break;
@@ -1059,8 +1239,78 @@ class PostgresQueue implements TaskQueue {
           step.emit(taskEvent("started", task, now));
         }
       }
+      await promoted;
       return { tasks, effects: step.effects() };
     });
+  }
+
+  /**
+   * The claim from one queue in one statement, outside a transaction: the common case, in
+   * one round trip, and an idle poll takes no lock. It takes nothing when a scheduled task
+   * of the queue is due (`undefined`): the transaction above first queues those, so that
+   * priority and FIFO order count them.
+   */
+  async #claimOne(
+    request: ClaimRequest,
+  ): Promise<{ tasks: ClaimedTask[]; effects: Effects } | undefined> {
+    const c = this.#c;
+    const now = Date.now();
+    const logged = c.attached.events;
+    const rows = await c.write("claim", (db) =>
+      run(
+        db,
+        `WITH due AS (
+           SELECT EXISTS (SELECT 1 FROM ${c.s}.tasks WHERE state = 'scheduled' AND queue = $1
+             AND run_at <= $2) AS found
+         ), picked AS (
+           SELECT seq FROM ${c.s}.tasks
+           WHERE state = 'queued' AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
+             AND v <= $3 AND NOT (SELECT found FROM due)
+           ORDER BY priority DESC, seq LIMIT $4
+           FOR UPDATE SKIP LOCKED
+         ), claimed AS (
+           UPDATE ${c.s}.tasks t SET state = 'running', attempts = t.attempts + 1,
+             token = gen_random_uuid()::text, lease_until = ${NOW_MS} + $5, started_at = $2,
+             worker = $6
+           FROM picked WHERE t.seq = picked.seq
+           RETURNING t.*
+         )${
+          logged
+            ? `, logged AS (
+           INSERT INTO ${c.s}.events (type, task_id, queue, at, attempt)
+           SELECT 'started', id, queue, $2, attempts FROM claimed ORDER BY priority DESC, seq
+           RETURNING id AS event_id, task_id)`
+            : ""
+        }
+         SELECT claimed.*, ${logged ? "logged.event_id" : "NULL::int8 AS event_id"},
+           due.found AS due
+         FROM due LEFT JOIN claimed ON true
+         ${logged ? "LEFT JOIN logged ON logged.task_id = claimed.id" : ""}`,
+        [
+          request.queues[0],
+          now,
+          RECORD_VERSION,
+          request.limit,
+          request.lease,
+          request.worker,
+        ],
+      ));
+    if (rows[0]?.due) return undefined;
+    const claimed = rows.filter((row) => row.id !== null);
+    claimed.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+    const tasks: ClaimedTask[] = [];
+    const events: (NewEvent | StoredEvent)[] = [];
+    for (const row of claimed) {
+      const task: ClaimedTask = {
+        ...toTask(row),
+        token: row.token,
+        leaseUntil: row.lease_until,
+      };
+      tasks.push(task);
+      const event = taskEvent("started", task, now);
+      events.push(logged ? { ...event, id: String(row.event_id) } : event);
+    }
+    return { tasks, effects: { events, results: [] } };
   }
 
   renew(id: string, token: string, lease: number): Promise<boolean> {
@@ -1089,7 +1339,127 @@ class PostgresQueue implements TaskQueue {
     });
   }
 
-  complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined> {
+  async complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined> {
+    this.#c.check();
+    const done = await new Promise<Effects | undefined>((resolve, reject) => {
+      this.#completions.push({ id, token, result, resolve, reject });
+      this.#sendCompletions();
+    });
+    return done ?? await this.#completeInTransaction(id, token, result);
+  }
+
+  /** Completions waiting for a statement in flight to return; then sent together. */
+  #completions: Completion[] = [];
+  #completing = 0;
+
+  /**
+   * Send the waiting completions as one statement, unless COMPLETIONS_IN_FLIGHT are on
+   * their way: then they wait and go with the next. One completion alone goes at once;
+   * under load, those that arrive during a round trip share the next one.
+   */
+  #sendCompletions(): void {
+    if (this.#completing >= COMPLETIONS_IN_FLIGHT || !this.#completions.length) return;
+    // One statement updates each task once: a second completion of a task waits its turn.
+    const batch: Completion[] = [];
+    const rest: Completion[] = [];
+    const ids = new Set<string>();
+    for (const w of this.#completions) {
+      if (ids.has(w.id) || batch.length >= COMPLETION_BATCH) rest.push(w);
+      else {
+        ids.add(w.id);
+        batch.push(w);
+      }
+    }
+    this.#completions = rest;
+    this.#completing++;
+    this.#completeAlone(batch).then(
+      (done) => {
+        for (const w of batch) w.resolve(done.get(w.id));
+      },
+      (error) => {
+        for (const w of batch) w.reject(error);
+      },
+    ).finally(() => {
+      this.#completing--;
+      this.#sendCompletions();
+    });
+  }
+
+  /**
+   * The completions of tasks no other task depends on, in one statement outside a
+   * transaction (atomic by itself): the fenced updates, their results and their events,
+   * in one round trip. A completion it leaves out changed nothing: its token is stale, or
+   * its task has dependents to release, which the transaction below does.
+   */
+  async #completeAlone(batch: Completion[]): Promise<Map<string, Effects>> {
+    const c = this.#c;
+    const now = Date.now();
+    const { results: kept, events: logged } = c.attached;
+    const rows = await c.write("complete", (db) =>
+      run(
+        db,
+        `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[],
+             $6::text[], $7::int8[])
+             WITH ORDINALITY AS x(id, token, completed_at, state, value, error, expires_at, n)
+         ), done AS (
+           UPDATE ${c.s}.tasks t SET state = 'completed', completed_at = i.completed_at,
+             token = NULL, lease_until = NULL
+           FROM input i
+           WHERE t.id = i.id AND t.state = 'running' AND t.token = i.token AND t.v <= $8
+             AND NOT EXISTS (SELECT 1 FROM ${c.s}.deps WHERE depends_on = i.id)
+           RETURNING t.v, t.id, t.queue, t.attempts, i.n, i.completed_at, i.state, i.value,
+             i.error, i.expires_at
+         )${
+          kept
+            ? `, kept AS (
+           INSERT INTO ${c.s}.results (task_id, v, state, value, error, completed_at,
+             expires_at)
+           SELECT id, $8, state, decode(value, 'hex'), error::jsonb, completed_at, expires_at
+           FROM done
+           ON CONFLICT (task_id) DO UPDATE SET v = excluded.v, state = excluded.state,
+             value = excluded.value, error = excluded.error,
+             completed_at = excluded.completed_at, expires_at = excluded.expires_at)`
+            : ""
+        }${
+          logged
+            ? `, logged AS (
+           INSERT INTO ${c.s}.events (type, task_id, queue, at, attempt)
+           SELECT 'completed', id, queue, $9, nullif(attempts, 0) FROM done ORDER BY n
+           RETURNING id, task_id)`
+            : ""
+        }
+         SELECT done.v, done.id, done.queue, done.attempts,
+           ${logged ? "logged.id" : "NULL::int8"} AS event_id
+         FROM done ${logged ? "LEFT JOIN logged ON logged.task_id = done.id" : ""}`,
+        [
+          batch.map((w) => w.id),
+          batch.map((w) => w.token),
+          batch.map((w) => w.result.completedAt),
+          batch.map((w) => w.result.state),
+          batch.map((w) => hex(w.result.value)),
+          batch.map((w) => json(w.result.error)),
+          batch.map((w) => w.result.expiresAt ?? null),
+          RECORD_VERSION,
+          ...(logged ? [now] : []), // $9, only where used: every parameter must be
+        ],
+      ));
+    const done = new Map<string, Effects>();
+    for (const row of rows) {
+      const event = taskEvent("completed", ref(row), now);
+      done.set(row.id, {
+        events: [logged ? { ...event, id: String(row.event_id) } : event],
+        results: [],
+      });
+    }
+    return done;
+  }
+
+  #completeInTransaction(
+    id: string,
+    token: string,
+    result: StoredResult,
+  ): Promise<Effects | undefined> {
     const c = this.#c;
     return c.tx("complete", async (tx, step) => {
       const rows = await run(
@@ -1102,7 +1472,7 @@ class PostgresQueue implements TaskQueue {
         [result.completedAt, id, token],
       );
       if (!rows.length) return undefined;
-      await step.keep(result);
+      step.keep(result);
       step.emit(taskEvent("completed", ref(rows[0]), step.now));
       if (rows[0].has_dependents) await this.#cascade(tx, step, id, "completed");
       return step.effects();
@@ -1140,7 +1510,7 @@ class PostgresQueue implements TaskQueue {
         [now, error, id, token],
       );
       if (!rows.length) return undefined;
-      await step.keep(failure.result);
+      step.keep(failure.result);
       step.emit(taskEvent("failed", ref(rows[0]), now, { error: brief(failure.error) }));
       await this.#cascade(tx, step, id, "failed");
       return step.effects();
@@ -1287,7 +1657,7 @@ class PostgresQueue implements TaskQueue {
        WHERE id = $4`,
       [state, step.now, JSON.stringify(error), task.id],
     );
-    await step.produce(endResult(task, state, error, step.now));
+    step.produce(endResult(task, state, error, step.now));
     step.emit(taskEvent(state, task, step.now, data));
     await this.#cascade(tx, step, task.id, state);
   }
@@ -1341,7 +1711,7 @@ class PostgresQueue implements TaskQueue {
          WHERE id = $3`,
         [step.now, JSON.stringify(error), dependent.id],
       );
-      await step.produce(endResult(dependent, "cancelled", error, step.now));
+      step.produce(endResult(dependent, "cancelled", error, step.now));
       step.emit(taskEvent("cancelled", dependent, step.now, { reason, dependency: frame.id }));
       await visit(dependent.id, "cancelled");
     }
@@ -1506,7 +1876,7 @@ class PostgresQueue implements TaskQueue {
 
   fireTick(claim: TickClaim): Promise<Effects | undefined> {
     const c = this.#c;
-    return c.tx("fireTick", async (tx, step) => {
+    return c.tx("fireTick", async (tx, step, tail) => {
       // The compare-and-set: a second scheduler waits on the row lock, then finds
       // `next_run_at` moved on and updates nothing.
       const fired = await run(
@@ -1521,7 +1891,7 @@ class PostgresQueue implements TaskQueue {
         task &&
         !(await run(tx, `SELECT 1 FROM ${c.s}.tasks WHERE id = $1`, [task.id])).length
       ) {
-        await this.#insert(tx, step, task, [...new Set(task.dependsOn)]);
+        await this.#store(tx, step, tail, [task], false);
         step.emit({
           type: "schedule_fired",
           taskId: task.id,
@@ -1563,7 +1933,7 @@ class PostgresResults implements ResultStore {
   put(results: StoredResult[]): Promise<void> {
     const c = this.#c;
     return c.tx("put results", async (tx) => {
-      for (const r of results) await putResult(c, tx, r);
+      if (results.length) await putResults(c, tx, results);
     });
   }
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { ConfigError, defineTask, OmniQ, OmniQError } from "../mod.ts";
 import { openPostgres, PostgresBackend } from "../backends/postgres.ts";
+import type { NewTask } from "../src/backend.ts";
 import { dropSchema, freshSchema as fresh, postgresUrl, schemaUrl } from "./fixtures/postgres.ts";
 
 const echo = defineTask("pg-echo", (s: string) => s);
@@ -307,6 +308,79 @@ Deno.test("postgres: queue names, keys and ids with SQL metacharacters are data"
     assert.equal(stats.queues[queue].completed, 1);
     assert.equal((await q.list({ queue })).length, 1);
     assert.equal((await Array.fromAsync(q.events({ queue }))).length, 3);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+/** A task record for the engine itself, due now. */
+function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
+  const now = Date.now();
+  return {
+    id,
+    task: "pg-echo",
+    queue: "default",
+    priority: 0,
+    payload: new Uint8Array([1, 2, 3]),
+    createdAt: now,
+    runAt: now,
+    maxAttempts: 1,
+    backoff: { type: "fixed", delay: 10, max: 10, jitter: 0 },
+    dependsOn: [],
+    onDependencyFailure: "cancel",
+    ...extra,
+  };
+}
+
+Deno.test("postgres: completions sent together are each fenced by their own token", async () => {
+  const schema = freshSchema();
+  try {
+    await using backend = await openPostgres(schemaUrl(schema));
+    const queue = backend.queue;
+    queue.attach({ results: true, events: true });
+    // One batch: a dependency, a dependent of it and a keyed task, in one insert.
+    const enqueued = await queue.enqueue([
+      newTask("a"),
+      newTask("b", { dependsOn: ["a"] }),
+      newTask("c", { key: "k" }),
+      newTask("d"),
+      newTask("e", { key: "k" }),
+    ]);
+    assert.deepEqual(enqueued.ids, ["a", "b", "c", "d", "c"]);
+    assert.deepEqual(enqueued.created, [true, true, true, true, false]);
+    assert.equal((await queue.get("b"))?.state, "waiting");
+    const { tasks } = await queue.claim({
+      queues: ["default"],
+      limit: 10,
+      lease: 30_000,
+      worker: "w",
+    });
+    assert.deepEqual(tasks.map((t) => t.id), ["a", "c", "d"]);
+    const result = (id: string) => ({
+      taskId: id,
+      state: "completed" as const,
+      value: new Uint8Array([9]),
+      completedAt: Date.now(),
+    });
+    // Sent at once: they share statements; the stale token changes nothing.
+    const [a, c, stale, d] = await Promise.all([
+      queue.complete("a", tasks[0].token, result("a")),
+      queue.complete("c", tasks[1].token, result("c")),
+      queue.complete("d", "not-the-token", result("d")),
+      queue.complete("d", tasks[2].token, result("d")),
+    ]);
+    assert.ok(a && c && d);
+    assert.equal(stale, undefined);
+    for (const effects of [a, c, d]) assert.equal(effects!.events[0].type, "completed");
+    // The dependency's completion released its dependent.
+    assert.ok(a!.events.some((e) => e.type === "enqueued" && e.taskId === "b"));
+    assert.equal((await queue.get("b"))?.state, "queued");
+    for (const id of ["a", "c", "d"]) {
+      assert.equal((await queue.get(id))?.state, "completed");
+      assert.deepEqual((await backend.results.get(id))?.value, new Uint8Array([9]));
+      const events = await backend.events.query({ taskId: id, type: "completed" });
+      assert.equal(events.length, 1, `${id}: ${JSON.stringify(events)}`);
+    }
   } finally {
     await dropSchema(schema);
   }
