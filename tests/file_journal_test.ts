@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { LocalStorage, openFile, type Storage } from "../backends/file.ts";
 import type { NewTask, StoredResult } from "../src/backend.ts";
+import { newTask as baseTask } from "./fixtures/tasks.ts";
 
 /** A storage that dies (throws on every call) after `budget` changes, once armed. */
 class DyingStorage implements Storage {
@@ -75,20 +76,12 @@ class DyingStorage implements Storage {
 }
 
 function newTask(id: string, dependsOn: string[] = []): NewTask {
-  const now = Date.now();
-  return {
-    id,
-    task: "noop",
-    queue: "default",
-    priority: 0,
+  return baseTask(id, {
     payload: new Uint8Array([1]),
-    createdAt: now,
-    runAt: now,
     maxAttempts: 5,
     backoff: { type: "fixed", delay: 0, max: 0, jitter: 0 },
     dependsOn,
-    onDependencyFailure: "cancel",
-  };
+  });
 }
 
 function done(taskId: string): StoredResult {

@@ -9,23 +9,16 @@ import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
 import { type NatsBackend, openNats } from "../backends/nats.ts";
 import type { NewTask, StoredResult } from "../src/backend.ts";
+import { newTask as baseTask } from "./fixtures/tasks.ts";
 import { testServerUrl } from "./servers.ts";
 
 function newTask(id: string, dependsOn: string[] = []): NewTask {
-  const now = Date.now();
-  return {
-    id,
-    task: "noop",
-    queue: "default",
-    priority: 0,
+  return baseTask(id, {
     payload: new Uint8Array([1]),
-    createdAt: now,
-    runAt: now,
     maxAttempts: 5,
     backoff: { type: "fixed", delay: 0, max: 0, jitter: 0 },
     dependsOn,
-    onDependencyFailure: "cancel",
-  };
+  });
 }
 
 function done(taskId: string): StoredResult {

@@ -9,6 +9,17 @@ import { ConfigError, defineTask, OmniQ, OmniQError } from "../mod.ts";
 import { openPostgres, PostgresBackend } from "../backends/postgres.ts";
 import type { NewTask } from "../src/backend.ts";
 import { dropSchema, freshSchema as fresh, postgresUrl, schemaUrl } from "./fixtures/postgres.ts";
+import { newTask as baseTask } from "./fixtures/tasks.ts";
+
+/** A task record for the engine itself, due now: one attempt. */
+function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
+  return baseTask(id, {
+    task: "pg-echo",
+    maxAttempts: 1,
+    backoff: { type: "fixed", delay: 10, max: 10, jitter: 0 },
+    ...extra,
+  });
+}
 
 const echo = defineTask("pg-echo", (s: string) => s);
 let ran = 0;
@@ -312,25 +323,6 @@ Deno.test("postgres: queue names, keys and ids with SQL metacharacters are data"
     await dropSchema(schema);
   }
 });
-
-/** A task record for the engine itself, due now. */
-function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
-  const now = Date.now();
-  return {
-    id,
-    task: "pg-echo",
-    queue: "default",
-    priority: 0,
-    payload: new Uint8Array([1, 2, 3]),
-    createdAt: now,
-    runAt: now,
-    maxAttempts: 1,
-    backoff: { type: "fixed", delay: 10, max: 10, jitter: 0 },
-    dependsOn: [],
-    onDependencyFailure: "cancel",
-    ...extra,
-  };
-}
 
 Deno.test("postgres: completions sent together are each fenced by their own token", async () => {
   const schema = freshSchema();

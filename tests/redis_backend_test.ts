@@ -11,6 +11,7 @@ import { openRedis, RedisBackend } from "../backends/redis.ts";
 import type { ClaimedTask, NewTask, StoredResult } from "../src/backend.ts";
 import { dropPrefix, freshPrefix, prefixUrl, redisUrl, withClient } from "./fixtures/redis.ts";
 import { freePort, restartRedisFromEnv } from "./servers.ts";
+import { newTask as baseTask } from "./fixtures/tasks.ts";
 
 const double = defineTask("redis-double", (n: number) => n * 2);
 const slowDouble = defineTask("redis-slow-double", async (n: number) => {
@@ -205,20 +206,13 @@ Deno.test("redis: a server restart mid-run loses no task", async () => {
 });
 
 function newTask(id: string, dependsOn: string[] = []): NewTask {
-  const now = Date.now();
-  return {
-    id,
+  return baseTask(id, {
     task: "redis-double",
-    queue: "default",
-    priority: 0,
     payload: new Uint8Array([0x91, 0x01]),
-    createdAt: now,
-    runAt: now,
     maxAttempts: 1,
     backoff: { type: "fixed", delay: 10, max: 10, jitter: 0 },
     dependsOn,
-    onDependencyFailure: "cancel",
-  };
+  });
 }
 
 function resultOf(task: ClaimedTask): StoredResult {

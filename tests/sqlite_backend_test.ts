@@ -7,24 +7,7 @@ import { DatabaseSync } from "node:sqlite";
 import { openSqlite, type SqliteBackend } from "../backends/sqlite.ts";
 import type { NewTask, StoredEvent, StoredResult, StoredSchedule } from "../src/backend.ts";
 import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
-
-function newTask(id: string, options: Partial<NewTask> = {}): NewTask {
-  const now = Date.now();
-  return {
-    id,
-    task: "noop",
-    queue: "default",
-    priority: 0,
-    payload: new Uint8Array([1, 2, 3]),
-    createdAt: now,
-    runAt: now,
-    maxAttempts: 3,
-    backoff: { type: "exponential", delay: 1000, max: 60_000, jitter: 0.2 },
-    dependsOn: [],
-    onDependencyFailure: "cancel",
-    ...options,
-  };
-}
+import { newTask } from "./fixtures/tasks.ts";
 
 interface TempDir extends AsyncDisposable {
   path: string;
