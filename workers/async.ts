@@ -72,6 +72,8 @@ export class AsyncWorker implements Worker {
   #started = false;
   #done: Promise<void> = Promise.resolve();
   #slotFreed: (() => void) | undefined;
+  /** Attempts ended so far: a claim that one ended during may have missed what it released. */
+  #ended = 0;
   /** Tasks this worker sent back for a retry, watched by `untilIdle`. */
   #retrying = new Map<string, number>();
 
@@ -167,6 +169,7 @@ export class AsyncWorker implements Worker {
         await this.#host.sweep();
       }
       const free = concurrency - this.#running.size;
+      const endedBefore = this.#ended;
       let claimed = 0;
       if (free > 0) {
         woken = false;
@@ -189,6 +192,10 @@ export class AsyncWorker implements Worker {
           continue;
         }
         if (claimed === free) continue;
+        // An attempt ended while the claim was out: its slot is free, and the dependents
+        // its outcome released may have been committed after the claim looked. Claim again
+        // rather than wait (or, for `untilIdle`, stop with work left).
+        if (this.#ended !== endedBefore) continue;
       }
       if (this.#untilIdle && this.#running.size === 0 && claimed === 0) {
         const wait = await this.#pendingRetry();
@@ -254,6 +261,7 @@ export class AsyncWorker implements Worker {
   #launch(task: ClaimedTask): void {
     const run = this.#execute(task).catch((error) => this.#host.report(error, `task ${task.id}`))
       .finally(() => {
+        this.#ended++;
         this.#running.delete(task.id);
         this.#slotFreed?.();
       });
