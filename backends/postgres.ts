@@ -23,7 +23,8 @@
  * - `migrations (version, applied_at)`: one row per migration applied.
  * - `tasks`: one row per task. `seq` gives FIFO order; `v` the record format; `state`,
  *   `attempts`, `token`, `lease_until` (server clock) and `worker` the claim; `payload` the
- *   codec's bytes (`bytea`); `error`, `backoff`, `depends_on` and `links` are `jsonb`.
+ *   codec's bytes (`bytea`); `error`, `backoff`, `depends_on` and `links` are `jsonb`;
+ *   `has_dependents` is set once another task depends on it.
  * - `deps (task_id, depends_on)`: one row per dependency, to find a task's dependents.
  * - `schedules`: one row per schedule: its definition, its state (`paused`, `next_run_at`,
  *   `last_run_at`) and the template of its tasks.
@@ -254,6 +255,14 @@ CREATE INDEX events_by_task ON ${s}.events (task_id);
 CREATE INDEX events_by_type ON ${s}.events (type);
 CREATE INDEX events_by_queue ON ${s}.events (queue);
 CREATE INDEX events_by_time ON ${s}.events (at);
+`,
+    // Whether a task has dependents, on its own row: an enqueue that adds one writes the
+    // row, so a completion waiting on that row's lock sees the mark when it goes on (a
+    // subquery on deps would read the snapshot taken before it waited).
+    `
+ALTER TABLE ${s}.tasks ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
+UPDATE ${s}.tasks SET has_dependents = true
+  WHERE id IN (SELECT depends_on FROM ${s}.deps);
 `,
   ];
 }
@@ -992,12 +1001,20 @@ class PostgresQueue implements TaskQueue {
     }
     const states = new Map<string, TaskState>();
     if (outside.size) {
-      // FOR SHARE: a dependency ending at this moment waits for this insert to commit, so
-      // its cascade sees the new dependent (or this insert sees it ended). In id order, so
-      // two batches cannot deadlock on each other.
+      // Locked, and a live one marked as having dependents: a dependency ending at this
+      // moment waits for this insert to commit, then sees the mark and releases the new
+      // dependent (or this insert sees it ended). In id order, so two batches cannot
+      // deadlock on each other.
       const rows = await run(
         tx,
-        `SELECT id, state FROM ${c.s}.tasks WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE`,
+        `WITH locked AS (
+           SELECT id, state, has_dependents FROM ${c.s}.tasks WHERE id = ANY($1::text[])
+           ORDER BY id FOR UPDATE
+         ), marked AS (
+           UPDATE ${c.s}.tasks t SET has_dependents = true FROM locked l
+           WHERE t.id = l.id AND l.state IN ${LIVE} AND NOT l.has_dependents
+         )
+         SELECT id, state FROM locked`,
         [[...outside]],
       );
       for (const row of rows) states.set(row.id, row.state);
@@ -1058,23 +1075,24 @@ class PostgresQueue implements TaskQueue {
       }
     }
     if (!rows.length) return { ids, created };
+    const dependedOn = new Set(rows.flatMap((r) => r.deps));
     // No ON CONFLICT: an existing id fails the insert, and with it the transaction.
     const inserted = run(
       tx,
       `INSERT INTO ${c.s}.tasks (id, v, task, queue, priority, state, payload, created_at,
          run_at, expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-         schedule_id, completed_at, error, depends_on, links)
+         schedule_id, completed_at, error, depends_on, links, has_dependents)
        SELECT id, $1, task, queue, priority, state, decode(payload, 'hex'), created_at, run_at,
          expires_at,
          max_attempts, backoff::jsonb, timeout, result_ttl, key, on_dep_failure, schedule_id,
-         completed_at, error::jsonb, depends_on::jsonb, links::jsonb
+         completed_at, error::jsonb, depends_on::jsonb, links::jsonb, has_dependents::bool
        FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
          $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::int8[],
          $14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[],
-         $20::text[], $21::text[])
+         $20::text[], $21::text[], $22::text[])
          WITH ORDINALITY AS x(id, task, queue, priority, state, payload, created_at, run_at,
            expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-           schedule_id, completed_at, error, depends_on, links, n)
+           schedule_id, completed_at, error, depends_on, links, has_dependents, n)
        ORDER BY n`,
       [
         RECORD_VERSION,
@@ -1098,6 +1116,8 @@ class PostgresQueue implements TaskQueue {
         rows.map((r) => json(r.error)),
         rows.map((r) => JSON.stringify(r.deps)),
         rows.map((r) => json(r.t.links)),
+        // As text: postgres.js sends an array of booleans as one boolean.
+        rows.map((r) => dependedOn.has(r.t.id) ? "t" : "f"),
       ],
     ).catch((e) => {
       if (code(e) !== "23505") throw e;
@@ -1407,7 +1427,7 @@ class PostgresQueue implements TaskQueue {
              token = NULL, lease_until = NULL
            FROM input i
            WHERE t.id = i.id AND t.state = 'running' AND t.token = i.token AND t.v <= $8
-             AND NOT EXISTS (SELECT 1 FROM ${c.s}.deps WHERE depends_on = i.id)
+             AND NOT t.has_dependents
            RETURNING t.v, t.id, t.queue, t.attempts, i.n, i.completed_at, i.state, i.value,
              i.error, i.expires_at
          )${
@@ -1467,8 +1487,7 @@ class PostgresQueue implements TaskQueue {
         `UPDATE ${c.s}.tasks SET state = 'completed', completed_at = $1, token = NULL,
            lease_until = NULL
          WHERE id = $2 AND state = 'running' AND token = $3
-         RETURNING v, id, queue, attempts,
-           EXISTS (SELECT 1 FROM ${c.s}.deps WHERE depends_on = $2) AS has_dependents`,
+         RETURNING v, id, queue, attempts, has_dependents`,
         [result.completedAt, id, token],
       );
       if (!rows.length) return undefined;

@@ -64,7 +64,7 @@ Deno.test("postgres: concurrent opens of a new schema migrate it once", async ()
     for (const b of backends) await b.close();
     await using sql = admin();
     const rows = await sql.unsafe(`SELECT version FROM "${schema}".migrations`);
-    assert.deepEqual(rows.map((r) => r.version), [1]);
+    assert.deepEqual(rows.map((r) => r.version), [1, 2]);
     const tables = await sql`SELECT table_name FROM information_schema.tables
       WHERE table_schema = ${schema} ORDER BY table_name`;
     assert.deepEqual(tables.map((t) => t.table_name), [
@@ -373,6 +373,85 @@ Deno.test("postgres: completions sent together are each fenced by their own toke
       const events = await backend.events.query({ taskId: id, type: "completed" });
       assert.equal(events.length, 1, `${id}: ${JSON.stringify(events)}`);
     }
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: a completion that waits on a dependent's enqueue releases that dependent", async () => {
+  const schema = freshSchema();
+  try {
+    await using backend = await openPostgres(schemaUrl(schema));
+    await using sql = admin();
+    await using locker = admin();
+    const queue = backend.queue;
+    queue.attach({ results: true, events: true });
+    await queue.enqueue([newTask("a")]);
+    const [a] = (await queue.claim({ queues: ["default"], limit: 1, lease: 30_000, worker: "w" }))
+      .tasks;
+    // Hold the enqueue of a dependent of `a` after it has locked `a`, before it commits.
+    const gate = await locker.reserve();
+    await gate`BEGIN`;
+    await gate.unsafe(`LOCK TABLE ${schema}.deps IN EXCLUSIVE MODE`);
+    const waitingOn = async (text: string) => {
+      for (let i = 0; i < 500; i++) {
+        const rows = await sql`SELECT 1 FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND query LIKE ${text}`;
+        if (rows.length) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const seen =
+        await sql`SELECT state, wait_event_type, wait_event, query FROM pg_stat_activity`;
+      assert.fail(`no statement like ${text} came to wait on a lock: ${JSON.stringify(seen)}`);
+    };
+    const enqueued = queue.enqueue([newTask("b", { dependsOn: ["a"] })]);
+    await waitingOn(`%INSERT INTO "${schema}".deps%`);
+    // The completion of `a` starts now, then waits on `a`'s row until the enqueue commits.
+    const completed = queue.complete("a", a.token, {
+      taskId: "a",
+      state: "completed",
+      value: new Uint8Array([1]),
+      completedAt: Date.now(),
+    });
+    await waitingOn(`%UPDATE "${schema}".tasks%completed%`);
+    await gate`COMMIT`;
+    gate.release();
+    assert.deepEqual((await enqueued).ids, ["b"]);
+    const effects = await completed;
+    assert.ok(effects, "the completion was written");
+    assert.equal((await queue.get("a"))?.state, "completed");
+    assert.equal((await queue.get("b"))?.state, "queued", "the new dependent was released");
+    assert.ok(effects.events.some((e) => e.type === "enqueued" && e.taskId === "b"));
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: a schema of the first version is migrated, its dependencies kept", async () => {
+  const schema = freshSchema();
+  try {
+    {
+      await using backend = await openPostgres(schemaUrl(schema));
+      await backend.queue.enqueue([newTask("a"), newTask("b", { dependsOn: ["a"] })]);
+    }
+    {
+      // Back to the first version's tables: as an older OmniQ left them.
+      await using sql = admin();
+      await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN has_dependents`);
+      await sql.unsafe(`DELETE FROM "${schema}".migrations WHERE version > 1`);
+    }
+    await using backend = await openPostgres(schemaUrl(schema));
+    const queue = backend.queue;
+    const [a] = (await queue.claim({ queues: ["default"], limit: 1, lease: 30_000, worker: "w" }))
+      .tasks;
+    assert.equal(a.id, "a");
+    await queue.complete("a", a.token, {
+      taskId: "a",
+      state: "completed",
+      value: new Uint8Array([1]),
+      completedAt: Date.now(),
+    });
+    assert.equal((await queue.get("b"))?.state, "queued", "the dependent was released");
   } finally {
     await dropSchema(schema);
   }
