@@ -22,6 +22,7 @@
 export {
   type CleanupReport,
   DEFAULT_URL,
+  type EngineOptions,
   type EnqueueItem,
   type EventsOptions,
   OmniQ,

@@ -76,6 +76,9 @@ const SCHEMA: Schema = {
   },
 };
 
+/** The keys that name a store. */
+const STORE_KEYS = ["backend", "queue", "results", "events"];
+
 const STORE_SCHEMES = [
   "memory",
   "sqlite",
@@ -87,6 +90,141 @@ const STORE_SCHEMES = [
   "rediss",
   "nats",
 ];
+
+type OptionKind = "string" | "port" | "count" | "positive" | "boolean" | "servers" | "ssl";
+
+/**
+ * The object form of each server engine's store, as a file may give it: `backend: { postgres:
+ * { host: …, port: … } }`. The keys are those of `PostgresOptions`, `RedisOptions` and
+ * `NatsOptions`; each engine checks the values further when it opens.
+ */
+const ENGINE_OPTIONS: Record<string, Record<string, OptionKind>> = {
+  postgres: {
+    url: "string",
+    host: "string",
+    port: "port",
+    database: "string",
+    user: "string",
+    password: "string",
+    schema: "string",
+    pool: "positive",
+    connectTimeout: "positive",
+    ssl: "ssl",
+  },
+  redis: {
+    url: "string",
+    host: "string",
+    port: "port",
+    db: "count",
+    username: "string",
+    password: "string",
+    prefix: "string",
+    eventsMaxLen: "positive",
+    connectTimeout: "positive",
+    tls: "boolean",
+  },
+  nats: {
+    servers: "servers",
+    token: "string",
+    user: "string",
+    pass: "string",
+    prefix: "string",
+    stream: "string",
+    bucket: "string",
+    resultsBucket: "string",
+    timeout: "positive",
+  },
+};
+
+const OPTION_EXPECTED: Record<OptionKind, string> = {
+  string: "a string",
+  port: "a port number (1 to 65535)",
+  count: "a non-negative integer",
+  positive: "a positive integer",
+  boolean: "true or false",
+  servers: "an address or a list of addresses",
+  ssl: 'true, false, "require" or "prefer"',
+};
+
+function optionOk(kind: OptionKind, value: unknown): boolean {
+  switch (kind) {
+    case "string":
+      return typeof value === "string";
+    case "port":
+      return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+    case "count":
+      return Number.isInteger(value) && (value as number) >= 0;
+    case "positive":
+      return Number.isInteger(value) && (value as number) >= 1;
+    case "boolean":
+      return typeof value === "boolean";
+    case "servers":
+      return (typeof value === "string" && value !== "") ||
+        (Array.isArray(value) && value.length > 0 &&
+          value.every((v) => typeof v === "string" && v !== ""));
+    case "ssl":
+      return typeof value === "boolean" || value === "require" || value === "prefer";
+  }
+}
+
+/** Check `{ postgres: {…} }`, `{ redis: {…} }` or `{ nats: {…} }`, naming a bad key's path. */
+function checkEngineOptions(value: Record<string, unknown>, path: string): unknown {
+  const engines = Object.keys(ENGINE_OPTIONS);
+  const keys = Object.keys(value);
+  const expected = `a store URL, an opened backend, or the options of one engine (${
+    engines.map((e) => `{ ${e}: {…} }`).join(", ")
+  })`;
+  if (keys.length !== 1) {
+    if (keys.length > 1 && keys.every((k) => engines.includes(k))) {
+      throw new ConfigError(`${path}: name one engine, got ${keys.join(" and ")}`);
+    }
+    return fail(path, expected, value);
+  }
+  const engine = keys[0];
+  const schema = ENGINE_OPTIONS[engine];
+  if (!schema) {
+    const near = nearest(engine, engines);
+    throw new ConfigError(
+      `${path}.${engine}: unknown engine${near ? ` (did you mean "${near}"?)` : ""}; ` +
+        `expected ${expected}`,
+    );
+  }
+  const options = value[engine];
+  const at = `${path}.${engine}`;
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    fail(at, `an object of ${engine} options`, options);
+  }
+  const out: Record<string, unknown> = {};
+  for (let [key, v] of Object.entries(options as Record<string, unknown>)) {
+    const kind = schema[key];
+    if (kind === undefined) {
+      const near = nearest(key, Object.keys(schema));
+      throw new ConfigError(
+        `${at}.${key}: unknown key${near ? ` (did you mean "${at}.${near}"?)` : ""}; ` +
+          `expected one of ${Object.keys(schema).join(", ")}`,
+      );
+    }
+    if (v === undefined) continue;
+    // `port: ${PGPORT}` in YAML expands to a string: a number or flag in one is taken as such.
+    if (typeof v === "string" && (kind === "port" || kind === "count" || kind === "positive")) {
+      if (/^\d+$/.test(v.trim())) v = Number(v.trim());
+    } else if (typeof v === "string" && (kind === "boolean" || kind === "ssl")) {
+      if (v === "true" || v === "false") v = v === "true";
+    }
+    if (!optionOk(kind, v)) {
+      // A password or token is never echoed back, even when it is of the wrong type.
+      const secret = key === "password" || key === "pass" || key === "token";
+      throw new ConfigError(
+        `${at}.${key}: expected ${OPTION_EXPECTED[kind]}, got ${secret ? typeof v : describe(v)}`,
+      );
+    }
+    if (key === "url" && !splitScheme(v as string)?.[0].startsWith(engine)) {
+      fail(`${at}.url`, `a ${engine} URL`, redactUrl(v as string));
+    }
+    out[key] = v;
+  }
+  return { [engine]: out };
+}
 
 function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
@@ -130,7 +268,8 @@ function checkValue(kind: Kind, value: unknown, path: string): unknown {
       if (value && typeof value === "object" && "queue" in value && "results" in value) {
         return value;
       }
-      return fail(path, "a store URL or an opened backend", value);
+      if (isPlain(value)) return checkEngineOptions(value as Record<string, unknown>, path);
+      return fail(path, "a store URL, an opened backend or an engine's options", value);
     }
     case "string":
       if (typeof value !== "string" || value === "") fail(path, "a non-empty string", value);
@@ -499,7 +638,8 @@ function merge(
   for (const [key, value] of Object.entries(high)) {
     if (value === undefined) continue;
     const under = out[key];
-    out[key] = key !== "tasks" && isPlain(value) && isPlain(under)
+    // A store given as options replaces a lower one whole: two engines' options never mix.
+    out[key] = key !== "tasks" && !STORE_KEYS.includes(key) && isPlain(value) && isPlain(under)
       ? merge(under as Record<string, unknown>, value as Record<string, unknown>)
       : value;
   }

@@ -66,14 +66,29 @@ import type {
   WorkerOptions,
 } from "./types.ts";
 import { EVENT_TYPES } from "./types.ts";
-import { openBackendUrl } from "./url.ts";
+import { openBackendOptions, openBackendUrl } from "./url.ts";
 import { AsyncWorker, type Worker } from "../workers/async.ts";
 import { type Executor, InlineExecutor } from "../workers/executor.ts";
 import { type ChildPermissions, ProcessPool } from "../workers/process.ts";
 import { ThreadPool } from "../workers/thread.ts";
 
-/** Where a store lives: a URL such as `"sqlite:./omniq.db"`, or an opened backend. */
-export type StoreTarget = string | Backend;
+/**
+ * A server engine's store given by its options instead of a URL, as a YAML or JSON file
+ * can: `{ postgres: { host, port, database, user, password, schema, pool } }` (the fields of
+ * `PostgresOptions` in `@omniq/omniq/postgres`), `{ redis: { host, port, db, prefix … } }`
+ * (`RedisOptions`) or `{ nats: { servers, token, stream, bucket … } }` (`NatsOptions`).
+ * Checked key by key at open; in code, `openPostgres(options)` and its siblings are typed.
+ */
+export type EngineOptions =
+  | { postgres: Record<string, unknown> }
+  | { redis: Record<string, unknown> }
+  | { nats: Record<string, unknown> };
+
+/**
+ * Where a store lives: a URL such as `"sqlite:./omniq.db"`, an engine's options, or an
+ * opened backend.
+ */
+export type StoreTarget = string | EngineOptions | Backend;
 
 /** The configuration `OmniQ.open` takes. */
 export interface OmniQConfig {
@@ -227,11 +242,11 @@ export class OmniQ implements AsyncDisposable {
    * @throws {ConfigError} For an unknown key, a bad value or an unknown URL scheme.
    */
   static async open(config: string | OmniQConfig = {}): Promise<OmniQ> {
-    const cfg: OmniQConfig = typeof config === "string" ? { backend: config } : config;
-    if (cfg === null || typeof cfg !== "object") {
-      throw new ConfigError(`config: expected a URL string or an object, got ${typeof cfg}`);
+    const given: OmniQConfig = typeof config === "string" ? { backend: config } : config;
+    if (given === null || typeof given !== "object") {
+      throw new ConfigError(`config: expected a URL string or an object, got ${typeof given}`);
     }
-    validateConfig(cfg);
+    const cfg = validateConfig(given);
     // Checked as the options themselves, so an unknown key is refused here, not ignored.
     resolveWorker(cfg.worker ?? {}, {}, "worker");
     if (cfg.defaults?.backoff !== undefined) {
@@ -243,19 +258,24 @@ export class OmniQ implements AsyncDisposable {
     const modules: string[] = [];
     const resolve = (target: StoreTarget | undefined, key: string): Promise<Backend> => {
       const t = target ?? main;
-      if (typeof t !== "string") {
-        if (!t || typeof t !== "object" || !("queue" in t)) {
-          throw new ConfigError(`${key}: expected a URL string or a backend, got ${typeof t}`);
-        }
+      if (typeof t !== "string" && t && typeof t === "object" && "queue" in t) {
         return Promise.resolve(t);
       }
-      let backend = byUrl.get(t);
+      if (typeof t !== "string" && (!t || typeof t !== "object")) {
+        throw new ConfigError(`${key}: expected a URL string or a backend, got ${typeof t}`);
+      }
+      // The same URL, or the same options, for several stores opens one engine.
+      const id = typeof t === "string" ? t : JSON.stringify(t);
+      let backend = byUrl.get(id);
       if (!backend) {
-        backend = openBackendUrl(t, key).then((b) => {
+        const opening = typeof t === "string"
+          ? openBackendUrl(t, key)
+          : openBackendOptions(t as EngineOptions, key);
+        backend = opening.then((b) => {
           opened.push(b);
           return b;
         });
-        byUrl.set(t, backend);
+        byUrl.set(id, backend);
       }
       return backend;
     };

@@ -8,6 +8,7 @@
 
 import type { Backend } from "./backend.ts";
 import { ConfigError } from "./errors.ts";
+import type { EngineOptions } from "./omniq.ts";
 
 const PLANNED = new Set<string>();
 
@@ -140,4 +141,36 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
     `${key}: unknown URL scheme "${scheme}:" in "${redactUrl(url)}"; expected one of memory:, ` +
       `sqlite:, file:, kv:, postgres:, redis:, nats:`,
   );
+}
+
+/**
+ * Open the server engine an options object names: `{ postgres: {…} }`, `{ redis: {…} }` or
+ * `{ nats: {…} }` (checked by `validateConfig` first).
+ *
+ * @param spec The engine and its options.
+ * @param key The config key it came from, for error messages.
+ */
+export async function openBackendOptions(spec: EngineOptions, key = "backend"): Promise<Backend> {
+  const [engine] = Object.keys(spec);
+  const options = (spec as Record<string, Record<string, unknown>>)[engine];
+  try {
+    switch (engine) {
+      case "postgres": {
+        const { openPostgres } = await import("../backends/postgres.ts");
+        return await openPostgres(options);
+      }
+      case "redis": {
+        const { openRedis } = await import("../backends/redis.ts");
+        return await openRedis(options);
+      }
+      case "nats": {
+        const { openNats } = await import("../backends/nats.ts");
+        return await openNats(options);
+      }
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) error.message = `${key}.${engine}: ${error.message}`;
+    throw error;
+  }
+  throw new ConfigError(`${key}: unknown engine "${engine}"; expected postgres, redis or nats`);
 }

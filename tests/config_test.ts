@@ -211,3 +211,93 @@ Deno.test("config: bad keys and values name the key path, suggest the nearest ke
     /expected a \.yaml, \.yml or \.json file/,
   );
 });
+
+Deno.test("config: a server engine's store as options, checked key by key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "omniq-config-" });
+  try {
+    const file = `${dir}/omniq.yaml`;
+    await Deno.writeTextFile(
+      file,
+      [
+        "backend:",
+        "  postgres:",
+        "    host: db.internal",
+        "    port: ${PGPORT}",
+        "    user: app",
+        "    password: ${PGPASSWORD}",
+        "    schema: jobs",
+        "    ssl: require",
+        "results:",
+        "  redis: { host: cache, db: 2, prefix: 'app:', tls: true }",
+        "events:",
+        "  nats: { servers: [a:4222, b:4222], stream: EV }",
+      ].join("\n"),
+    );
+    const config = await loadConfig(file, { env: { PGPORT: "6543", PGPASSWORD: "12345" } });
+    assert.deepEqual(config.backend, {
+      postgres: {
+        host: "db.internal",
+        port: 6543, // a number, though ${PGPORT} expanded to a string
+        user: "app",
+        password: "12345",
+        schema: "jobs",
+        ssl: "require",
+      },
+    });
+    assert.deepEqual(config.results, {
+      redis: { host: "cache", db: 2, prefix: "app:", tls: true },
+    });
+    assert.deepEqual(config.events, { nats: { servers: ["a:4222", "b:4222"], stream: "EV" } });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assertConfigError(
+    () => validateConfig({ backend: { postgres: { hots: "db" } } }),
+    /^backend\.postgres\.hots: unknown key \(did you mean "backend\.postgres\.host"\?\)/,
+  );
+  assertConfigError(
+    () => validateConfig({ queue: { postgress: { host: "db" } } }),
+    /^queue\.postgress: unknown engine \(did you mean "postgres"\?\)/,
+  );
+  assertConfigError(
+    () => validateConfig({ backend: { postgres: {}, redis: {} } }),
+    /^backend: name one engine, got postgres and redis/,
+  );
+  assertConfigError(
+    () => validateConfig({ backend: { redis: { port: 70000 } } }),
+    /^backend\.redis\.port: expected a port number \(1 to 65535\), got 70000/,
+  );
+  assertConfigError(
+    () => validateConfig({ backend: { nats: { servers: [] } } }),
+    /^backend\.nats\.servers: expected an address or a list of addresses/,
+  );
+  assertConfigError(
+    () => validateConfig({ backend: { redis: { url: "postgres://u:hunter2@db/x" } } }),
+    /^backend\.redis\.url: expected a redis URL, got "postgres:\/\/u:\*\*\*@db\/x"/,
+  );
+  assertConfigError(
+    () => validateConfig({ backend: { postgres: "db" } }),
+    /^backend\.postgres: expected an object of postgres options/,
+  );
+  try {
+    validateConfig({ backend: { postgres: { password: ["hunter2"] } } });
+    assert.fail("expected a ConfigError");
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    assert.match(
+      (e as Error).message,
+      /^backend\.postgres\.password: expected a string, got object/,
+    );
+    assert.ok(!(e as Error).message.includes("hunter2"), (e as Error).message);
+  }
+  // A higher source's store replaces a lower one whole: options of two engines never mix.
+  const merged = await resolveConfig({
+    code: { backend: { redis: { host: "cache" } } },
+    file: { backend: { postgres: { host: "db" } } },
+  });
+  assert.deepEqual(merged.backend, { redis: { host: "cache" } });
+  await assertConfigRejects(
+    () => OmniQ.open({ backend: { redis: { host: "cache", dbb: 1 } } }),
+    /did you mean "backend\.redis\.db"/,
+  );
+});
