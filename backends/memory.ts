@@ -49,18 +49,24 @@ import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
 import type { FinalState, ListOptions, QueueStats, StateCounts } from "../src/types.ts";
 import { TASK_STATES } from "../src/types.ts";
 
-interface Row extends StoredTask {
+/** A task as the memory engine keeps it: the stored task and its claim. */
+export interface Row extends StoredTask {
+  /** Enqueue order. */
   seq: number;
+  /** The running attempt's fencing token. */
   token?: string;
+  /** When the running attempt's lease lapses (epoch ms). */
   leaseUntil?: number;
 }
 
 /** A binary min-heap of `[key, id]` (a due time, or a ready-order key). */
-class KeyHeap {
+export class KeyHeap {
   #heap: [number, string][] = [];
+  /** How many entries it holds. */
   get size(): number {
     return this.#heap.length;
   }
+  /** Add an entry. */
   push(time: number, id: string): void {
     const h = this.#heap;
     h.push([time, id]);
@@ -72,9 +78,11 @@ class KeyHeap {
       i = p;
     }
   }
+  /** The entry with the smallest key, left in place. */
   peek(): [number, string] | undefined {
     return this.#heap[0];
   }
+  /** Take the entry with the smallest key. */
   pop(): [number, string] | undefined {
     const h = this.#heap;
     const top = h[0];
@@ -109,19 +117,29 @@ function closedError(): OmniQError {
 
 /** The shared state of one memory store (opaque to users). */
 export class MemoryState {
+  /** Every task, by id. */
   tasks: Map<string, Row> = new Map();
+  /** The last enqueue sequence number given. */
   seq: number = 0;
   /** Ready ids per queue, by {@linkcode readyKey}: priority, then enqueue order. */
   ready: Map<string, KeyHeap> = new Map();
   /** Scheduled ids by due time, per queue. */
   scheduled: Map<string, KeyHeap> = new Map();
+  /** The ids of the running tasks. */
   running: Set<string> = new Set();
+  /** The live task that holds each dedupe key. */
   liveKeys: Map<string, string> = new Map();
+  /** The ids of the tasks that depend on each task. */
   dependents: Map<string, Set<string>> = new Map();
+  /** Stored results, by task id. */
   results: Map<string, StoredResult> = new Map();
+  /** Schedules, by id. */
   schedules: Map<string, StoredSchedule> = new Map();
+  /** The event log, oldest first. */
   events: StoredEvent[] = [];
+  /** The last event number given. */
   eventSeq: number = 0;
+  /** How many open handles share this state (a named store lives while any is open). */
   users: number = 0;
 }
 

@@ -856,7 +856,7 @@ export class OmniQ implements AsyncDisposable {
    * @param listener The function to call.
    * @returns A function that unsubscribes.
    */
-  on(type: EventType | "*", listener: Listener): () => void {
+  on(type: EventType | "*", listener: (event: EventRecord) => void): () => void {
     this.#check();
     if (type !== "*" && !EVENT_TYPES.includes(type)) {
       throw new ConfigError(`on: unknown event type ${JSON.stringify(type)}`);

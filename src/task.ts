@@ -10,13 +10,11 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { ConfigError, OmniQError } from "./errors.ts";
 import type { TaskOptions } from "./types.ts";
 
-declare const resultType: unique symbol;
-
 /**
  * A task id that remembers the task's result type, so `wait(id)` is typed. At run time it is
  * a plain string.
  */
-export type TaskId<R = unknown> = string & { readonly [resultType]?: R };
+export type TaskId<R = unknown> = string & { readonly "~omniq.result"?: R };
 
 /** A task handler: a plain function of the task's arguments. */
 // deno-lint-ignore no-explicit-any
