@@ -37,8 +37,9 @@
  * A claim from one queue and a completion each take one round trip, as single statements
  * (common table expressions); an enqueue of any number of tasks without keys or
  * dependencies takes two, in a transaction whose `BEGIN` and writes are pipelined, then
- * its `COMMIT`. Completions that arrive while two are on their way share the next
- * statement; each is still fenced by its own token.
+ * its `COMMIT`. Completions that arrive in the same turn of the event loop (the tasks of
+ * one claim), or while two are on their way, share a statement; each is still fenced by
+ * its own token.
  *
  * ## Durability
  * Every state change is one transaction, committed before the call returns. A worker that
@@ -56,6 +57,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { setImmediate } from "node:timers";
 import postgres from "postgres";
 import {
   type Attachment,
@@ -1363,7 +1365,15 @@ class PostgresQueue implements TaskQueue {
     this.#c.check();
     const done = await new Promise<Effects | undefined>((resolve, reject) => {
       this.#completions.push({ id, token, result, resolve, reject });
-      this.#sendCompletions();
+      if (this.#gathering) return;
+      // Sent on the next turn of the event loop, not now: the tasks of one claim end in the
+      // same turn, so their completions share a statement, and the worker's next claim
+      // finds all their slots free (a completion sent alone would split every batch).
+      this.#gathering = true;
+      setImmediate(() => {
+        this.#gathering = false;
+        this.#sendCompletions();
+      });
     });
     return done ?? await this.#completeInTransaction(id, token, result);
   }
@@ -1371,11 +1381,13 @@ class PostgresQueue implements TaskQueue {
   /** Completions waiting for a statement in flight to return; then sent together. */
   #completions: Completion[] = [];
   #completing = 0;
+  /** Whether a send is due on the next turn of the event loop. */
+  #gathering = false;
 
   /**
    * Send the waiting completions as one statement, unless COMPLETIONS_IN_FLIGHT are on
-   * their way: then they wait and go with the next. One completion alone goes at once;
-   * under load, those that arrive during a round trip share the next one.
+   * their way: then they wait and go with the next. Those that arrive in one turn of the
+   * event loop, or during a round trip, share a statement.
    */
   #sendCompletions(): void {
     if (this.#completing >= COMPLETIONS_IN_FLIGHT || !this.#completions.length) return;

@@ -378,6 +378,43 @@ Deno.test("postgres: completions sent together are each fenced by their own toke
   }
 });
 
+Deno.test("postgres: the completions of one turn share one transaction", async () => {
+  const schema = freshSchema();
+  try {
+    await using backend = await openPostgres(schemaUrl(schema));
+    await using sql = admin();
+    const queue = backend.queue;
+    queue.attach({ results: true, events: true });
+    const ids = ["a", "b", "c", "d", "e"];
+    await queue.enqueue(ids.map((id) => newTask(id)));
+    const { tasks } = await queue.claim({
+      queues: ["default"],
+      limit: 10,
+      lease: 30_000,
+      worker: "w",
+    });
+    assert.equal(tasks.length, ids.length);
+    // As a worker's tasks of one claim end: all in one turn of the event loop. Split, the
+    // worker's next claim would find one slot free, and every batch after it would shrink.
+    const done = await Promise.all(tasks.map((t) =>
+      queue.complete(t.id, t.token, {
+        taskId: t.id,
+        state: "completed",
+        value: new Uint8Array([1]),
+        completedAt: Date.now(),
+      })
+    ));
+    assert.ok(done.every((effects) => effects?.events[0].type === "completed"));
+    const rows = await sql.unsafe(
+      `SELECT count(*)::int AS n, count(DISTINCT xmin::text)::int AS writes
+       FROM "${schema}".tasks WHERE state = 'completed'`,
+    );
+    assert.deepEqual({ ...rows[0] }, { n: ids.length, writes: 1 });
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
 Deno.test("postgres: a completion that waits on a dependent's enqueue releases that dependent", async () => {
   const schema = freshSchema();
   try {
