@@ -103,7 +103,13 @@ import {
   TASK_STATES,
   type TaskState,
 } from "../src/types.ts";
-import { functionLibrary, SCRIPT_NAMES, type ScriptName, SCRIPTS } from "./redis/scripts.ts";
+import {
+  CLAIM_FIELDS,
+  functionLibrary,
+  SCRIPT_NAMES,
+  type ScriptName,
+  SCRIPTS,
+} from "./redis/scripts.ts";
 
 /** Where the Redis engine connects, and how. */
 export interface RedisOptions {
@@ -325,6 +331,17 @@ function pairs(flat: unknown): Record<string, string> {
   return out;
 }
 
+/** A claimed record from the values of `CLAIM_FIELDS` (an absent field comes as `false`). */
+function record(values: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  const list = arr<unknown>(values);
+  for (let i = 0; i < CLAIM_FIELDS.length; i++) {
+    const v = list[i];
+    if (typeof v === "string") out[CLAIM_FIELDS[i]] = v;
+  }
+  return out;
+}
+
 function num(value: string | undefined, what: string): number {
   const n = Number(value);
   if (value === undefined || value === "" || !Number.isFinite(n)) {
@@ -337,7 +354,10 @@ function optNum(value: string | undefined, what: string): number | undefined {
   return value === undefined || value === "" ? undefined : num(value, what);
 }
 
-/** A task from its hash; throws an Error saying what is wrong when it is damaged. */
+/**
+ * A task from its hash; throws an Error saying what is wrong when it is damaged. (A claim
+ * returns only the fields in `CLAIM_FIELDS`: a field read here must be listed there too.)
+ */
 function toTask(id: string, h: Record<string, string>): StoredTask {
   const v = num(h.v, "v");
   if (v > RECORD_VERSION) {
@@ -506,6 +526,21 @@ interface Outcome {
   x: unknown;
 }
 
+/**
+ * The outcome of a task-changing script: `[x, results, event, event id, …]` as `finish` in
+ * scripts.ts returns it, or one JSON document (a refusal before any change).
+ */
+function outcome(reply: unknown): Outcome {
+  if (!Array.isArray(reply)) return JSON.parse(String(reply)) as Outcome;
+  const events: Json[] = [];
+  for (let i = 2; i + 1 < reply.length; i += 2) {
+    const e = JSON.parse(String(reply[i])) as Json;
+    if (reply[i + 1] !== "") e.id = String(reply[i + 1]);
+    events.push(e);
+  }
+  return { x: JSON.parse(String(reply[0])), results: JSON.parse(String(reply[1])), events };
+}
+
 /** The client, the scripts and the wake-up subscriber, shared by the three stores. */
 class Connection {
   readonly client: Client;
@@ -643,8 +678,7 @@ class Connection {
 
   /** Run a task-changing script and parse its outcome. */
   async change(name: ScriptName, args: (string | number)[]): Promise<Outcome> {
-    const out = await this.script(name, args);
-    return JSON.parse(String(out)) as Outcome;
+    return outcome(await this.script(name, args));
   }
 
   effects(out: Outcome, extra?: Effects): Effects {
@@ -833,8 +867,8 @@ class RedisQueue implements TaskQueue {
     const tasks: ClaimedTask[] = [];
     const extra: Effects = { events: [], results: [] };
     for (const entry of arr<[string, unknown]>(x.tasks)) {
-      const [id, flat] = entry;
-      const h = pairs(flat);
+      const [id, values] = entry;
+      const h = record(values);
       try {
         const task = toTask(id, h);
         tasks.push({ ...task, token: h.token, leaseUntil: num(h.lease, "lease") });
@@ -938,6 +972,7 @@ class RedisQueue implements TaskQueue {
       failure.retryAt === undefined ? "" : String(failure.retryAt),
       r === undefined ? "" : resultJson(r),
       r?.expiresAt === undefined ? "" : String(r.expiresAt),
+      r === undefined ? "" : String(r.completedAt),
     ]);
     return out.x === true ? this.#c.effects(out) : undefined;
   }

@@ -2,8 +2,9 @@
 // the host and the cause, never the password), the options object, damaged or foreign
 // records under the prefix, wake-ups by pub/sub, the capped events stream, a server
 // restart in the middle of a run (through tests/run.ts's restart endpoint), completions
-// sent together (one script call, each fenced on its own), and the engine's code: loaded
-// again when the server lost it, and run as scripts where functions are not allowed.
+// sent together (one script call, each fenced on its own), a claim's record and the events
+// of names that JSON escapes, and the engine's code: loaded again when the server lost it,
+// and run as scripts where functions are not allowed.
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
@@ -267,6 +268,53 @@ Deno.test("redis: completions sent together go in one call, each fenced on its o
     assert.equal(total.completed, 2);
     assert.equal(total.running, 1);
     assert.equal(total.queued, 1);
+  });
+});
+
+Deno.test("redis: a claim returns the whole record, and events keep names JSON escapes", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    // The scripts write the common events as text by hand: quotes, backslashes, slashes and
+    // control characters in an id or a queue name must come back as they went in.
+    const id = `q"u\\o/te\t${crypto.randomUUID()}`;
+    const queue = `odd "queue"\\/\n`;
+    const task = { ...newTask(id), queue, key: "k", expiresAt: Date.now() + 60_000 };
+    task.links = { names: {}, pipe: "p" };
+    await backend.queue.enqueue([task]);
+    const claimed = await backend.queue.claim({
+      queues: [queue],
+      limit: 2,
+      lease: 30_000,
+      worker: "w",
+    });
+    assert.equal(claimed.tasks.length, 1);
+    const [t] = claimed.tasks;
+    // What the claim returns is what a read of the record gives, with the claim's own fields.
+    const { token, leaseUntil, ...record } = t;
+    assert.deepEqual(record, await backend.queue.get(id));
+    assert.equal(t.state, "running");
+    assert.equal(t.attempts, 1);
+    assert.equal(t.queue, queue);
+    assert.equal(t.key, "k");
+    assert.deepEqual(t.payload, task.payload);
+    assert.ok(typeof token === "string" && token !== "");
+    assert.ok(leaseUntil > Date.now());
+    assert.deepEqual(claimed.effects.events.map((e) => [e.type, e.taskId, e.queue, e.attempt]), [
+      ["started", id, queue, 1],
+    ]);
+    const done = await backend.queue.complete(id, token, resultOf(t));
+    assert.deepEqual(done?.events.map((e) => [e.type, e.taskId, e.queue, e.attempt]), [
+      ["completed", id, queue, 1],
+    ]);
+    const stored = await backend.events.query({});
+    assert.deepEqual(stored.map((e) => [e.type, e.taskId, e.queue]), [
+      ["enqueued", id, queue],
+      ["started", id, queue],
+      ["completed", id, queue],
+    ]);
+    for (const e of stored) assert.ok(typeof e.at === "number" && typeof e.id === "string");
+    assert.deepEqual(done?.events[0], stored[2]);
   });
 });
 

@@ -14,20 +14,56 @@
 //   ARGV[2] two flags, "11": results attached, events attached (write them here)
 //   ARGV[3] the events stream's MAXLEN (approximate trimming)
 //   ARGV[4..] the script's own arguments, listed in its header.
-// Every script that changes tasks returns one JSON document from `finish`:
-//   { events: [...], results: [...], x: <the script's own output> }
-// where `events` carry stream ids when the events are attached, and `results` are the
-// result records produced that the engine did not store itself.
+// Every script that changes tasks returns an array from `finish`:
+//   [ x JSON, results JSON, event JSON, event stream id, event JSON, … ]
+// where x is the script's own output, the results are the result records produced that the
+// engine did not store itself, and an event's id is '' when the events are not attached
+// (a refusal before any change may return one JSON document { x } instead).
 //
 // Numbers: Lua formats numbers with 14 significant digits when concatenating, and
 // redis.call turns a number argument into text with a slow "%.17g" printf on every call, so
 // the scripts pass integers to redis.call as strings made by \`int\` ("%d", exact) or taken
 // from ARGV, and never concatenate a ready-order score.
 
+/**
+ * The fields of a task record that a claim reads and returns, in this order: those the
+ * engine reads into a task, the claim's own `token` and `lease`, and `seq` (the claim
+ * script checks it). A claim returns their values alone (an absent field as `false`): half
+ * the strings of the whole hash, which the server makes, encodes and the client parses.
+ */
+export const CLAIM_FIELDS = [
+  "v",
+  "state",
+  "task",
+  "d",
+  "queue",
+  "pri",
+  "runAt",
+  "max",
+  "odf",
+  "deps",
+  "attempts",
+  "exp",
+  "rttl",
+  "key",
+  "links",
+  "startedAt",
+  "completedAt",
+  "progress",
+  "error",
+  "token",
+  "lease",
+  "seq",
+] as const;
+
 /** Helpers shared by every body; `begin` sets the state of one call. */
 const LIB = `
 local FIELDS = {'id', 'state', 'queue', 'pri', 'seq', 'attempts', 'runAt', 'exp', 'max',
   'rttl', 'key', 'odf', 'deps', 'token'}
+-- What a claim reads and returns (CLAIM_FIELDS), and each one's place in it.
+-- (Literals both: a library's top level may not call \`ipairs\` as it loads.)
+local RECORD = {${CLAIM_FIELDS.map((f) => `'${f}'`).join(", ")}}
+local AT = {${CLAIM_FIELDS.map((f, i) => `['${f}'] = ${i + 1}`).join(", ")}}
 local STATES = {waiting = true, scheduled = true, queued = true, running = true,
   completed = true, failed = true, cancelled = true, expired = true}
 local FINAL = {completed = true, failed = true, cancelled = true, expired = true}
@@ -116,19 +152,29 @@ local function load(id)
   return checked(t)
 end
 
--- Like \`load\`, but reads the whole hash, returned too (as HGETALL gives it).
-local function loadAll(id)
+-- Like \`load\`, but reads the fields of RECORD, their values returned too (as HMGET gives
+-- them: an absent one is false).
+local function loadRecord(id)
   local k = tkey(id)
-  local flat = redis.pcall('HGETALL', k)
-  if flat.err or #flat == 0 then return nil, notTask(k, flat) end
+  local v = redis.pcall('HMGET', k, unpack(RECORD))
+  if v.err then return nil, notTask(k, v) end
   local t = {}
-  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  for i, f in ipairs(RECORD) do if v[i] then t[f] = v[i] end end
+  if not t.state and redis.call('EXISTS', k) == 0 then return nil, 'missing' end
   local c, why = checked(t)
-  return c, why, flat
+  return c, why, v
 end
 
-local function emit(type_, id, q, attempts, data)
-  local e = {type = type_, taskId = id, queue = q, at = NOW, data = data}
+local function emit(type_, id, q, attempts, data, at)
+  if id and q and attempts and attempts > 0 and not data then
+    -- The common shape (started, completed) as text at once: cjson formats every number
+    -- with a slow printf, and \`at\` is the call's clock (or the given time), text already.
+    EVENTS[#EVENTS + 1] = '{"type":"' .. type_ .. '","taskId":' .. cjson.encode(id) ..
+      ',"queue":' .. cjson.encode(q) .. ',"at":' .. (at or NOW_S) .. ',"attempt":' ..
+      int(attempts) .. '}'
+    return
+  end
+  local e = {type = type_, taskId = id, queue = q, at = tonumber(at) or NOW, data = data}
   if attempts and attempts > 0 then e.attempt = attempts end
   EVENTS[#EVENTS + 1] = e
 end
@@ -298,12 +344,20 @@ end
 
 -- The running task this token holds, or nil: only the fields its holder's operations use
 -- (the record was checked whole when it was claimed).
+-- When an attempt ended, for its event: the time the worker gives (its handler returned
+-- then, and its slot went to the next task), kept between the attempt's start and now on
+-- this server's clock, so a worker's clock skew cannot date it out of order. Text.
+local function ended(t, at)
+  return int(math.min(NOW, math.max(tonumber(at) or NOW, t.startedAt or 0)))
+end
+
 local function held(id, token)
   local v = redis.pcall('HMGET', tkey(id), 'state', 'token', 'queue', 'attempts', 'key', 'exp',
-    'pri', 'seq')
+    'pri', 'seq', 'startedAt')
   if v.err or v[1] ~= 'running' or v[2] ~= token then return nil end
   local t = {state = v[1], token = v[2], queue = v[3], attempts = tonumber(v[4]),
-    key = v[5] or nil, exp = tonumber(v[6]), pri = tonumber(v[7]), seq = tonumber(v[8])}
+    key = v[5] or nil, exp = tonumber(v[6]), pri = tonumber(v[7]), seq = tonumber(v[8]),
+    startedAt = tonumber(v[9])}
   if not (t.queue and t.attempts and t.pri and t.seq) then return nil end
   return t
 end
@@ -374,19 +428,29 @@ local function insert(a)
   end
 end
 
--- Write the events (when attached) and the counts, publish the wake-ups, and encode the
--- outcome.
-local function finish(x)
-  if ATTACH_EVENTS then
-    for _, e in ipairs(EVENTS) do
-      e.id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', cjson.encode(e))
-    end
+-- Write the events (when attached) and the counts, publish the wake-ups, and return the
+-- outcome as an array: x as JSON, the results as JSON, then each event's JSON and its
+-- stream id ('' when the events are not attached). An event is encoded once, for the
+-- stream and the reply alike (its id is the entry's, not part of the text), and the array
+-- spares building one more string of them all (Lua hashes and interns every string made).
+local function finishJson(xJson)
+  local out = {xJson, #RESULTS > 0 and cjson.encode(RESULTS) or '[]'}
+  for i, e in ipairs(EVENTS) do
+    local json = type(e) == 'string' and e or cjson.encode(e)
+    out[2 * i + 1] = json
+    out[2 * i + 2] = ATTACH_EVENTS and
+      redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json) or ''
   end
   for f, d in pairs(COUNTS) do
     if d ~= 0 then redis.call('HINCRBY', K_COUNTS, f, int(d)) end
   end
   for q in pairs(WAKE) do redis.call('PUBLISH', P .. 'wake', q) end
-  return cjson.encode({events = EVENTS, results = RESULTS, x = x})
+  return out
+end
+
+-- (\`finishJson\` takes x as JSON text already.)
+local function finish(x)
+  return finishJson(cjson.encode(x))
 end
 `;
 
@@ -462,7 +526,7 @@ return finish({ids = ids, created = created})
 
 // claim — ARGV[4] limit, [5] lease ms, [6] worker, [7] token base, [8..] queues in order.
 // Promotes due scheduled tasks of each queue, then pops ready ones (as many as still fit in
-// one ZPOPMIN). x = { tasks: [[id, HGETALL of the task]], drained, due }: with fewer
+// one ZPOPMIN). x = { tasks: [[id, [values of CLAIM_FIELDS]]], drained, due }: with fewer
 // tasks than the limit, drained is true and due the earliest due time of a scheduled task
 // in the queues (absent when none is), as \`nextDue\` would answer.
 const CLAIM = `
@@ -487,7 +551,7 @@ for qi = 8, #ARGV do
     if #top == 0 then break end
     for i = 1, #top, 2 do
       local id = top[i]
-      local t, why, flat = loadAll(id)
+      local t, why, record = loadRecord(id)
       if not t then
         if why ~= 'missing' then corrupt(id, q, why) end
       elseif t.state == 'queued' then
@@ -496,28 +560,20 @@ for qi = 8, #ARGV do
         else
           n = n + 1
           t.attempts = t.attempts + 1
-          local set = {state = 'running', attempts = int(t.attempts), token = base .. ':' .. n,
-            lease = leaseS, startedAt = NOW_S, worker = worker}
+          local attempts, token = int(t.attempts), base .. ':' .. n
           recount(t, 'running')
-          redis.call('HSET', tkey(id), 'state', 'running', 'attempts', set.attempts,
-            'token', set.token, 'lease', set.lease, 'startedAt', set.startedAt,
-            'worker', worker)
+          redis.call('HSET', tkey(id), 'state', 'running', 'attempts', attempts,
+            'token', token, 'lease', leaseS, 'startedAt', NOW_S, 'worker', worker)
           redis.call('ZADD', K_RUNNING, leaseS, id)
           if t.exp then redis.call('ZREM', K_EXPIRING, id) end
           emit('started', id, q, t.attempts)
-          -- The record as it is now: the hash read above, with the fields just written.
-          for j = 1, #flat, 2 do
-            local v = set[flat[j]]
-            if v then
-              flat[j + 1] = v
-              set[flat[j]] = nil
-            end
-          end
-          for f, v in pairs(set) do
-            flat[#flat + 1] = f
-            flat[#flat + 1] = v
-          end
-          tasks[n] = {id, flat}
+          -- The record as it is now: the fields read above, with those just written.
+          record[AT.state] = 'running'
+          record[AT.attempts] = attempts
+          record[AT.token] = token
+          record[AT.lease] = leaseS
+          record[AT.startedAt] = NOW_S
+          tasks[n] = {id, record}
         end
       end
     end
@@ -570,7 +626,7 @@ local function complete(id, token, result, expiresAt, completedAt)
   redis.call('HSET', tkey(id), 'state', 'completed', 'completedAt', completedAt)
   redis.call('ZADD', K_ENDED, completedAt, id)
   if ATTACH_RESULTS then storeResult(id, result, expiresAt) end
-  emit('completed', id, t.queue, t.attempts)
+  emit('completed', id, t.queue, t.attempts, nil, ended(t, completedAt))
   cascade(id, 'completed')
   return true
 end
@@ -583,15 +639,19 @@ for i = 0, tonumber(ARGV[4]) - 1 do
     -- What a failed completion emitted is dropped, as its own failed call would drop it.
     for j = #EVENTS, e + 1, -1 do EVENTS[j] = nil end
     for j = #RESULTS, r + 1, -1 do RESULTS[j] = nil end
-    done = type(done) == 'table' and (done.err or 'error') or tostring(done)
+    done = cjson.encode(type(done) == 'table' and tostring(done.err or 'error') or tostring(done))
+  else
+    done = done and 'true' or 'false'
   end
-  out[#out + 1] = {done, #EVENTS, #RESULTS}
+  -- As text (cjson's number formatting is slow, and these are small integers).
+  out[#out + 1] = '[' .. done .. ',' .. int(#EVENTS) .. ',' .. int(#RESULTS) .. ']'
 end
-return finish(out)
+return finishJson('[' .. table.concat(out, ',') .. ']')
 `;
 
 // fail — ARGV[4] id, [5] token, [6] error JSON, [7] retryAt or '', [8] result JSON or '',
-// [9] result expiresAt or ''. x = true, or false when the token is stale.
+// [9] result expiresAt or '', [10] the result's completedAt or ''. x = true, or false when
+// the token is stale.
 const FAIL = `
 local id = ARGV[4]
 local t = held(id, ARGV[5])
@@ -608,10 +668,11 @@ if ARGV[7] ~= '' then
 end
 leave(id, t)
 recount(t, 'failed')
-redis.call('HSET', tkey(id), 'state', 'failed', 'completedAt', NOW_S, 'error', ARGV[6])
-redis.call('ZADD', K_ENDED, NOW_S, id)
+local at = ended(t, ARGV[10])
+redis.call('HSET', tkey(id), 'state', 'failed', 'completedAt', at, 'error', ARGV[6])
+redis.call('ZADD', K_ENDED, at, id)
 if ATTACH_RESULTS and ARGV[8] ~= '' then storeResult(id, ARGV[8], ARGV[9]) end
-emit('failed', id, t.queue, t.attempts, {error = brief})
+emit('failed', id, t.queue, t.attempts, {error = brief}, at)
 cascade(id, 'failed')
 return finish(true)
 `;
