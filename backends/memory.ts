@@ -550,7 +550,8 @@ export class MemoryQueue implements TaskQueue {
     row.state = "completed";
     row.completedAt = result.completedAt;
     if (this.#attached.results) this.#s.results.set(id, result);
-    const events: NewEvent[] = [taskEvent("completed", row, now)];
+    // When the handler finished, not when this write came: the worker frees the slot then.
+    const events: NewEvent[] = [taskEvent("completed", row, result.completedAt)];
     const results: StoredResult[] = [];
     this.#cascade(row, now, events, results);
     return Promise.resolve(this.#effects(events, results));
@@ -576,10 +577,10 @@ export class MemoryQueue implements TaskQueue {
     }
     this.#leave(row);
     row.state = "failed";
-    row.completedAt = now;
+    row.completedAt = failure.result?.completedAt ?? now;
     row.error = failure.error;
     if (this.#attached.results && failure.result) this.#s.results.set(id, failure.result);
-    const events: NewEvent[] = [taskEvent("failed", row, now, { error })];
+    const events: NewEvent[] = [taskEvent("failed", row, row.completedAt, { error })];
     const results: StoredResult[] = [];
     this.#cascade(row, now, events, results);
     return Promise.resolve(this.#effects(events, results));

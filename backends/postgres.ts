@@ -1425,7 +1425,6 @@ class PostgresQueue implements TaskQueue {
    */
   async #completeAlone(batch: Completion[]): Promise<Map<string, Effects>> {
     const c = this.#c;
-    const now = Date.now();
     const { results: kept, events: logged } = c.attached;
     const rows = await c.write("complete", (db) =>
       run(
@@ -1457,7 +1456,7 @@ class PostgresQueue implements TaskQueue {
           logged
             ? `, logged AS (
            INSERT INTO ${c.s}.events (type, task_id, queue, at, attempt)
-           SELECT 'completed', id, queue, $9, nullif(attempts, 0) FROM done ORDER BY n
+           SELECT 'completed', id, queue, completed_at, nullif(attempts, 0) FROM done ORDER BY n
            RETURNING id, task_id)`
             : ""
         }
@@ -1473,12 +1472,13 @@ class PostgresQueue implements TaskQueue {
           batch.map((w) => json(w.result.error)),
           batch.map((w) => w.result.expiresAt ?? null),
           RECORD_VERSION,
-          ...(logged ? [now] : []), // $9, only where used: every parameter must be
         ],
       ));
+    // Each event is dated when its handler finished (the worker frees the slot then).
+    const finished = new Map(batch.map((w) => [w.id, w.result.completedAt]));
     const done = new Map<string, Effects>();
     for (const row of rows) {
-      const event = taskEvent("completed", ref(row), now);
+      const event = taskEvent("completed", ref(row), finished.get(row.id)!);
       done.set(row.id, {
         events: [logged ? { ...event, id: String(row.event_id) } : event],
         results: [],
@@ -1504,7 +1504,7 @@ class PostgresQueue implements TaskQueue {
       );
       if (!rows.length) return undefined;
       step.keep(result);
-      step.emit(taskEvent("completed", ref(rows[0]), step.now));
+      step.emit(taskEvent("completed", ref(rows[0]), result.completedAt));
       if (rows[0].has_dependents) await this.#cascade(tx, step, id, "completed");
       return step.effects();
     });
@@ -1538,11 +1538,15 @@ class PostgresQueue implements TaskQueue {
            token = NULL, lease_until = NULL
          WHERE id = $3 AND state = 'running' AND token = $4
          RETURNING v, id, queue, attempts`,
-        [now, error, id, token],
+        [failure.result?.completedAt ?? now, error, id, token],
       );
       if (!rows.length) return undefined;
       step.keep(failure.result);
-      step.emit(taskEvent("failed", ref(rows[0]), now, { error: brief(failure.error) }));
+      step.emit(
+        taskEvent("failed", ref(rows[0]), failure.result?.completedAt ?? now, {
+          error: brief(failure.error),
+        }),
+      );
       await this.#cascade(tx, step, id, "failed");
       return step.effects();
     });

@@ -612,7 +612,8 @@ export class RecordQueue implements TaskQueue {
       row.state = "completed";
       row.completedAt = result.completedAt;
       if (this.#attached.results) tx.putResults([result]);
-      const events: NewEvent[] = [taskEvent("completed", row, now)];
+      // When the handler finished, not when this write came: the worker frees the slot then.
+      const events: NewEvent[] = [taskEvent("completed", row, result.completedAt)];
       const results: StoredResult[] = [];
       await this.#cascade(tx, row, now, events, results);
       return await this.#effects(tx, events, results);
@@ -636,9 +637,9 @@ export class RecordQueue implements TaskQueue {
         ], []);
       }
       row.state = "failed";
-      row.completedAt = now;
+      row.completedAt = failure.result?.completedAt ?? now;
       if (this.#attached.results && failure.result) tx.putResults([failure.result]);
-      const events: NewEvent[] = [taskEvent("failed", row, now, { error })];
+      const events: NewEvent[] = [taskEvent("failed", row, row.completedAt, { error })];
       const results: StoredResult[] = [];
       await this.#cascade(tx, row, now, events, results);
       return await this.#effects(tx, events, results);

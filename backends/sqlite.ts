@@ -781,7 +781,8 @@ class SqliteQueue implements TaskQueue {
       ).get(result.completedAt, id, token);
       if (!row) return undefined;
       step.keep(result);
-      step.emit(taskEvent("completed", ref(row), step.now));
+      // When the handler finished, not when this write came: the worker frees the slot then.
+      step.emit(taskEvent("completed", ref(row), result.completedAt));
       this.#cascade(step, id, "completed");
       return step.effects();
     });
@@ -811,10 +812,14 @@ class SqliteQueue implements TaskQueue {
            lease_until = NULL
          WHERE id = ? AND state = 'running' AND token = ?
          RETURNING v, id, queue, attempts`,
-      ).get(now, error, id, token);
+      ).get(failure.result?.completedAt ?? now, error, id, token);
       if (!row) return undefined;
       step.keep(failure.result);
-      step.emit(taskEvent("failed", ref(row), now, { error: brief(failure.error) }));
+      step.emit(
+        taskEvent("failed", ref(row), failure.result?.completedAt ?? now, {
+          error: brief(failure.error),
+        }),
+      );
       this.#cascade(step, id, "failed");
       return step.effects();
     });

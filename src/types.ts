@@ -288,7 +288,10 @@ export interface WorkerOptions {
    */
   type?: "async" | "thread" | "process";
   /**
-   * How many tasks run at once.
+   * How many handlers run at once. A slot is free as soon as its handler returns: the
+   * attempt's outcome is written while the next task is claimed, so for that moment the
+   * store may count more tasks `running` than this. The `completed` (or `failed`) event
+   * is dated when the handler returned.
    * @default {10}
    */
   concurrency?: number;

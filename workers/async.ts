@@ -68,11 +68,16 @@ export class AsyncWorker implements Worker {
   #options: ResolvedWorkerOptions;
   #untilIdle: boolean;
   #running = new Map<string, Promise<void>>();
+  /** Tasks whose handler runs now (a slot each); those in `#running` may be writing an outcome. */
+  #handling = new Set<string>();
   #stop = new AbortController();
   #started = false;
   #done: Promise<void> = Promise.resolve();
   #slotFreed: (() => void) | undefined;
-  /** Attempts ended so far: a claim that one ended during may have missed what it released. */
+  /**
+   * Counts handlers that finished and outcomes written: a claim that either happened during
+   * may have missed a free slot or the dependents an outcome released.
+   */
   #ended = 0;
   /** Tasks this worker sent back for a retry, watched by `untilIdle`. */
   #retrying = new Map<string, number>();
@@ -168,7 +173,7 @@ export class AsyncWorker implements Worker {
         nextSweep = now + sweepInterval;
         await this.#host.sweep();
       }
-      const free = concurrency - this.#running.size;
+      const free = concurrency - this.#handling.size;
       const endedBefore = this.#ended;
       let claimed = 0;
       if (free > 0) {
@@ -203,7 +208,7 @@ export class AsyncWorker implements Worker {
         await idle(Math.min(wait, pollInterval));
         continue;
       }
-      if (this.#running.size >= concurrency) {
+      if (this.#handling.size >= concurrency) {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve));
         this.#slotFreed = undefined;
         continue;
@@ -262,9 +267,11 @@ export class AsyncWorker implements Worker {
     const run = this.#execute(task).catch((error) => this.#host.report(error, `task ${task.id}`))
       .finally(() => {
         this.#ended++;
+        this.#handling.delete(task.id);
         this.#running.delete(task.id);
         this.#slotFreed?.();
       });
+    this.#handling.add(task.id);
     this.#running.set(task.id, run);
   }
 
@@ -304,6 +311,13 @@ export class AsyncWorker implements Worker {
       } catch (error) {
         outcome = { ok: false, error };
       }
+      // The handler is done: its slot is free while its outcome is written, so the next
+      // claim goes out beside the outcome's write instead of after it. The outcome is dated
+      // now, before any task claimed into the freed slot starts.
+      const finishedAt = Date.now();
+      this.#handling.delete(task.id);
+      this.#ended++;
+      this.#slotFreed?.();
       await progress.flush();
       // Cancelled, lease lost, or handed back at shutdown: another outcome rules, or the
       // lapsed lease makes the task run again elsewhere.
@@ -324,14 +338,14 @@ export class AsyncWorker implements Worker {
           taskId: task.id,
           state: "completed",
           value,
-          completedAt: Date.now(),
+          completedAt: finishedAt,
         };
         if (task.resultTtl !== undefined) result.expiresAt = result.completedAt + task.resultTtl;
         if (!host.resultsInline && !(await this.#stillHeld(task))) return;
         if (!host.resultsInline) await host.putResult(result);
         await this.#settle(task, () => host.queue.complete(task.id, task.token, result));
       } else {
-        await this.#fail(task, outcome.error);
+        await this.#fail(task, outcome.error, finishedAt);
       }
     } finally {
       clearInterval(renewal);
@@ -377,7 +391,7 @@ export class AsyncWorker implements Worker {
     return await this.#host.queue.renew(task.id, task.token, this.#options.lease);
   }
 
-  async #fail(task: ClaimedTask, thrown: unknown): Promise<void> {
+  async #fail(task: ClaimedTask, thrown: unknown, completedAt: number): Promise<void> {
     const host = this.#host;
     const error = serializeError(thrown);
     const permanent = PERMANENT.has(error.name) || thrown instanceof SerializationError;
@@ -390,7 +404,6 @@ export class AsyncWorker implements Worker {
       });
       return;
     }
-    const completedAt = Date.now();
     const result: StoredResult = { taskId: task.id, state: "failed", error, completedAt };
     if (task.resultTtl !== undefined) result.expiresAt = completedAt + task.resultTtl;
     if (!host.resultsInline && !(await this.#stillHeld(task))) return;
