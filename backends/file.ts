@@ -58,6 +58,11 @@ import {
 import { OmniQError } from "../src/errors.ts";
 import { decName, encName, fromBase64, jsonBytes, pad, parseJson, toBase64 } from "./file/codec.ts";
 import { indexKeys, RecordQueue, type RecordSpace, type RecordTx, type Row } from "./records.ts";
+/**
+ * The queue logic that the file, Deno KV and NATS engines share: `FileQueue`, `KvQueue` and
+ * `NatsQueue` extend it, so their documentation shows what they inherit from it.
+ */
+export { RecordQueue } from "./records.ts";
 import { LocalStorage, type Storage } from "./file/storage.ts";
 
 export { LocalStorage, type Storage } from "./file/storage.ts";
