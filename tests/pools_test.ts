@@ -2,6 +2,7 @@
 // leases, retries, crashes, hard timeouts, graceful stop, permissions, where handlers run.
 import assert from "node:assert/strict";
 import { ConfigError, type EventRecord, OmniQ, type WorkerOptions } from "../mod.ts";
+import { mostAtOnce } from "./conformance/harness.ts";
 
 const FIXTURE = new URL("./fixtures/pool_tasks.ts", import.meta.url).href;
 const TYPES = ["thread", "process"] as const;
@@ -97,15 +98,7 @@ for (const type of TYPES) {
       );
       await run(q, type, { concurrency: 2 });
       // Each attempt runs between its started and its completed event: count the overlap.
-      const points: [number, number][] = [];
-      for (const e of await events(q)) {
-        if (e.type === "started") points.push([e.at.getTime(), 1]);
-        if (e.type === "completed") points.push([e.at.getTime(), -1]);
-      }
-      points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      let now = 0;
-      let most = 0;
-      for (const [, delta] of points) most = Math.max(most, now += delta);
+      const { most } = mostAtOnce(await events(q));
       assert.equal(most, 2, `at most 2 at once, and 2 at some point; got ${most}`);
       for (const id of ids) assert.equal(await q.wait(id), 200);
     });

@@ -129,6 +129,23 @@ export async function typesOf(q: OmniQ, taskId: string): Promise<string[]> {
   return (await eventsOf(q, taskId)).map((e) => e.type);
 }
 
+/**
+ * The most attempts running at once by the event log: each runs from its `started` to its
+ * `completed` event (one ending at the instant another starts does not overlap it).
+ */
+export function mostAtOnce(events: EventRecord[]): { most: number; points: number } {
+  const points: [number, number][] = [];
+  for (const e of events) {
+    if (e.type === "started") points.push([e.at.getTime(), 1]);
+    if (e.type === "completed") points.push([e.at.getTime(), -1]);
+  }
+  points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let most = 0;
+  for (const [, delta] of points) most = Math.max(most, now += delta);
+  return { most, points: points.length };
+}
+
 /** How many tasks the queue holds, over every state. */
 export async function totalTasks(q: OmniQ): Promise<number> {
   const { total } = await q.stats();

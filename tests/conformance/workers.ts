@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { OmniQError, taskContext } from "../../mod.ts";
-import { type Case, typesOf, until } from "./harness.ts";
+import { type Case, mostAtOnce, typesOf, until } from "./harness.ts";
 import { context, echo, gated, openGate, probe, sleep, track } from "./tasks.ts";
 
 export const workerCases: Case[] = [
@@ -41,16 +41,8 @@ export const workerCases: Case[] = [
       for (const id of ids) assert.equal((await q.get(id))?.state, "completed");
       // The event log agrees: a completion is dated when its handler returned, before a
       // task claimed into the freed slot started (its write may come after that claim).
-      const points: [number, number][] = [];
-      for await (const e of q.events({})) {
-        if (e.type === "started") points.push([e.at.getTime(), 1]);
-        if (e.type === "completed") points.push([e.at.getTime(), -1]);
-      }
-      points.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      let now = 0;
-      let most = 0;
-      for (const [, delta] of points) most = Math.max(most, now += delta);
-      assert.equal(points.length, 40);
+      const { most, points } = mostAtOnce(await Array.fromAsync(q.events({})));
+      assert.equal(points, 40);
       assert.equal(most, 5, `by the events, at most 5 at once; got ${most}`);
     },
   },
