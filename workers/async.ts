@@ -59,6 +59,11 @@ export interface AsyncWorkerMode {
   executor?: Executor;
 }
 
+/** One attempt of a task: its id and the token of the claim that started it. */
+function attemptKey(task: ClaimedTask): string {
+  return `${task.id}\n${task.token}`;
+}
+
 /** The async worker. */
 export class AsyncWorker implements Worker {
   /** The worker's id. */
@@ -67,8 +72,12 @@ export class AsyncWorker implements Worker {
   #executor: Executor;
   #options: ResolvedWorkerOptions;
   #untilIdle: boolean;
+  /**
+   * Attempts in progress, by {@linkcode attemptKey}: a task retried at once can be claimed
+   * again while its previous attempt still writes its outcome, so the id alone is not enough.
+   */
   #running = new Map<string, Promise<void>>();
-  /** Tasks whose handler runs now (a slot each); those in `#running` may be writing an outcome. */
+  /** Attempts whose handler runs now (a slot each); those in `#running` may be writing an outcome. */
   #handling = new Set<string>();
   #stop = new AbortController();
   #started = false;
@@ -216,6 +225,8 @@ export class AsyncWorker implements Worker {
       let wait = Math.min(pollInterval, Math.max(0, nextSweep - Date.now()));
       const due = await this.#host.queue.nextDue(queues).catch(() => undefined);
       if (due !== undefined) wait = Math.min(wait, Math.max(0, due - Date.now()));
+      // A slot freed or an outcome written while the loop looked: claim now, not after a wait.
+      if (this.#ended !== endedBefore) continue;
       if (this.#running.size > 0) {
         // Wake when a slot frees too, so a full batch is claimed again at once.
         await Promise.race([
@@ -264,15 +275,16 @@ export class AsyncWorker implements Worker {
   #abortAll = new Set<() => void>();
 
   #launch(task: ClaimedTask): void {
+    const key = attemptKey(task);
     const run = this.#execute(task).catch((error) => this.#host.report(error, `task ${task.id}`))
       .finally(() => {
         this.#ended++;
-        this.#handling.delete(task.id);
-        this.#running.delete(task.id);
+        this.#handling.delete(key);
+        this.#running.delete(key);
         this.#slotFreed?.();
       });
-    this.#handling.add(task.id);
-    this.#running.set(task.id, run);
+    this.#handling.add(key);
+    this.#running.set(key, run);
   }
 
   async #execute(task: ClaimedTask): Promise<void> {
@@ -315,7 +327,7 @@ export class AsyncWorker implements Worker {
       // claim goes out beside the outcome's write instead of after it. The outcome is dated
       // now, before any task claimed into the freed slot starts.
       const finishedAt = Date.now();
-      this.#handling.delete(task.id);
+      this.#handling.delete(attemptKey(task));
       this.#ended++;
       this.#slotFreed?.();
       await progress.flush();
