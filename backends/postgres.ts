@@ -265,6 +265,15 @@ CREATE INDEX events_by_time ON ${s}.events (at);
 ALTER TABLE ${s}.tasks ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
 UPDATE ${s}.tasks SET has_dependents = true
   WHERE id IN (SELECT depends_on FROM ${s}.deps);
+-- A process still running the code of version 1 adds deps rows without the mark: set it.
+CREATE FUNCTION ${s}.mark_dependency() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE ${s}.tasks SET has_dependents = true
+    WHERE id = NEW.depends_on AND NOT has_dependents;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER deps_mark_dependency AFTER INSERT ON ${s}.deps
+  FOR EACH ROW EXECUTE FUNCTION ${s}.mark_dependency();
 `,
   ];
 }

@@ -469,16 +469,29 @@ Deno.test("postgres: a schema of the first version is migrated, its dependencies
   try {
     {
       await using backend = await openPostgres(schemaUrl(schema));
-      await backend.queue.enqueue([newTask("a"), newTask("b", { dependsOn: ["a"] })]);
+      await backend.queue.enqueue([
+        newTask("a"),
+        newTask("b", { dependsOn: ["a"] }),
+        newTask("c", { queue: "later" }),
+        newTask("d", { queue: "solo" }),
+      ]);
     }
     {
       // Back to the first version's tables: as an older OmniQ left them.
       await using sql = admin();
       await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN has_dependents`);
+      await sql.unsafe(`DROP FUNCTION "${schema}".mark_dependency() CASCADE`);
       await sql.unsafe(`DELETE FROM "${schema}".migrations WHERE version > 1`);
     }
     await using backend = await openPostgres(schemaUrl(schema));
     const queue = backend.queue;
+    {
+      // A process still on the first version's code, after the migration, makes `c` a
+      // dependent of `d` the old way: a deps row, no mark on `d`.
+      await using sql = admin();
+      await sql.unsafe(`UPDATE "${schema}".tasks SET state = 'waiting' WHERE id = 'c'`);
+      await sql.unsafe(`INSERT INTO "${schema}".deps (task_id, depends_on) VALUES ('c', 'd')`);
+    }
     const [a] = (await queue.claim({ queues: ["default"], limit: 1, lease: 30_000, worker: "w" }))
       .tasks;
     assert.equal(a.id, "a");
@@ -489,6 +502,15 @@ Deno.test("postgres: a schema of the first version is migrated, its dependencies
       completedAt: Date.now(),
     });
     assert.equal((await queue.get("b"))?.state, "queued", "the dependent was released");
+    const [d] = (await queue.claim({ queues: ["solo"], limit: 1, lease: 30_000, worker: "w" }))
+      .tasks;
+    await queue.complete("d", d.token, {
+      taskId: "d",
+      state: "completed",
+      value: new Uint8Array([1]),
+      completedAt: Date.now(),
+    });
+    assert.equal((await queue.get("c"))?.state, "queued", "the old-style dependent too");
   } finally {
     await dropSchema(schema);
   }
