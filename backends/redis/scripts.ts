@@ -623,10 +623,11 @@ local function complete(id, token, result, expiresAt, completedAt)
   if not t then return false end
   leave(id, t)
   recount(t, 'completed')
-  redis.call('HSET', tkey(id), 'state', 'completed', 'completedAt', completedAt)
-  redis.call('ZADD', K_ENDED, completedAt, id)
+  local at = ended(t, completedAt)
+  redis.call('HSET', tkey(id), 'state', 'completed', 'completedAt', at)
+  redis.call('ZADD', K_ENDED, at, id)
   if ATTACH_RESULTS then storeResult(id, result, expiresAt) end
-  emit('completed', id, t.queue, t.attempts, nil, ended(t, completedAt))
+  emit('completed', id, t.queue, t.attempts, nil, at)
   cascade(id, 'completed')
   return true
 end
