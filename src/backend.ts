@@ -32,8 +32,15 @@ import type {
   TaskState,
 } from "./types.ts";
 
-/** The version of stored task, result and event records this code writes and reads. */
-export const RECORD_VERSION = 1;
+export {
+  endResult,
+  isFinal,
+  mapLinks,
+  RECORD_VERSION,
+  taskEvent,
+  withStandIns,
+  zeroCounts,
+} from "./kit/policy.ts";
 
 /** How a stored task backs off between retries (durations resolved to ms). */
 export interface StoredBackoff {
@@ -418,37 +425,6 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** Whether a state is final. */
-export function isFinal(state: TaskState): state is FinalState {
-  return state === "completed" || state === "failed" || state === "cancelled" ||
-    state === "expired";
-}
-
-/** An event about a stored task, filled from the task. */
-export function taskEvent(
-  type: EventType,
-  task: Pick<StoredTask, "id" | "queue" | "attempts">,
-  at: number,
-  data?: Record<string, unknown>,
-): NewEvent {
-  const event: NewEvent = { type, taskId: task.id, queue: task.queue, at };
-  if (task.attempts > 0) event.attempt = task.attempts;
-  if (data !== undefined) event.data = data;
-  return event;
-}
-
-/** The result of a task that ended without running to completion. */
-export function endResult(
-  task: Pick<StoredTask, "id" | "resultTtl">,
-  state: Exclude<FinalState, "completed">,
-  error: SerializedError,
-  at: number,
-): StoredResult {
-  const result: StoredResult = { taskId: task.id, state, error, completedAt: at };
-  if (task.resultTtl !== undefined) result.expiresAt = at + task.resultTtl;
-  return result;
-}
-
 /** Whether a stored task matches a list filter's state, queue and name. */
 export function matchesList(task: StoredTask, filter: ListOptions): boolean {
   if (filter.queue !== undefined && task.queue !== filter.queue) return false;
@@ -476,27 +452,4 @@ export function matchesEvent(event: StoredEvent | NewEvent, query: EventQuery): 
 /** An empty set of effects. */
 export function noEffects(): Effects {
   return { events: [], results: [] };
-}
-
-/**
- * A task whose dependencies (and workflow links) on tasks of its batch that were
- * deduplicated by key point at the live tasks that stood in for them.
- *
- * @param t The task.
- * @param standIn Live task id by deduplicated task id.
- * @returns The task with its dependencies and links redirected.
- */
-export function withStandIns(t: NewTask, standIn: Map<string, string>): NewTask {
-  const to = (id: string) => standIn.get(id) ?? id;
-  const out: NewTask = { ...t, dependsOn: [...new Set(t.dependsOn.map(to))] };
-  if (t.links) {
-    out.links = {};
-    if (t.links.pipe !== undefined) out.links.pipe = to(t.links.pipe);
-    if (t.links.names) {
-      out.links.names = Object.fromEntries(
-        Object.entries(t.links.names).map(([id, name]) => [to(id), name]),
-      );
-    }
-  }
-  return out;
 }

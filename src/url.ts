@@ -67,11 +67,11 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
   const [scheme, rest] = parts;
   switch (scheme) {
     case "memory": {
-      const { openMemory } = await import("../backends/memory.ts");
+      const { openMemory } = await import("../backends/memory/mod.ts");
       return openMemory(rest === "" ? undefined : rest);
     }
     case "sqlite": {
-      const { openSqlite } = await import("../backends/sqlite.ts");
+      const { openSqlite } = await import("../backends/sqlite/mod.ts");
       let path: string;
       try {
         path = rest === "" ? "./omniq.db" : rest === ":memory:" ? ":memory:" : urlPath(rest);
@@ -81,7 +81,7 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
       return await openSqlite(path);
     }
     case "file": {
-      const { openFile } = await import("../backends/file.ts");
+      const { openFile } = await import("../backends/file/mod.ts");
       let path: string;
       try {
         path = rest === ""
@@ -93,7 +93,7 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
       return await openFile(path);
     }
     case "kv": {
-      const { openKv } = await import("../backends/kv.ts");
+      const { openKv } = await import("../backends/kv/mod.ts");
       try {
         return await openKv(url);
       } catch (error) {
@@ -103,7 +103,7 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
     }
     case "postgres":
     case "postgresql": {
-      const { openPostgres } = await import("../backends/postgres.ts");
+      const { openPostgres } = await import("../backends/postgres/mod.ts");
       try {
         return await openPostgres(url);
       } catch (error) {
@@ -113,7 +113,7 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
     }
     case "redis":
     case "rediss": {
-      const { openRedis } = await import("../backends/redis.ts");
+      const { openRedis } = await import("../backends/redis/mod.ts");
       try {
         return await openRedis(url);
       } catch (error) {
@@ -122,7 +122,7 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
       }
     }
     case "nats": {
-      const { openNats } = await import("../backends/nats.ts");
+      const { openNats } = await import("../backends/nats/mod.ts");
       try {
         return await openNats(url);
       } catch (error) {
@@ -156,15 +156,15 @@ export async function openBackendOptions(spec: EngineOptions, key = "backend"): 
   try {
     switch (engine) {
       case "postgres": {
-        const { openPostgres } = await import("../backends/postgres.ts");
+        const { openPostgres } = await import("../backends/postgres/mod.ts");
         return await openPostgres(options);
       }
       case "redis": {
-        const { openRedis } = await import("../backends/redis.ts");
+        const { openRedis } = await import("../backends/redis/mod.ts");
         return await openRedis(options);
       }
       case "nats": {
-        const { openNats } = await import("../backends/nats.ts");
+        const { openNats } = await import("../backends/nats/mod.ts");
         return await openNats(options);
       }
     }

@@ -2,7 +2,7 @@
 // instead of URLs opens working queues on the test servers.
 import assert from "node:assert/strict";
 import { defineTask, loadConfig, OmniQ } from "../mod.ts";
-import { openNats } from "../backends/nats.ts";
+import { openNats } from "../backends/nats/mod.ts";
 import { dropSchema, freshSchema, postgresUrl } from "./fixtures/postgres.ts";
 import { dropPrefix, freshPrefix, redisUrl } from "./fixtures/redis.ts";
 import { testServerUrl } from "./servers.ts";

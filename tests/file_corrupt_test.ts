@@ -2,7 +2,7 @@
 // (a warning and a `corrupt` event naming the file); they never stop the worker or lose other tasks.
 import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
-import { openFile } from "../backends/file.ts";
+import { openFile } from "../backends/file/mod.ts";
 
 const double = defineTask("file-corrupt-double", (n: number) => n * 2);
 

@@ -4,7 +4,7 @@
 // of storage changes, then checks with a healthy process that every task still completes.
 
 import assert from "node:assert/strict";
-import { LocalStorage, openFile, type Storage } from "../backends/file.ts";
+import { LocalStorage, openFile, type Storage } from "../backends/file/mod.ts";
 import type { NewTask, StoredResult } from "../src/backend.ts";
 import { newTask as baseTask } from "./fixtures/tasks.ts";
 

@@ -3,7 +3,7 @@
 // unreadable records.
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, DuplicateTaskError, OmniQ, TaskFailedError } from "../mod.ts";
-import { KV_MAX_PAYLOAD, KV_MAX_RESULT, kvPath, openKv } from "../backends/kv.ts";
+import { KV_MAX_PAYLOAD, KV_MAX_RESULT, kvPath, openKv } from "../backends/kv/mod.ts";
 
 const echo = defineTask("kv-echo", (value: unknown) => value);
 const bytes = defineTask("kv-bytes", (n: number) => new Uint8Array(n).fill(7));

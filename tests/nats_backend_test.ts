@@ -5,7 +5,7 @@
 // start their own nats-server (tests/servers.ts); the rest use OMNIQ_TEST_NATS_URL.
 import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
-import { LOCK_STALE_MS, openNats, parseNatsUrl } from "../backends/nats.ts";
+import { LOCK_STALE_MS, openNats, parseNatsUrl } from "../backends/nats/mod.ts";
 import { ConfigError } from "../src/errors.ts";
 import { freePort, startNats, testServerUrl } from "./servers.ts";
 

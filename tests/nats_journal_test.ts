@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Kvm } from "@nats-io/kv";
-import { type NatsBackend, openNats } from "../backends/nats.ts";
+import { type NatsBackend, openNats } from "../backends/nats/mod.ts";
 import type { NewTask, StoredResult } from "../src/backend.ts";
 import { newTask as baseTask } from "./fixtures/tasks.ts";
 import { testServerUrl } from "./servers.ts";

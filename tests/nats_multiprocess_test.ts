@@ -4,7 +4,7 @@
 // test uses a fresh name prefix (its own buckets and stream), deleted at the end.
 import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
-import { openNats } from "../backends/nats.ts";
+import { openNats } from "../backends/nats/mod.ts";
 import { type Child, kill, readLine, spawn } from "./fixtures/processes.ts";
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
 import { processesExactlyOnce } from "./fixtures/two_processes.ts";

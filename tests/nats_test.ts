@@ -3,7 +3,7 @@
 // twice: with everything on NATS, and with the queue on NATS but results and events in
 // memory, which checks that the orchestrator forwards every effect the queue reports.
 
-import { openNats } from "../backends/nats.ts";
+import { openNats } from "../backends/nats/mod.ts";
 import { runConformance, type StoreConfig, type StoreFixture } from "./conformance/mod.ts";
 import { testServerUrl } from "./servers.ts";
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { ConfigError, defineTask, OmniQ, OmniQError } from "../mod.ts";
-import { openPostgres, PostgresBackend } from "../backends/postgres.ts";
+import { openPostgres, PostgresBackend } from "../backends/postgres/mod.ts";
 import type { NewTask } from "../src/backend.ts";
 import { dropSchema, freshSchema as fresh, postgresUrl, schemaUrl } from "./fixtures/postgres.ts";
 import { newTask as baseTask } from "./fixtures/tasks.ts";

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
-import { openRedis, RedisBackend } from "../backends/redis.ts";
+import { openRedis, RedisBackend } from "../backends/redis/mod.ts";
 import type { ClaimedTask, NewTask, StoredResult } from "../src/backend.ts";
 import { dropPrefix, freshPrefix, prefixUrl, redisUrl, withClient } from "./fixtures/redis.ts";
 import { freePort, restartRedisFromEnv } from "./servers.ts";

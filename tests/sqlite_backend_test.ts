@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { openSqlite, type SqliteBackend } from "../backends/sqlite.ts";
+import { openSqlite, type SqliteBackend } from "../backends/sqlite/mod.ts";
 import type { NewTask, StoredEvent, StoredResult, StoredSchedule } from "../src/backend.ts";
 import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
 import { newTask } from "./fixtures/tasks.ts";

@@ -3,7 +3,7 @@
 // again while its previous attempt still writes its outcome is waited for.
 import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
-import { openMemory } from "../backends/memory.ts";
+import { openMemory } from "../backends/memory/mod.ts";
 
 const first = defineTask("idle-race.first", async () => {
   await new Promise((r) => setTimeout(r, 100));

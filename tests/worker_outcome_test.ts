@@ -2,7 +2,7 @@
 // lock): the handler's work is kept, it runs once, and the fault is reported.
 import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
-import { openMemory } from "../backends/memory.ts";
+import { openMemory } from "../backends/memory/mod.ts";
 
 let runs = 0;
 defineTask("outcome-once", () => ++runs);

@@ -61,8 +61,8 @@ import {
   type TaskLinks,
   type TaskQueue,
   type TickClaim,
-} from "../src/backend.ts";
-import { ConfigError, DuplicateTaskError, OmniQError } from "../src/errors.ts";
+} from "../../src/backend.ts";
+import { ConfigError, DuplicateTaskError, OmniQError } from "../../src/errors.ts";
 import {
   type EventType,
   type FinalState,
@@ -72,7 +72,7 @@ import {
   type StateCounts,
   TASK_STATES,
   type TaskState,
-} from "../src/types.ts";
+} from "../../src/types.ts";
 
 /** Where the SQLite engine keeps its data. */
 export interface SqliteOptions {
@@ -1363,7 +1363,7 @@ export class SqliteBackend implements Backend, AsyncDisposable {
    *
    * @example Open a private in-memory database
    * ```ts
-   * import { SqliteBackend } from "./sqlite.ts";
+   * import { SqliteBackend } from "./mod.ts";
    * const backend = await SqliteBackend.open({ path: ":memory:", busyTimeout: 5 });
    * console.assert(backend.name === "sqlite");
    * await backend.close();
@@ -1412,7 +1412,7 @@ export class SqliteBackend implements Backend, AsyncDisposable {
    *
    * @example Close twice
    * ```ts
-   * import { openSqlite } from "./sqlite.ts";
+   * import { openSqlite } from "./mod.ts";
    * const backend = await openSqlite(":memory:");
    * await backend.close();
    * await backend.close();

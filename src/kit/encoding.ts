@@ -1,5 +1,6 @@
 /**
- * Record encoding of the `file:` engine: JSON with base64 bytes, names that sort in order.
+ * Record encoding shared by the record engines (`file:`, `kv:`, `nats:`): JSON with base64
+ * bytes, and index names that sort in order.
  *
  * @module
  */

@@ -9,7 +9,7 @@
  *
  * ## How a step commits
  * Every state change (enqueue, claim, complete, a schedule's tick …) is one step of the
- * record engines' shared queue (`backends/records.ts`): it reads the task records it needs,
+ * record engines' shared queue (`backends/records/queue.ts`): it reads the task records it needs,
  * then commits all its changes in one `kv.atomic()` that checks the versionstamp of every
  * record it read. When another process changed one of them first the commit fails and the
  * step runs again on fresh reads, so exactly one worker wins a claim and a tick fires once.
@@ -32,7 +32,7 @@
  * its workers at once.
  *
  * ## Keys (under the prefix, `["omniq"]` by default)
- * `["t", id]` task records; `["i", …path]` index entries (see `backends/records.ts`);
+ * `["t", id]` task records; `["i", …path]` index entries (see `backends/records/queue.ts`);
  * `["k", key]` the live task of a dedupe key; `["s", id]` schedules; `["r", id]` results
  * (with `expireIn` for a result TTL) and `["rv", id, n]` their parts; `["e", id]` events and
  * `["et", taskId, id]` an index of them by task; `["meta", "seq"]` the sequences.
@@ -66,10 +66,16 @@ import {
   type StoredEvent,
   type StoredResult,
   type StoredSchedule,
-} from "../src/backend.ts";
-import { ConfigError, DuplicateTaskError, OmniQError } from "../src/errors.ts";
-import { encName, pad } from "./file/codec.ts";
-import { indexKeys, RecordQueue, type RecordSpace, type RecordTx, type Row } from "./records.ts";
+} from "../../src/backend.ts";
+import { ConfigError, DuplicateTaskError, OmniQError } from "../../src/errors.ts";
+import { encName, pad } from "../../src/kit/encoding.ts";
+import {
+  indexKeys,
+  RecordQueue,
+  type RecordSpace,
+  type RecordTx,
+  type Row,
+} from "../records/queue.ts";
 
 /** A part of a KV key. */
 export type KvKeyPart = string | number | bigint | boolean | Uint8Array | symbol;

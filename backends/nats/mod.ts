@@ -18,7 +18,7 @@
  * slots (delayed tasks block due ones), priorities and named-queue order need a consumer per
  * band, dependencies, dedupe keys, cancel and `ttl` need the task record anyway, and a late
  * ack from an expired attempt removes a re-delivered message. So this engine stores the task
- * record as the truth and runs the record engines' shared queue logic (`backends/records.ts`,
+ * record as the truth and runs the record engines' shared queue logic (`backends/records/queue.ts`,
  * the same code as `file:` and `kv:`), which already meets the whole conformance suite:
  *
  * - **One step at a time, across processes.** KV has per-key compare-and-set but no
@@ -102,11 +102,24 @@ import {
   type StoredEvent,
   type StoredResult,
   type StoredSchedule,
-} from "../src/backend.ts";
-import { ConfigError, OmniQError } from "../src/errors.ts";
-import { encName, fromBase64, jsonBytes, pad, parseJson, toBase64 } from "./file/codec.ts";
-import { indexKeys, RecordQueue, type RecordSpace, type RecordTx, type Row } from "./records.ts";
-import { connectNats, type NatsConnection } from "./nats/transport.ts";
+} from "../../src/backend.ts";
+import { ConfigError, OmniQError } from "../../src/errors.ts";
+import {
+  encName,
+  fromBase64,
+  jsonBytes,
+  pad,
+  parseJson,
+  toBase64,
+} from "../../src/kit/encoding.ts";
+import {
+  indexKeys,
+  RecordQueue,
+  type RecordSpace,
+  type RecordTx,
+  type Row,
+} from "../records/queue.ts";
+import { connectNats, type NatsConnection } from "./transport.ts";
 
 /** The largest encoded argument list a task may have on this engine (bytes). */
 export const NATS_MAX_PAYLOAD = 512 * 1024;

@@ -54,18 +54,32 @@ import {
   type StoredResult,
   type StoredSchedule,
   type SweepOptions,
-} from "../src/backend.ts";
-import { OmniQError } from "../src/errors.ts";
-import { decName, encName, fromBase64, jsonBytes, pad, parseJson, toBase64 } from "./file/codec.ts";
-import { indexKeys, RecordQueue, type RecordSpace, type RecordTx, type Row } from "./records.ts";
+} from "../../src/backend.ts";
+import { OmniQError } from "../../src/errors.ts";
+import {
+  decName,
+  encName,
+  fromBase64,
+  jsonBytes,
+  pad,
+  parseJson,
+  toBase64,
+} from "../../src/kit/encoding.ts";
+import {
+  indexKeys,
+  RecordQueue,
+  type RecordSpace,
+  type RecordTx,
+  type Row,
+} from "../records/queue.ts";
 /**
  * The queue logic that the file, Deno KV and NATS engines share: `FileQueue`, `KvQueue` and
  * `NatsQueue` extend it, so their documentation shows what they inherit from it.
  */
-export { RecordQueue } from "./records.ts";
-import { LocalStorage, type Storage } from "./file/storage.ts";
+export { RecordQueue } from "../records/queue.ts";
+import { LocalStorage, type Storage } from "./storage.ts";
 
-export { LocalStorage, type Storage } from "./file/storage.ts";
+export { LocalStorage, type Storage } from "./storage.ts";
 
 /** A lock older than this (ms) is taken to be a crashed holder's and broken. */
 export const LOCK_STALE_MS = 10_000;

@@ -84,8 +84,8 @@ import {
   type TaskLinks,
   type TaskQueue,
   type TickClaim,
-} from "../src/backend.ts";
-import { ConfigError, DuplicateTaskError, OmniQError } from "../src/errors.ts";
+} from "../../src/backend.ts";
+import { ConfigError, DuplicateTaskError, OmniQError } from "../../src/errors.ts";
 import {
   type EventType,
   type FinalState,
@@ -95,7 +95,7 @@ import {
   type StateCounts,
   TASK_STATES,
   type TaskState,
-} from "../src/types.ts";
+} from "../../src/types.ts";
 
 /** Where the PostgreSQL engine connects, and how. */
 export interface PostgresOptions {

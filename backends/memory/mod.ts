@@ -44,10 +44,10 @@ import {
   type TaskQueue,
   type TickClaim,
   withStandIns,
-} from "../src/backend.ts";
-import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
-import type { FinalState, ListOptions, QueueStats, StateCounts } from "../src/types.ts";
-import { TASK_STATES } from "../src/types.ts";
+} from "../../src/backend.ts";
+import { DuplicateTaskError, OmniQError } from "../../src/errors.ts";
+import type { FinalState, ListOptions, QueueStats, StateCounts } from "../../src/types.ts";
+import { TASK_STATES } from "../../src/types.ts";
 
 /** A task as the memory engine keeps it: the stored task and its claim. */
 export interface Row extends StoredTask {

@@ -93,8 +93,8 @@ import {
   type SweepOptions,
   type TaskQueue,
   type TickClaim,
-} from "../src/backend.ts";
-import { ConfigError, DuplicateTaskError, OmniQError } from "../src/errors.ts";
+} from "../../src/backend.ts";
+import { ConfigError, DuplicateTaskError, OmniQError } from "../../src/errors.ts";
 import {
   type EventType,
   type ListOptions,
@@ -102,14 +102,14 @@ import {
   type StateCounts,
   TASK_STATES,
   type TaskState,
-} from "../src/types.ts";
+} from "../../src/types.ts";
 import {
   CLAIM_FIELDS,
   functionLibrary,
   SCRIPT_NAMES,
   type ScriptName,
   SCRIPTS,
-} from "./redis/scripts.ts";
+} from "./scripts.ts";
 
 /** Where the Redis engine connects, and how. */
 export interface RedisOptions {

@@ -35,11 +35,11 @@ import {
   type TaskQueue,
   type TickClaim,
   withStandIns,
-} from "../src/backend.ts";
-import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
-import type { FinalState, ListOptions, QueueStats, StateCounts } from "../src/types.ts";
-import { TASK_STATES } from "../src/types.ts";
-import { decName, encName, pad } from "./file/codec.ts";
+} from "../../src/backend.ts";
+import { DuplicateTaskError, OmniQError } from "../../src/errors.ts";
+import type { FinalState, ListOptions, QueueStats, StateCounts } from "../../src/types.ts";
+import { TASK_STATES } from "../../src/types.ts";
+import { decName, encName, pad } from "../../src/kit/encoding.ts";
 
 /** A task record: the stored task, its FIFO sequence and its claim. */
 export interface Row extends StoredTask {

@@ -1,0 +1,96 @@
+/**
+ * Timers that end early on an abort signal, in the shape of `@std/async`'s `delay` and
+ * `abortable`, so no engine or worker writes its own sleep.
+ *
+ * Unlike `@std/async`'s `delay`, an aborted {@linkcode delay} resolves instead of rejecting:
+ * every caller here sleeps in a loop that checks its own state after waking, so an abort is
+ * a wake-up, not an error.
+ *
+ * @example
+ * ```ts
+ * import { delay } from "@omniq/omniq/engine";
+ * const stop = new AbortController();
+ * setTimeout(() => stop.abort(), 5);
+ * await delay(60_000, { signal: stop.signal }); // returns after about 5 ms
+ * ```
+ *
+ * @module
+ */
+
+/** Options of {@linkcode delay}. */
+export interface DelayOptions {
+  /** Wake early when this aborts. */
+  signal?: AbortSignal;
+  /** Wake early when one of these functions is called (they are added and removed here). */
+  wakers?: Set<() => void>;
+  /**
+   * Whether the timer keeps the process alive (Deno's `Deno.unrefTimer` semantics).
+   *
+   * @default {true}
+   */
+  persistent?: boolean;
+}
+
+/**
+ * Wait `ms` milliseconds, or less when the signal aborts or a waker is called.
+ *
+ * @param ms How long to wait.
+ * @param options A signal and wakers that end the wait early.
+ */
+export function delay(ms: number, options: DelayOptions = {}): Promise<void> {
+  const { signal, wakers } = options;
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      wakers?.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (options.persistent === false) unref(timer);
+    signal?.addEventListener("abort", done, { once: true });
+    wakers?.add(done);
+  });
+}
+
+/**
+ * Race a promise against a signal: it rejects with the signal's reason when the signal
+ * aborts first. The promise itself goes on; only the wait for it ends.
+ *
+ * @param promise What to wait for.
+ * @param signal What ends the wait.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * Resolve `promise`, or `undefined` after `ms` (the timer never outlives the race).
+ *
+ * @param promise What to wait for.
+ * @param ms The most to wait.
+ */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (typeof g.Deno?.unrefTimer === "function") g.Deno.unrefTimer(timer);
+  else (timer as unknown as { unref?: () => void }).unref?.();
+}

@@ -1,0 +1,230 @@
+/**
+ * The task state machine's policy, as pure functions every engine shares: the state a new
+ * or released task starts in, what a failed dependency does to its dependents, what a stall
+ * does, the result and events a task ends with. An engine keeps the data (rows, records,
+ * hashes, SQL rows) and the atomicity; these functions decide the transitions, so the
+ * memory, record, SQL and Redis engines cannot drift apart. Redis applies the same rules in
+ * Lua (it must decide inside the script); its scripts cite the function they mirror.
+ *
+ * @example The state of a task with dependencies
+ * ```ts
+ * import { dependencyVerdict } from "@omniq/omniq/engine";
+ * const verdict = dependencyVerdict("cancel", [{ id: "a", state: "failed" }]);
+ * console.assert(verdict.kind === "cancel");
+ * ```
+ *
+ * @module
+ */
+
+import type { NewEvent, NewTask, StoredResult, StoredTask, TaskLinks } from "../backend.ts";
+import { OmniQError } from "../errors.ts";
+import {
+  type EventType,
+  type FinalState,
+  type SerializedError,
+  type StateCounts,
+  TASK_STATES,
+  type TaskState,
+} from "../types.ts";
+
+/** The version of stored task, result and event records this code writes and reads. */
+export const RECORD_VERSION = 1;
+
+/** The error of a task that expired before it started. */
+export const EXPIRED_ERROR: Readonly<SerializedError> = Object.freeze({
+  name: "TaskExpiredError",
+  message: "expired before it started",
+});
+
+/** The states of a task that has not started yet (the ones a `ttl` can expire). */
+export const UNSTARTED_STATES: readonly TaskState[] = ["waiting", "scheduled", "queued"];
+
+/** The states of a task that is not final. */
+export const LIVE_STATES: readonly TaskState[] = ["waiting", "scheduled", "queued", "running"];
+
+/** The final states. */
+export const FINAL_STATES: readonly FinalState[] = ["completed", "failed", "cancelled", "expired"];
+
+/** Whether a state is final. */
+export function isFinal(state: TaskState): state is FinalState {
+  return state === "completed" || state === "failed" || state === "cancelled" ||
+    state === "expired";
+}
+
+/** Counts of zero for every state. */
+export function zeroCounts(): StateCounts {
+  return Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as StateCounts;
+}
+
+/** The state a task enters once nothing holds it: `scheduled` until `runAt`, then `queued`. */
+export function readyState(runAt: number, now: number): "scheduled" | "queued" {
+  return runAt > now ? "scheduled" : "queued";
+}
+
+/** What a task's dependencies mean for it now. */
+export type DependencyVerdict =
+  /** A dependency ended without completing and the task cancels on that. */
+  | { kind: "cancel"; dependency: string; error: SerializedError; data: Record<string, unknown> }
+  /** Some dependency has not reached the end the task needs. */
+  | { kind: "wait" }
+  /** Every dependency is done: the task may be scheduled or queued. */
+  | { kind: "ready" };
+
+/**
+ * Decide what a task's dependencies mean for it: the one rule behind enqueue (the initial
+ * state) and release (the cascade after a dependency ends).
+ *
+ * A dependency that is not found (purged after it ended) counts as done. With
+ * `onDependencyFailure: "cancel"` (the default) a dependency that failed, was cancelled or
+ * expired cancels the task; with `"run"` any final state releases it.
+ *
+ * @param onDependencyFailure The task's choice.
+ * @param dependencies The dependencies found, with their states.
+ * @returns `cancel` (naming the dependency), `wait` or `ready`.
+ */
+export function dependencyVerdict(
+  onDependencyFailure: NewTask["onDependencyFailure"],
+  dependencies: Iterable<{ id: string; state: TaskState }>,
+): DependencyVerdict {
+  let waiting = false;
+  for (const dep of dependencies) {
+    if (dep.state === "completed") continue;
+    if (!isFinal(dep.state)) {
+      waiting = true;
+      continue;
+    }
+    if (onDependencyFailure === "cancel") return dependencyCancel(dep.id, dep.state);
+  }
+  return waiting ? { kind: "wait" } : { kind: "ready" };
+}
+
+/**
+ * The cancellation of a dependent whose dependency ended without completing.
+ *
+ * @param dependency The dependency's id.
+ * @param state How it ended.
+ * @returns The verdict, with the error and event data the dependent ends with.
+ */
+export function dependencyCancel(
+  dependency: string,
+  state: TaskState,
+): Extract<DependencyVerdict, { kind: "cancel" }> {
+  const reason = `dependency ${dependency} ${state}`;
+  return {
+    kind: "cancel",
+    dependency,
+    error: { name: "TaskCancelledError", message: reason },
+    data: { reason, dependency },
+  };
+}
+
+/** The error of a task cancelled by a caller. */
+export function cancelError(reason: string): SerializedError {
+  return { name: "TaskCancelledError", message: reason };
+}
+
+/** What a sweep does with a running task whose lease expired. */
+export type StallVerdict =
+  /** Back to its queue for another attempt. */
+  | { kind: "retry" }
+  /** Out of attempts: it fails with this error. */
+  | { kind: "fail"; error: SerializedError };
+
+/**
+ * Decide what an expired lease does: another attempt while attempts remain (a stall counts
+ * as an attempt), else the task fails with a `StalledError`.
+ *
+ * @param attempts Attempts started so far.
+ * @param maxAttempts The most attempts allowed.
+ */
+export function stallVerdict(attempts: number, maxAttempts: number): StallVerdict {
+  if (attempts < maxAttempts) return { kind: "retry" };
+  return {
+    kind: "fail",
+    error: { name: "StalledError", message: `the worker's lease expired on attempt ${attempts}` },
+  };
+}
+
+/** An event about a stored task, filled from the task. */
+export function taskEvent(
+  type: EventType,
+  task: Pick<StoredTask, "id" | "queue" | "attempts">,
+  at: number,
+  data?: Record<string, unknown>,
+): NewEvent {
+  const event: NewEvent = { type, taskId: task.id, queue: task.queue, at };
+  if (task.attempts > 0) event.attempt = task.attempts;
+  if (data !== undefined) event.data = data;
+  return event;
+}
+
+/** The event type a task's end is recorded with. */
+export function endEventType(state: Exclude<FinalState, "completed">): EventType {
+  return state;
+}
+
+/** The result of a task that ended without running to completion. */
+export function endResult(
+  task: Pick<StoredTask, "id" | "resultTtl">,
+  state: Exclude<FinalState, "completed">,
+  error: SerializedError,
+  at: number,
+): StoredResult {
+  const result: StoredResult = { taskId: task.id, state, error, completedAt: at };
+  if (task.resultTtl !== undefined) result.expiresAt = at + task.resultTtl;
+  return result;
+}
+
+/** Workflow links with every task id passed through `to`. */
+export function mapLinks(links: TaskLinks, to: (id: string) => string): TaskLinks {
+  const out: TaskLinks = {};
+  if (links.pipe !== undefined) out.pipe = to(links.pipe);
+  if (links.names) {
+    out.names = Object.fromEntries(Object.entries(links.names).map(([id, n]) => [to(id), n]));
+  }
+  return out;
+}
+
+/**
+ * A task whose dependencies (and workflow links) on tasks of its batch that were
+ * deduplicated by key point at the live tasks that stood in for them.
+ *
+ * @param t The task.
+ * @param standIn Live task id by deduplicated task id.
+ * @returns The task with its dependencies and links redirected.
+ */
+export function withStandIns(t: NewTask, standIn: Map<string, string>): NewTask {
+  const to = (id: string) => standIn.get(id) ?? id;
+  const out: NewTask = { ...t, dependsOn: [...new Set(t.dependsOn.map(to))] };
+  if (t.links) out.links = mapLinks(t.links, to);
+  return out;
+}
+
+/**
+ * Refuse a record written by a newer OmniQ, so an upgrade never misreads queued tasks.
+ *
+ * @param version The record's format version (`undefined`: a record without one).
+ * @param what What the record is, for the message (e.g. `task "a"`).
+ * @param required Whether a record without a version is corrupt (record engines), rather
+ *   than one from before versions were stored (SQL rows default it).
+ * @throws {OmniQError} When the record is newer than this code.
+ * @throws {Error} When `required` and the record has no version (the engine reports it as
+ *   corrupt).
+ */
+export function checkRecordVersion(version: unknown, what: string, required = false): void {
+  if (typeof version !== "number") {
+    if (required) throw new Error(`${what} has no record version`);
+    return;
+  }
+  if (version > RECORD_VERSION) {
+    throw new OmniQError(
+      `${what} was written by a newer OmniQ (record version ${version}; this version reads ` +
+        `up to ${RECORD_VERSION}); upgrade OmniQ to read it`,
+    );
+  }
+}
+
+/** The error of a call on a closed engine. */
+export function closedError(engine: string): OmniQError {
+  return new OmniQError(`the ${engine} backend is closed`);
+}
