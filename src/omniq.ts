@@ -66,6 +66,7 @@ import type {
   WorkerOptions,
 } from "./types.ts";
 import { EVENT_TYPES } from "./types.ts";
+import { Outcomes } from "./outcome.ts";
 import { openBackendOptions, openBackendUrl } from "./url.ts";
 import { AsyncWorker, type Worker } from "../workers/async.ts";
 import { type Executor, InlineExecutor } from "../workers/executor.ts";
@@ -184,6 +185,7 @@ export class OmniQ implements AsyncDisposable {
   #results: ResultStore;
   #events: EventStore;
   #host: WorkerHost;
+  #outcomes: Outcomes;
   #opened: Backend[];
   #defaults: TaskDefaults;
   #codec: CodecName;
@@ -227,6 +229,8 @@ export class OmniQ implements AsyncDisposable {
     this.#eventsInline = events === queue;
     this.#queue.attach({ results: this.#resultsInline, events: this.#eventsInline });
     this.#host = this.#makeHost();
+    // Reruns renew no lease; attempts get theirs from each worker's own service.
+    this.#outcomes = new Outcomes(this.#host, 0);
     this.#defaults = config.defaults ?? {};
     this.#codec = config.codec ?? "msgpack";
     this.#workerDefaults = config.worker ?? {};
@@ -729,10 +733,7 @@ export class OmniQ implements AsyncDisposable {
    */
   async retry(id: string): Promise<boolean> {
     this.#check();
-    const effects = await this.#queue.retry(id);
-    if (!effects) return false;
-    if (!this.#resultsInline) await this.#results.delete([id]);
-    await this.apply(effects);
+    if (!(await this.#outcomes.rerun(id))) return false;
     this.#wake();
     return true;
   }

@@ -8,34 +8,18 @@
  * @module
  */
 
-import type { ClaimedTask, Effects, StoredResult } from "../src/backend.ts";
-import {
-  OmniQError,
-  SerializationError,
-  serializeError,
-  TaskCancelledError,
-  TimeoutError,
-} from "../src/errors.ts";
+import type { ClaimedTask } from "../src/backend.ts";
+import { TaskCancelledError, TimeoutError } from "../src/errors.ts";
 import type { WorkerHost } from "../src/host.ts";
 import { newId } from "../src/id.ts";
-import { type ResolvedWorkerOptions, retryDelay } from "../src/options.ts";
+import { delay } from "../src/kit/async.ts";
+import type { ResolvedWorkerOptions } from "../src/options.ts";
+import { HANDED_BACK, Outcomes } from "../src/outcome.ts";
 import { type Executor, InlineExecutor } from "./executor.ts";
 import { checkProgress, type RunMessage } from "./runner.ts";
 
-/** Errors no retry can fix: the task fails at once. */
-const PERMANENT = new Set(["UnknownTaskError", "SerializationError"]);
-
-/** The abort reason of handlers still running when a stop's grace ends. */
-const HAND_BACK = new OmniQError("the worker stopped before the task finished");
-
 /** How often stored progress may change, per task. */
 const PROGRESS_INTERVAL = 200;
-
-/**
- * How many times an attempt's outcome (its completion or failure) is written before the
- * worker gives up on it (the lease then lapses and the task runs again).
- */
-const OUTCOME_TRIES = 5;
 
 /** A worker's life: `start()` it, `stop()` it; `done` settles when its loop ends. */
 export interface Worker {
@@ -70,6 +54,7 @@ export class AsyncWorker implements Worker {
   readonly id: string = `w-${newId()}`;
   #host: WorkerHost;
   #executor: Executor;
+  #outcomes: Outcomes;
   #options: ResolvedWorkerOptions;
   #untilIdle: boolean;
   /**
@@ -97,6 +82,7 @@ export class AsyncWorker implements Worker {
     this.#options = options;
     this.#untilIdle = mode.untilIdle ?? false;
     this.#executor = mode.executor ?? new InlineExecutor();
+    this.#outcomes = new Outcomes(host, options.lease);
   }
 
   /** How many tasks run now. */
@@ -202,7 +188,7 @@ export class AsyncWorker implements Worker {
           // A lost connection or a locked file: back off, keep the worker alive.
           this.#host.report(error, "claim");
           errorDelay = Math.min(Math.max(errorDelay * 2, 50), 5_000);
-          await sleep(errorDelay, stop);
+          await delay(errorDelay, { signal: stop });
           continue;
         }
         if (claimed === free) continue;
@@ -291,7 +277,7 @@ export class AsyncWorker implements Worker {
     const host = this.#host;
     const controller = new AbortController();
     const untrack = host.track(task.id, controller);
-    const abortOnStop = () => controller.abort(HAND_BACK);
+    const abortOnStop = () => controller.abort(HANDED_BACK);
     this.#abortAll.add(abortOnStop);
     // The lease: renewed at a third of its length; losing it (a re-claim elsewhere, or a
     // cancel) aborts the handler, and its outcome is discarded.
@@ -335,29 +321,13 @@ export class AsyncWorker implements Worker {
       // lapsed lease makes the task run again elsewhere.
       const reason = controller.signal.reason;
       if (lost || reason instanceof TaskCancelledError) return;
-      if (reason === HAND_BACK) {
-        // Back to its queue, due at once, for another worker (the attempt still counts).
-        const error = { name: "WorkerStopped", message: HAND_BACK.message };
-        await this.#settle(
-          task,
-          () => host.queue.fail(task.id, task.token, { error, retryAt: Date.now() }),
-        );
-        return;
-      }
-      if (outcome.ok) {
-        const value = outcome.value;
-        const result: StoredResult = {
-          taskId: task.id,
-          state: "completed",
-          value,
-          completedAt: finishedAt,
-        };
-        if (task.resultTtl !== undefined) result.expiresAt = result.completedAt + task.resultTtl;
-        if (!host.resultsInline && !(await this.#stillHeld(task))) return;
-        if (!host.resultsInline) await host.putResult(result);
-        await this.#settle(task, () => host.queue.complete(task.id, task.token, result));
+      if (reason === HANDED_BACK) {
+        await this.#outcomes.handBack(task);
+      } else if (outcome.ok) {
+        await this.#outcomes.complete(task, outcome.value, finishedAt);
       } else {
-        await this.#fail(task, outcome.error, finishedAt);
+        const verdict = await this.#outcomes.fail(task, outcome.error, finishedAt);
+        if (verdict && "retryAt" in verdict) this.#retrying.set(task.id, verdict.retryAt);
       }
     } finally {
       clearInterval(renewal);
@@ -393,56 +363,6 @@ export class AsyncWorker implements Worker {
     };
     if (task.links?.pipe !== undefined) message.pipe = task.links.pipe;
     return await this.#executor.run(message, signal, (f) => progress.report(f));
-  }
-
-  /**
-   * With results in another store, the result is written before the fenced completion:
-   * renew first, so a worker that lost its lease does not overwrite the new attempt's result.
-   */
-  async #stillHeld(task: ClaimedTask): Promise<boolean> {
-    return await this.#host.queue.renew(task.id, task.token, this.#options.lease);
-  }
-
-  async #fail(task: ClaimedTask, thrown: unknown, completedAt: number): Promise<void> {
-    const host = this.#host;
-    const error = serializeError(thrown);
-    const permanent = PERMANENT.has(error.name) || thrown instanceof SerializationError;
-    if (!permanent && task.attempts < task.maxAttempts) {
-      const retryAt = Date.now() + retryDelay(task.backoff, task.attempts);
-      await this.#settle(task, async () => {
-        const effects = await host.queue.fail(task.id, task.token, { error, retryAt });
-        if (effects) this.#retrying.set(task.id, retryAt);
-        return effects;
-      });
-      return;
-    }
-    const result: StoredResult = { taskId: task.id, state: "failed", error, completedAt };
-    if (task.resultTtl !== undefined) result.expiresAt = completedAt + task.resultTtl;
-    if (!host.resultsInline && !(await this.#stillHeld(task))) return;
-    if (!host.resultsInline) await host.putResult(result);
-    await this.#settle(task, () => host.queue.fail(task.id, task.token, { error, result }));
-  }
-
-  /**
-   * Write an attempt's outcome, trying again after an error (a lost connection, a busy
-   * lock, a timed-out transaction) with a growing pause: the handler's work is not thrown
-   * away on a passing fault. The change is fenced by the claim token, so a try after one
-   * that did take effect changes nothing.
-   */
-  async #settle(task: ClaimedTask, change: () => Promise<Effects | undefined>): Promise<void> {
-    for (let tries = 1, pause = 50;; tries++, pause = Math.min(pause * 4, 2_000)) {
-      let effects: Effects | undefined;
-      try {
-        effects = await change();
-      } catch (error) {
-        if (tries >= OUTCOME_TRIES) throw error;
-        this.#host.report(error, `task ${task.id}`);
-        await new Promise((r) => setTimeout(r, pause));
-        continue;
-      }
-      if (effects) await this.#host.apply(effects);
-      return;
-    }
   }
 }
 
@@ -499,17 +419,4 @@ class ProgressReporter {
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
