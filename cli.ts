@@ -17,6 +17,8 @@
  * @module
  */
 
+import "./backends/builtin.ts";
+import "./workers/builtin.ts";
 import { configFromEnv, loadConfig, resolveConfig } from "./src/config.ts";
 import { ConfigError, OmniQError } from "./src/errors.ts";
 import { OmniQ, type OmniQConfig } from "./src/omniq.ts";

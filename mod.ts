@@ -19,6 +19,10 @@
  * @module
  */
 
+// The engines and worker types OmniQ ships, made known to the core.
+import "./backends/builtin.ts";
+import "./workers/builtin.ts";
+
 export {
   type CleanupReport,
   DEFAULT_URL,

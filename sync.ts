@@ -120,7 +120,7 @@ export class OmniQSync implements Disposable {
     const heartbeat = parseDuration(options.heartbeatTimeout ?? "10s", "heartbeatTimeout");
     const openTimeout = parseDuration(options.openTimeout ?? "60s", "openTimeout");
     const buffer = new SharedArrayBuffer(bufferSize + 16);
-    const worker = new Worker(new URL("./workers/sync_host.ts", import.meta.url), {
+    const worker = new Worker(new URL("./sync_host.ts", import.meta.url), {
       type: "module",
     });
     const q = new OmniQSync(worker, buffer, heartbeat);

@@ -23,8 +23,8 @@ import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
 import type { OmniQConfig } from "./omniq.ts";
 import { nearest } from "./options.ts";
+import { type OptionKind, registeredEngines, workerTypeNames } from "./registry.ts";
 import { redactUrl, splitScheme } from "./url.ts";
-import { parseYaml } from "./yaml.ts";
 
 type Kind =
   | "store"
@@ -53,7 +53,12 @@ const SCHEMA: Schema = {
   tasks: "tasks",
   codec: { oneOf: ["msgpack", "json"] },
   worker: {
-    type: { oneOf: ["async", "thread", "process"] },
+    // The worker types registered when the config is checked (`workers/builtin.ts`'s own).
+    type: {
+      get oneOf() {
+        return workerTypeNames();
+      },
+    },
     concurrency: "positive",
     queues: "strings",
     lease: "duration",
@@ -79,62 +84,23 @@ const SCHEMA: Schema = {
 /** The keys that name a store. */
 const STORE_KEYS = ["backend", "queue", "results", "events"];
 
-const STORE_SCHEMES = [
-  "memory",
-  "sqlite",
-  "file",
-  "kv",
-  "postgres",
-  "postgresql",
-  "redis",
-  "rediss",
-  "nats",
-];
-
-type OptionKind = "string" | "port" | "count" | "positive" | "boolean" | "servers" | "ssl";
+/** The URL schemes of the registered engines. */
+function storeSchemes(): string[] {
+  return registeredEngines().flatMap((engine) => [...engine.schemes]);
+}
 
 /**
- * The object form of each server engine's store, as a file may give it: `backend: { postgres:
- * { host: …, port: … } }`. The keys are those of `PostgresOptions`, `RedisOptions` and
- * `NatsOptions`; each engine checks the values further when it opens.
+ * The object form of each engine's store, as a file may give it: `backend: { postgres:
+ * { host: …, port: … } }`, keyed by the engine's name with the option schema it registered;
+ * each engine checks the values further when it opens.
  */
-const ENGINE_OPTIONS: Record<string, Record<string, OptionKind>> = {
-  postgres: {
-    url: "string",
-    host: "string",
-    port: "port",
-    database: "string",
-    user: "string",
-    password: "string",
-    schema: "string",
-    pool: "positive",
-    connectTimeout: "positive",
-    ssl: "ssl",
-  },
-  redis: {
-    url: "string",
-    host: "string",
-    port: "port",
-    db: "count",
-    username: "string",
-    password: "string",
-    prefix: "string",
-    eventsMaxLen: "positive",
-    connectTimeout: "positive",
-    tls: "boolean",
-  },
-  nats: {
-    servers: "servers",
-    token: "string",
-    user: "string",
-    pass: "string",
-    prefix: "string",
-    stream: "string",
-    bucket: "string",
-    resultsBucket: "string",
-    timeout: "positive",
-  },
-};
+function engineOptions(): Record<string, Readonly<Record<string, OptionKind>>> {
+  const out: Record<string, Readonly<Record<string, OptionKind>>> = {};
+  for (const engine of registeredEngines()) {
+    if (engine.options && engine.openOptions) out[engine.name] = engine.options;
+  }
+  return out;
+}
 
 const OPTION_EXPECTED: Record<OptionKind, string> = {
   string: "a string",
@@ -169,7 +135,8 @@ function optionOk(kind: OptionKind, value: unknown): boolean {
 
 /** Check `{ postgres: {…} }`, `{ redis: {…} }` or `{ nats: {…} }`, naming a bad key's path. */
 function checkEngineOptions(value: Record<string, unknown>, path: string): unknown {
-  const engines = Object.keys(ENGINE_OPTIONS);
+  const schemas = engineOptions();
+  const engines = Object.keys(schemas);
   const keys = Object.keys(value);
   const expected = `a store URL, an opened backend, or the options of one engine (${
     engines.map((e) => `{ ${e}: {…} }`).join(", ")
@@ -181,7 +148,7 @@ function checkEngineOptions(value: Record<string, unknown>, path: string): unkno
     return fail(path, expected, value);
   }
   const engine = keys[0];
-  const schema = ENGINE_OPTIONS[engine];
+  const schema = schemas[engine];
   if (!schema) {
     const near = nearest(engine, engines);
     throw new ConfigError(
@@ -249,14 +216,14 @@ function checkValue(kind: Kind, value: unknown, path: string): unknown {
     case "store": {
       if (typeof value === "string") {
         const scheme = splitScheme(value)?.[0];
-        const known = STORE_SCHEMES.filter((s) => s !== "postgresql" && s !== "rediss")
-          .map((s) => `${s}:`).join(", ");
+        // Each engine by its first scheme: "postgres:", not also "postgresql:".
+        const known = registeredEngines().map((e) => `${e.schemes[0]}:`).join(", ");
         if (!scheme) {
           throw new ConfigError(
             `${path}: expected a store URL (${known}), got "${redactUrl(value)}"`,
           );
         }
-        if (!STORE_SCHEMES.includes(scheme)) {
+        if (!storeSchemes().includes(scheme)) {
           throw new ConfigError(
             `${path}: unknown URL scheme "${scheme}:" in "${
               redactUrl(value)
@@ -587,6 +554,8 @@ export async function loadConfig(
   }
   let data: unknown;
   if (yaml) {
+    // The YAML parser loads only when a YAML file is read.
+    const { parseYaml } = await import("./yaml.ts");
     data = parseYaml(text, file);
     const env = options.env
       ? (name: string) => options.env![name]

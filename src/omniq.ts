@@ -69,9 +69,8 @@ import { EVENT_TYPES } from "./types.ts";
 import { Outcomes } from "./outcome.ts";
 import { openBackendOptions, openBackendUrl } from "./url.ts";
 import { AsyncWorker, type Worker } from "../workers/async.ts";
-import { type Executor, InlineExecutor } from "../workers/executor.ts";
-import { type ChildPermissions, ProcessPool } from "../workers/process.ts";
-import { ThreadPool } from "../workers/thread.ts";
+import type { Executor } from "../workers/executor.ts";
+import { workerType } from "./registry.ts";
 
 /**
  * A server engine's store given by its options instead of a URL, as a YAML or JSON file
@@ -83,7 +82,9 @@ import { ThreadPool } from "../workers/thread.ts";
 export type EngineOptions =
   | { postgres: Record<string, unknown> }
   | { redis: Record<string, unknown> }
-  | { nats: Record<string, unknown> };
+  | { nats: Record<string, unknown> }
+  /** An engine registered from outside (`registerEngine` of `@omniq/omniq/engine`). */
+  | { [engine: string]: Record<string, unknown> };
 
 /**
  * Where a store lives: a URL such as `"sqlite:./omniq.db"`, an engine's options, or an
@@ -263,7 +264,7 @@ export class OmniQ implements AsyncDisposable {
     const resolve = (target: StoreTarget | undefined, key: string): Promise<Backend> => {
       const t = target ?? main;
       if (typeof t !== "string" && t && typeof t === "object" && "queue" in t) {
-        return Promise.resolve(t);
+        return Promise.resolve(t as Backend);
       }
       if (typeof t !== "string" && (!t || typeof t !== "object")) {
         throw new ConfigError(`${key}: expected a URL string or a backend, got ${typeof t}`);
@@ -771,26 +772,25 @@ export class OmniQ implements AsyncDisposable {
     return worker;
   }
 
-  /** Where a worker's handlers run: here, or in a thread or process pool. */
+  /** Where a worker's handlers run: here, or in a pool its registered type makes. */
   #executor(resolved: ResolvedWorkerOptions, options: WorkerOptions): Executor {
-    if (resolved.type === "async") return new InlineExecutor();
-    if (this.#taskModules.length === 0) {
+    const type = workerType(resolved.type);
+    if (!type) {
+      throw new ConfigError(
+        `worker.type: no worker type "${resolved.type}" is registered (import @omniq/omniq)`,
+      );
+    }
+    if (type.needsModules && this.#taskModules.length === 0) {
       throw new ConfigError(
         `worker.type: "${resolved.type}" workers import their handlers: give the task modules ` +
           `in tasks (URLs or paths) when opening the queue`,
       );
     }
-    if (resolved.type === "thread") {
-      return new ThreadPool({
-        size: resolved.concurrency,
-        modules: this.#taskModules,
-        watchdog: resolved.lease,
-      });
-    }
-    return new ProcessPool({
+    return type.create({
       size: resolved.concurrency,
       modules: this.#taskModules,
-      permissions: (options.permissions ?? this.#workerDefaults.permissions) as ChildPermissions,
+      lease: resolved.lease,
+      permissions: options.permissions ?? this.#workerDefaults.permissions,
     });
   }
 

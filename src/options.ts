@@ -10,6 +10,7 @@ import { type CodecName, encode } from "./codec.ts";
 import { optionalDuration, parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
 import { newId } from "./id.ts";
+import { workerTypeNames } from "./registry.ts";
 import type { BackoffOptions, EnqueueOptions, TaskDefaults, WorkerOptions } from "./types.ts";
 
 /** Built-in defaults (DESIGN.md, "Delivery semantics"). */
@@ -81,6 +82,14 @@ function editDistance(a: string, b: string): number {
     prev = row;
   }
   return prev[b.length];
+}
+
+/** `"a"`, `"a" or "b"`, `"a", "b" or "c"`. */
+function either(names: readonly string[]): string {
+  const quoted = names.map((n) => JSON.stringify(n));
+  return quoted.length <= 1
+    ? (quoted[0] ?? "a registered worker type")
+    : `${quoted.slice(0, -1).join(", ")} or ${quoted.at(-1)}`;
 }
 
 function describe(value: unknown): string {
@@ -266,10 +275,9 @@ export function resolveWorker(
   checkKeys(options, WORKER_KEYS, where);
   const o = { ...configured, ...stripUndefined(options) };
   const type = o.type ?? "async";
-  if (type !== "async" && type !== "thread" && type !== "process") {
-    throw new ConfigError(
-      `${where}.type: expected "async", "thread" or "process", got ${describe(type)}`,
-    );
+  const types = workerTypeNames();
+  if (typeof type !== "string" || !types.includes(type)) {
+    throw new ConfigError(`${where}.type: expected ${either(types)}, got ${describe(type)}`);
   }
   const queues = o.queues ?? [DEFAULTS.queue];
   if (!Array.isArray(queues) || queues.length === 0) {

@@ -1,7 +1,8 @@
 /**
- * Store URLs: parsed by hand per scheme (`new URL("file:./dir")` would turn a relative path
- * into an absolute one), each engine loaded with a literal dynamic import so a program only
- * loads, and only needs permissions for, the engines it names.
+ * Store URLs: split by hand (`new URL("file:./dir")` would turn a relative path into an
+ * absolute one) and handed to the engine the registry has for the scheme, which loads its
+ * code only then, so a program only loads, and only needs permissions for, the engines it
+ * names.
  *
  * @module
  */
@@ -9,8 +10,7 @@
 import type { Backend } from "./backend.ts";
 import { ConfigError } from "./errors.ts";
 import type { EngineOptions } from "./omniq.ts";
-
-const PLANNED = new Set<string>();
+import { engineForScheme, engineNamed, registeredEngines } from "./registry.ts";
 
 /**
  * Hide the password (and a token in the user part) of a URL, for messages and logs.
@@ -48,8 +48,23 @@ export function urlPath(rest: string): string {
   return decodeURIComponent(rest);
 }
 
+/** `memory:, sqlite:, …`: each registered engine by its first scheme. */
+function knownSchemes(): string {
+  return registeredEngines().map((e) => `${e.schemes[0]}:`).join(", ");
+}
+
+/** Prefix a config error of an engine with the key its store came from. */
+async function naming<T>(key: string, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (error) {
+    if (error instanceof ConfigError) error.message = `${key}: ${error.message}`;
+    throw error;
+  }
+}
+
 /**
- * Open the engine a URL names.
+ * Open the engine a URL names, through the registry.
  *
  * @param url `memory:`, `sqlite:./omniq.db`, `sqlite::memory:` …
  * @param key The config key it came from, for error messages.
@@ -65,112 +80,31 @@ export async function openBackendUrl(url: string, key = "backend"): Promise<Back
     );
   }
   const [scheme, rest] = parts;
-  switch (scheme) {
-    case "memory": {
-      const { openMemory } = await import("../backends/memory/mod.ts");
-      return openMemory(rest === "" ? undefined : rest);
-    }
-    case "sqlite": {
-      const { openSqlite } = await import("../backends/sqlite/mod.ts");
-      let path: string;
-      try {
-        path = rest === "" ? "./omniq.db" : rest === ":memory:" ? ":memory:" : urlPath(rest);
-      } catch (error) {
-        throw new ConfigError(`${key}: ${(error as Error).message}`);
-      }
-      return await openSqlite(path);
-    }
-    case "file": {
-      const { openFile } = await import("../backends/file/mod.ts");
-      let path: string;
-      try {
-        path = rest === ""
-          ? "./omniq-data"
-          : urlPath(rest.startsWith("//localhost/") ? rest.slice(11) : rest);
-      } catch (error) {
-        throw new ConfigError(`${key}: ${(error as Error).message}`);
-      }
-      return await openFile(path);
-    }
-    case "kv": {
-      const { openKv } = await import("../backends/kv/mod.ts");
-      try {
-        return await openKv(url);
-      } catch (error) {
-        if (error instanceof ConfigError) error.message = `${key}: ${error.message}`;
-        throw error;
-      }
-    }
-    case "postgres":
-    case "postgresql": {
-      const { openPostgres } = await import("../backends/postgres/mod.ts");
-      try {
-        return await openPostgres(url);
-      } catch (error) {
-        if (error instanceof ConfigError) error.message = `${key}: ${error.message}`;
-        throw error;
-      }
-    }
-    case "redis":
-    case "rediss": {
-      const { openRedis } = await import("../backends/redis/mod.ts");
-      try {
-        return await openRedis(url);
-      } catch (error) {
-        if (error instanceof ConfigError) error.message = `${key}: ${error.message}`;
-        throw error;
-      }
-    }
-    case "nats": {
-      const { openNats } = await import("../backends/nats/mod.ts");
-      try {
-        return await openNats(url);
-      } catch (error) {
-        if (error instanceof ConfigError) error.message = `${key}: ${error.message}`;
-        throw error;
-      }
-    }
-  }
-  if (PLANNED.has(scheme)) {
+  const engine = engineForScheme(scheme);
+  if (!engine) {
     throw new ConfigError(
-      `${key}: the "${scheme}:" engine is not available in this version of OmniQ; ` +
-        `available: memory:, sqlite:, file:, kv:, postgres:, redis:, nats:`,
+      `${key}: unknown URL scheme "${scheme}:" in "${
+        redactUrl(url)
+      }"; expected one of ${knownSchemes()}`,
     );
   }
-  throw new ConfigError(
-    `${key}: unknown URL scheme "${scheme}:" in "${redactUrl(url)}"; expected one of memory:, ` +
-      `sqlite:, file:, kv:, postgres:, redis:, nats:`,
-  );
+  return await naming(key, () => engine.openUrl(url, rest));
 }
 
 /**
- * Open the server engine an options object names: `{ postgres: {…} }`, `{ redis: {…} }` or
+ * Open the engine an options object names: `{ postgres: {…} }`, `{ redis: {…} }` or
  * `{ nats: {…} }` (checked by `validateConfig` first).
  *
  * @param spec The engine and its options.
  * @param key The config key it came from, for error messages.
  */
 export async function openBackendOptions(spec: EngineOptions, key = "backend"): Promise<Backend> {
-  const [engine] = Object.keys(spec);
-  const options = (spec as Record<string, Record<string, unknown>>)[engine];
-  try {
-    switch (engine) {
-      case "postgres": {
-        const { openPostgres } = await import("../backends/postgres/mod.ts");
-        return await openPostgres(options);
-      }
-      case "redis": {
-        const { openRedis } = await import("../backends/redis/mod.ts");
-        return await openRedis(options);
-      }
-      case "nats": {
-        const { openNats } = await import("../backends/nats/mod.ts");
-        return await openNats(options);
-      }
-    }
-  } catch (error) {
-    if (error instanceof ConfigError) error.message = `${key}.${engine}: ${error.message}`;
-    throw error;
+  const [name] = Object.keys(spec);
+  const options = (spec as Record<string, Record<string, unknown>>)[name];
+  const engine = engineNamed(name);
+  if (!engine?.openOptions) {
+    const named = registeredEngines().filter((e) => e.openOptions).map((e) => e.name);
+    throw new ConfigError(`${key}: unknown engine "${name}"; expected ${named.join(", ")}`);
   }
-  throw new ConfigError(`${key}: unknown engine "${engine}"; expected postgres, redis or nats`);
+  return await naming(`${key}.${name}`, () => engine.openOptions!(options));
 }

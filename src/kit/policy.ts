@@ -42,8 +42,8 @@ export const UNSTARTED_STATES: readonly TaskState[] = ["waiting", "scheduled", "
 /** The states of a task that is not final. */
 export const LIVE_STATES: readonly TaskState[] = ["waiting", "scheduled", "queued", "running"];
 
-/** The final states. */
-export const FINAL_STATES: readonly FinalState[] = ["completed", "failed", "cancelled", "expired"];
+/** The final states (the public list, one binding for every importer). */
+export { FINAL_STATES } from "../types.ts";
 
 /** Whether a state is final. */
 export function isFinal(state: TaskState): state is FinalState {

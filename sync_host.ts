@@ -11,9 +11,11 @@
  * @module
  */
 
-import { decode, encode } from "../src/codec.ts";
-import { OmniQ, type OmniQConfig } from "../src/omniq.ts";
-import { serializeError } from "../src/errors.ts";
+import "./backends/builtin.ts";
+import "./workers/builtin.ts";
+import { decode, encode } from "./src/codec.ts";
+import { OmniQ, type OmniQConfig } from "./src/omniq.ts";
+import { serializeError } from "./src/errors.ts";
 
 /** The calls the blocking API may make. */
 export const SYNC_METHODS: ReadonlySet<string> = new Set([
