@@ -49,6 +49,7 @@ export type {
   StoredResult,
   StoredSchedule,
   StoredTask,
+  Subscription,
   SweepOptions,
   TaskLinks,
   TaskQueue,

@@ -42,6 +42,13 @@ export {
   zeroCounts,
 } from "./kit/policy.ts";
 
+/**
+ * The end of a wake-up subscription ({@linkcode TaskQueue.subscribe}): call it to stop;
+ * `ready`, when there, settles once the engine delivers wake-ups (it never rejects: a
+ * failed set-up is reported by the engine, and workers still poll).
+ */
+export type Subscription = (() => void) & { readonly ready?: Promise<void> };
+
 /** How a stored task backs off between retries (durations resolved to ms). */
 export interface StoredBackoff {
   /** `"exponential"` or `"fixed"`. */
@@ -327,9 +334,11 @@ export interface TaskQueue extends ScheduleStore {
    * an idle worker claims at once instead of at its next poll. A hint only: it may be
    * spurious or missed (workers still poll every `pollInterval`). Engines with a
    * cross-process signal (PostgreSQL `LISTEN/NOTIFY`) implement it; others omit it.
-   * Returns the function that ends the subscription.
+   * Returns the function that ends the subscription; where the signal takes a round trip to
+   * set up (a `LISTEN`, a `SUBSCRIBE`), that function carries a `ready` promise that settles
+   * once wake-ups flow, which `Worker.start()` waits for.
    */
-  subscribe?(queues: string[], onWake: () => void): () => void;
+  subscribe?(queues: string[], onWake: () => void): Subscription;
   /** Release what the queue holds (connections, files). */
   close(): Promise<void>;
 }

@@ -10,8 +10,8 @@ for (const url of ["memory:", "sqlite"]) {
     const q = await OmniQ.open(url === "memory:" ? url : `sqlite:${dir}/idle.db`);
     try {
       const w = q.worker({ concurrency: 10 });
+      // start() resolves once the worker has claimed once and waits: start-up work is done.
       await w.start();
-      await new Promise((r) => setTimeout(r, 300)); // past start-up work
       const before = cpuUsage();
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, 2_000));

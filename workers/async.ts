@@ -25,7 +25,11 @@ const PROGRESS_INTERVAL = 200;
 export interface Worker {
   /** The worker's id (in claims, for diagnostics). */
   readonly id: string;
-  /** Start claiming; resolves once the loop runs. */
+  /**
+   * Start claiming; resolves once the worker is listening: its wake-up subscription is set
+   * up (where the engine has one) and it has looked at its queues once, so work enqueued
+   * after this reaches it without waiting for a poll.
+   */
   start(): Promise<void>;
   /** Stop claiming, let running tasks finish (up to `shutdownGrace`), then resolve. */
   stop(): Promise<void>;
@@ -66,6 +70,8 @@ export class AsyncWorker implements Worker {
   #handling = new Set<string>();
   #stop = new AbortController();
   #started = false;
+  /** Settles once the loop is subscribed to wake-ups and has made its first claim. */
+  #listening = Promise.withResolvers<void>();
   #done: Promise<void> = Promise.resolve();
   #slotFreed: (() => void) | undefined;
   /**
@@ -95,14 +101,17 @@ export class AsyncWorker implements Worker {
     return this.#done;
   }
 
-  /** Start the loop (and the scheduler, unless `scheduler: false`). */
+  /** Start the loop (and the scheduler, unless `scheduler: false`); see {@linkcode Worker.start}. */
   start(): Promise<void> {
-    if (this.#started) return Promise.resolve();
+    if (this.#started) return this.#listening.promise;
     this.#started = true;
     const loops = [this.#loop()];
     if (this.#options.scheduler && !this.#untilIdle) loops.push(this.#schedulerLoop());
     this.#done = Promise.all(loops).then(() => {});
-    return Promise.resolve();
+    // A loop that ends before it listened (stopped at once) must not leave start() hanging.
+    const listened = () => this.#listening.resolve();
+    this.#done.then(listened, listened);
+    return this.#listening.promise;
   }
 
   /**
@@ -158,6 +167,7 @@ export class AsyncWorker implements Worker {
         stop.removeEventListener("abort", end);
       }
     };
+    if (unsubscribe?.ready) await unsubscribe.ready;
     if (this.#untilIdle && this.#options.scheduler) {
       // Due ticks fire once; `run({ until: "idle" })` never waits for future ones.
       await this.#host.tick().catch((error) => this.#host.report(error, "scheduler"));
@@ -184,7 +194,9 @@ export class AsyncWorker implements Worker {
           claimed = tasks.length;
           await this.#host.apply(effects);
           for (const task of tasks) this.#launch(task);
+          this.#listening.resolve();
         } catch (error) {
+          this.#listening.resolve();
           // A lost connection or a locked file: back off, keep the worker alive.
           this.#host.report(error, "claim");
           errorDelay = Math.min(Math.max(errorDelay * 2, 50), 5_000);
