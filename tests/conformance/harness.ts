@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { type EventRecord, OmniQ, type OmniQConfig, type TaskState } from "../../mod.ts";
+import type { RegisterOptions } from "./register.ts";
 import { releaseGates } from "./tasks.ts";
 
 /** Where a fixture's stores live, as `OmniQ.open` config keys. */
@@ -16,16 +17,9 @@ export interface StoreFixture extends AsyncDisposable {
 }
 
 /** What a backend's test file gives {@linkcode runConformance}. */
-export interface ConformanceOptions {
-  /** The name test cases are prefixed with, e.g. `"sqlite"`. */
-  name: string;
+export interface ConformanceOptions extends RegisterOptions {
   /** Make a fresh, isolated store: called once per case. */
   store: () => Promise<StoreFixture>;
-  /**
-   * Cases this engine cannot pass, by case name, each with the reason (a documented limit
-   * of the engine; never a missing server).
-   */
-  skip?: Record<string, string>;
 }
 
 /** What a case's function receives. */
