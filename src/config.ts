@@ -21,7 +21,7 @@
 
 import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
-import type { OmniQConfig } from "./omniq.ts";
+import type { OmniQConfig } from "./api.ts";
 import { nearest } from "./options.ts";
 import { type OptionKind, registeredEngines, workerTypeNames } from "./registry.ts";
 import { redactUrl, splitScheme } from "./url.ts";

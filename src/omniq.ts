@@ -2,6 +2,12 @@
  * The `OmniQ` orchestrator: opens the configured stores, validates and enqueues tasks,
  * reads records, results and events, cancels and retries, and makes workers.
  *
+ * Why this file is longer than the others: it is the public facade, and most of its
+ * lines are the reference docs and examples of its methods. The work behind them lives in
+ * the modules it imports: `stores.ts` (opening), `prepare.ts` (validating what is
+ * enqueued), `ticks.ts` (schedules), `waits.ts`, `listeners.ts`, `outcome.ts` (what ends an
+ * attempt) and `records.ts` (what users see).
+ *
  * @module
  */
 
@@ -9,18 +15,14 @@ import type {
   Backend,
   Effects,
   EventStore,
-  NewTask,
   ResultStore,
   StoredEvent,
   StoredResult,
-  StoredSchedule,
-  StoredTask,
   TaskQueue,
-  TickClaim,
 } from "./backend.ts";
 import { type CodecName, decode } from "./codec.ts";
 import { validateConfig } from "./config.ts";
-import { nextTick, resolveSchedule, tickTaskId, toScheduleRecord } from "./schedule.ts";
+import { nextTick, resolveSchedule, toScheduleRecord } from "./schedule.ts";
 import {
   chainItems,
   type Flow,
@@ -31,29 +33,18 @@ import {
   Workflow,
 } from "./workflow.ts";
 import { parseDuration } from "./duration.ts";
-import {
-  ConfigError,
-  OmniQError,
-  TaskCancelledError,
-  TaskExpiredError,
-  TaskFailedError,
-  TaskNotFoundError,
-  TimeoutError,
-} from "./errors.ts";
+import { ConfigError, OmniQError, TaskCancelledError } from "./errors.ts";
 import type { WorkerHost } from "./host.ts";
 import {
   checkKeys,
   DEFAULTS,
   resolveBackoff,
   type ResolvedWorkerOptions,
-  resolveTask,
   resolveWorker,
 } from "./options.ts";
-import { getTask, type TaskDefinition, type TaskId } from "./task.ts";
+import type { TaskDefinition, TaskId } from "./task.ts";
 import type {
-  Duration,
   EnqueueOptions,
-  EventFilter,
   EventRecord,
   EventType,
   ListOptions,
@@ -67,100 +58,40 @@ import type {
 } from "./types.ts";
 import { EVENT_TYPES } from "./types.ts";
 import { Outcomes } from "./outcome.ts";
-import { openBackendOptions, openBackendUrl } from "./url.ts";
+import { delay } from "./kit/async.ts";
+import { Listeners } from "./listeners.ts";
+import { Waits } from "./waits.ts";
+import { checkPayload, prepareBatch, resolveName } from "./prepare.ts";
+import { toEventRecord, toResultRecord, toTaskRecord } from "./records.ts";
+import { openStores } from "./stores.ts";
+import { fireDueTicks } from "./ticks.ts";
 import { AsyncWorker, type Worker } from "../workers/async.ts";
 import type { Executor } from "../workers/executor.ts";
 import { workerType } from "./registry.ts";
+import {
+  type CleanupReport,
+  DEFAULT_URL,
+  type EngineOptions,
+  type EnqueueItem,
+  type EventsOptions,
+  type OmniQConfig,
+  type RunOptions,
+  type StoreTarget,
+  type WaitOptions,
+} from "./api.ts";
 
-/**
- * A server engine's store given by its options instead of a URL, as a YAML or JSON file
- * can: `{ postgres: { host, port, database, user, password, schema, pool } }` (the fields of
- * `PostgresOptions` in `@omniq/omniq/postgres`), `{ redis: { host, port, db, prefix … } }`
- * (`RedisOptions`) or `{ nats: { servers, token, stream, bucket … } }` (`NatsOptions`).
- * Checked key by key at open; in code, `openPostgres(options)` and its siblings are typed.
- */
-export type EngineOptions =
-  | { postgres: Record<string, unknown> }
-  | { redis: Record<string, unknown> }
-  | { nats: Record<string, unknown> }
-  /** An engine registered from outside (`registerEngine` of `@omniq/omniq/engine`). */
-  | { [engine: string]: Record<string, unknown> };
-
-/**
- * Where a store lives: a URL such as `"sqlite:./omniq.db"`, an engine's options, or an
- * opened backend.
- */
-export type StoreTarget = string | EngineOptions | Backend;
-
-/** The configuration `OmniQ.open` takes. */
-export interface OmniQConfig {
-  /** One engine for queue, results and events (each may still be set apart). */
-  backend?: StoreTarget;
-  /** Where tasks are queued. */
-  queue?: StoreTarget;
-  /** Where results are stored. */
-  results?: StoreTarget;
-  /** Where events are stored. */
-  events?: StoreTarget;
-  /** Task modules (URLs or paths, imported at open) or task definitions. */
-  tasks?: (TaskDefinition | URL | string)[];
-  /** Defaults for workers made by this queue. */
-  worker?: WorkerOptions;
-  /** Defaults for tasks. */
-  defaults?: TaskDefaults;
-  /**
-   * How arguments and results are written: `"msgpack"`, or `"json"` for stores people
-   * read by hand. Every format stays readable whatever this says.
-   * @default {"msgpack"}
-   */
-  codec?: CodecName;
-}
-
-/** The default store: SQLite in `./omniq.db`. */
-export const DEFAULT_URL = "sqlite:./omniq.db";
-
-/** An item of {@linkcode OmniQ.enqueueMany}. */
-// deno-lint-ignore no-explicit-any
-export interface EnqueueItem<A extends any[] = any[]> extends EnqueueOptions {
-  /** The task, by definition or name. */
-  task: TaskDefinition<A> | string;
-  /** Its arguments. */
-  args: A;
-}
-
-/** Options of {@linkcode OmniQ.wait}. */
-export interface WaitOptions {
-  /** Give up after this long with a `TimeoutError`. */
-  timeout?: Duration;
-  /** Give up when this signal aborts. */
-  signal?: AbortSignal;
-}
-
-/** Options of {@linkcode OmniQ.run}. */
-export interface RunOptions extends WorkerOptions {
-  /** `"idle"`: return when nothing is due or running. */
-  until: "idle";
-}
-
-/** Options of {@linkcode OmniQ.events}. */
-export interface EventsOptions extends EventFilter {
-  /** Keep waiting for new events instead of ending after the last match. */
-  follow?: boolean;
-  /** Stop following when this signal aborts. */
-  signal?: AbortSignal;
-}
-
-/** What {@linkcode OmniQ.cleanup} removed or changed. */
-export interface CleanupReport {
-  /** Tasks recovered from expired leases, expired, or purged, as events. */
-  events: number;
-  /** Results deleted for their `resultTtl`. */
-  results: number;
-  /** Events deleted for `eventTtl`. */
-  eventsDeleted: number;
-}
-
-type Listener = (event: EventRecord) => void;
+export {
+  type CleanupReport,
+  DEFAULT_URL,
+  type EngineOptions,
+  type EnqueueItem,
+  type EventsOptions,
+  type OmniQConfig,
+  type RunOptions,
+  type StoreTarget,
+  type WaitOptions,
+};
+export { toEventRecord, toResultRecord, toTaskRecord };
 
 /**
  * A task queue: enqueue tasks, run workers, read results and events.
@@ -200,11 +131,9 @@ export class OmniQ implements AsyncDisposable {
   #wakers = new Set<() => void>();
   /** A wake-up that came while no worker was idle, kept for the next idle wait. */
   #missedWake = false;
-  #waiters = new Map<string, Set<() => void>>();
+  #waits: Waits;
   #running = new Map<string, AbortController>();
-  #listeners = new Map<EventType | "*", Set<Listener>>();
-  #poller: { stop: AbortController; done: Promise<void> } | undefined;
-  #localIds = new Set<string>();
+  #listeners: Listeners;
   #pollInterval: number;
   #errorHandlers = new Set<(error: unknown, what: string) => void>();
 
@@ -236,6 +165,8 @@ export class OmniQ implements AsyncDisposable {
     this.#codec = config.codec ?? "msgpack";
     this.#workerDefaults = config.worker ?? {};
     this.#pollInterval = resolveWorker({}, this.#workerDefaults).pollInterval;
+    this.#waits = new Waits(this.#queue, this.#results, this.#pollInterval);
+    this.#listeners = new Listeners(this.#events, this.#pollInterval, (e, w) => this.#report(e, w));
   }
 
   /**
@@ -257,55 +188,8 @@ export class OmniQ implements AsyncDisposable {
     if (cfg.defaults?.backoff !== undefined) {
       resolveBackoff(cfg.defaults.backoff, "defaults.backoff");
     }
-    const main = cfg.backend ?? DEFAULT_URL;
-    const byUrl = new Map<string, Promise<Backend>>();
-    const opened: Backend[] = [];
-    const modules: string[] = [];
-    const resolve = (target: StoreTarget | undefined, key: string): Promise<Backend> => {
-      const t = target ?? main;
-      if (typeof t !== "string" && t && typeof t === "object" && "queue" in t) {
-        return Promise.resolve(t as Backend);
-      }
-      if (typeof t !== "string" && (!t || typeof t !== "object")) {
-        throw new ConfigError(`${key}: expected a URL string or a backend, got ${typeof t}`);
-      }
-      // The same URL, or the same options, for several stores opens one engine.
-      const id = typeof t === "string" ? t : JSON.stringify(t);
-      let backend = byUrl.get(id);
-      if (!backend) {
-        const opening = typeof t === "string"
-          ? openBackendUrl(t, key)
-          : openBackendOptions(t as EngineOptions, key);
-        backend = opening.then((b) => {
-          opened.push(b);
-          return b;
-        });
-        byUrl.set(id, backend);
-      }
-      return backend;
-    };
-    try {
-      const [queue, results, events] = await Promise.all([
-        resolve(cfg.queue, "queue"),
-        resolve(cfg.results, "results"),
-        resolve(cfg.events, "events"),
-      ]);
-      for (const [i, entry] of (cfg.tasks ?? []).entries()) {
-        if (typeof entry === "string" || entry instanceof URL) {
-          const url = String(entry instanceof URL ? entry : new URL(entry, `file://${cwd()}/`));
-          await import(url);
-          modules.push(url);
-        } else if (!entry || typeof entry !== "object" || typeof entry.name !== "string") {
-          throw new ConfigError(
-            `tasks[${i}]: expected a module URL or path, or a task definition`,
-          );
-        }
-      }
-      return new OmniQ(queue, results, events, opened, cfg, modules);
-    } catch (error) {
-      await Promise.allSettled([...byUrl.values()].map((b) => b.then((x) => x.close())));
-      throw error;
-    }
+    const { queue, results, events, opened, modules } = await openStores(cfg);
+    return new OmniQ(queue, results, events, opened, cfg, modules);
   }
 
   #check(): void {
@@ -355,31 +239,10 @@ export class OmniQ implements AsyncDisposable {
   /** Validate, order (dependencies first) and store a batch; ids in item order. */
   async #submit(items: LinkedItem[]): Promise<TaskId[]> {
     this.#check();
-    const now = Date.now();
-    const tasks: NewTask[] = items.map((item, i) => {
-      const where = items.length === 1 ? "" : `items[${i}].`;
-      try {
-        if (!item || typeof item !== "object") {
-          throw new ConfigError(`expected { task, args, ...options }`);
-        }
-        const { task, args, links, ...options } = item;
-        const [name, definition] = resolveName(task);
-        const stored = resolveTask(
-          name,
-          args,
-          options,
-          definition?.options ?? {},
-          this.#defaults,
-          now,
-          this.#codec,
-        );
-        if (links) stored.links = links;
-        this.#checkPayload(stored.payload);
-        return stored;
-      } catch (error) {
-        if (where && error instanceof Error) error.message = where + error.message;
-        throw error;
-      }
+    const tasks = prepareBatch(items, {
+      defaults: this.#defaults,
+      codec: this.#codec,
+      maxPayloadBytes: this.#queue.maxPayloadBytes,
     });
     const ordered = orderBatch(tasks);
     const outcome = await this.#queue.enqueue(ordered);
@@ -388,15 +251,6 @@ export class OmniQ implements AsyncDisposable {
     if (ordered === tasks) return outcome.ids;
     const idOf = new Map(ordered.map((t, i) => [t, outcome.ids[i]]));
     return tasks.map((t) => idOf.get(t)!);
-  }
-
-  #checkPayload(payload: Uint8Array): void {
-    const limit = this.#queue.maxPayloadBytes;
-    if (limit !== undefined && payload.length > limit) {
-      throw new ConfigError(
-        `args: the encoded arguments take ${payload.length} bytes; this engine stores at most ${limit}`,
-      );
-    }
   }
 
   /**
@@ -485,7 +339,7 @@ export class OmniQ implements AsyncDisposable {
       now,
       this.#codec,
     );
-    this.#checkPayload(schedule.payload);
+    checkPayload(schedule.payload, this.#queue.maxPayloadBytes);
     const existing = await this.#queue.getSchedule(schedule.id);
     if (existing) {
       // Re-registering (a program that schedules at every start) keeps the anchor, the
@@ -565,52 +419,9 @@ export class OmniQ implements AsyncDisposable {
    */
   async tick(): Promise<number> {
     this.#check();
-    let fired = 0;
-    // Each round advances every due schedule by at least one tick; ticks that fall within
-    // the grace fire one by one, older ones are skipped in one step, so this ends.
-    for (let round = 0; round < 10_000; round++) {
-      const now = Date.now();
-      const due = await this.#queue.dueSchedules(now, 100);
-      if (due.length === 0) break;
-      for (const s of due) {
-        const tick = s.nextRunAt!;
-        const missed = now - tick > s.misfireGrace;
-        // Missed ticks go in one step, up to the first tick still within the grace (which,
-        // with those after it up to now, fires in the next rounds): a driver that runs a
-        // moment early or skips a run loses only the ticks more than the grace late.
-        const next = nextTick(s, missed ? now - s.misfireGrace - 1 : tick);
-        const task = !missed || s.misfire === "once" ? this.#tickTask(s, tick, now) : undefined;
-        const claim: TickClaim = { scheduleId: s.id, tick, task };
-        if (next !== undefined) claim.next = next;
-        const effects = await this.#queue.fireTick(claim);
-        if (!effects) continue; // another scheduler fired it
-        await this.apply(effects);
-        if (task && effects.events.some((e) => e.type === "schedule_fired")) fired++;
-      }
-    }
+    const fired = await fireDueTicks(this.#queue, (effects) => this.apply(effects));
     if (fired > 0) this.#wake();
     return fired;
-  }
-
-  #tickTask(s: StoredSchedule, tick: number, now: number): NewTask {
-    const task: NewTask = {
-      id: tickTaskId(s.id, tick),
-      task: s.task,
-      queue: s.queue,
-      priority: s.priority,
-      payload: s.payload,
-      createdAt: now,
-      runAt: now,
-      maxAttempts: s.maxAttempts,
-      backoff: s.backoff,
-      dependsOn: [],
-      onDependencyFailure: "cancel",
-      scheduleId: s.id,
-    };
-    if (s.timeout !== undefined) task.timeout = s.timeout;
-    if (s.ttl !== undefined) task.expiresAt = now + s.ttl;
-    if (s.resultTtl !== undefined) task.resultTtl = s.resultTtl;
-    return task;
   }
 
   #wakeScheduler(): void {
@@ -658,56 +469,7 @@ export class OmniQ implements AsyncDisposable {
     const timeout = options.timeout === undefined
       ? undefined
       : parseDuration(options.timeout, "timeout");
-    const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
-    let pause = 5;
-    let checkedExists = false;
-    let unwatch: (() => void) | undefined;
-    try {
-      for (;;) {
-        const result = await this.#results.get(id);
-        if (result) return settle<R>(result);
-        if (!checkedExists) {
-          const task = await this.#queue.get(id);
-          if (!task) throw new TaskNotFoundError(`no task with id "${id}"`);
-          checkedExists = true;
-          // A result stored by another process wakes this wait at once, where the store can
-          // tell (the loop reads the result again after the watch starts).
-          unwatch = this.#results.watch?.(id, () => this.#wakeWaits(id));
-        }
-        const left = deadline - Date.now();
-        if (left <= 0) {
-          throw new TimeoutError(`waiting for task ${id}: not done after ${timeout}ms`);
-        }
-        options.signal?.throwIfAborted();
-        await this.#waitFor(id, Math.min(pause, left), options.signal);
-        pause = Math.min(pause * 2, this.#pollInterval);
-        if (this.#closed) throw new OmniQError("this OmniQ was closed while waiting");
-      }
-    } finally {
-      unwatch?.();
-    }
-  }
-
-  /** Wake the waits for a task (they read its result again). */
-  #wakeWaits(id: string): void {
-    for (const done of [...(this.#waiters.get(id) ?? [])]) done();
-  }
-
-  #waitFor(id: string, ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      let set = this.#waiters.get(id);
-      if (!set) this.#waiters.set(id, set = new Set());
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
-        set!.delete(done);
-        if (set!.size === 0) this.#waiters.delete(id);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener("abort", done, { once: true });
-      set.add(done);
-    });
+    return await this.#waits.wait<R>(id, timeout, options.signal);
   }
 
   /**
@@ -845,7 +607,7 @@ export class OmniQ implements AsyncDisposable {
       }
       if (page.length === 500) continue;
       if (!follow || this.#closed || signal?.aborted) return;
-      await delay(this.#pollInterval, signal);
+      await delay(this.#pollInterval, { signal });
     }
   }
 
@@ -862,58 +624,7 @@ export class OmniQ implements AsyncDisposable {
     if (type !== "*" && !EVENT_TYPES.includes(type)) {
       throw new ConfigError(`on: unknown event type ${JSON.stringify(type)}`);
     }
-    let set = this.#listeners.get(type);
-    if (!set) this.#listeners.set(type, set = new Set());
-    set.add(listener);
-    this.#startPoller();
-    return () => {
-      set!.delete(listener);
-      if ([...this.#listeners.values()].every((s) => s.size === 0)) this.#stopPoller();
-    };
-  }
-
-  #startPoller(): void {
-    if (this.#poller) return;
-    const stop = new AbortController();
-    const started = Date.now();
-    const done = (async () => {
-      let after: string | undefined;
-      while (!stop.signal.aborted) {
-        await delay(this.#pollInterval, stop.signal);
-        if (stop.signal.aborted) break;
-        try {
-          const page = await this.#events.query(
-            after === undefined ? { since: started, limit: 1000 } : { after, limit: 1000 },
-          );
-          for (const e of page) {
-            after = e.id;
-            if (this.#localIds.delete(e.id)) continue;
-            this.#emit(toEventRecord(e));
-          }
-        } catch (error) {
-          this.#report(error, "event poll");
-        }
-      }
-    })();
-    this.#poller = { stop, done };
-  }
-
-  #stopPoller(): void {
-    this.#poller?.stop.abort();
-    this.#poller = undefined;
-    this.#localIds.clear();
-  }
-
-  #emit(event: EventRecord): void {
-    for (const key of [event.type, "*"] as const) {
-      for (const listener of this.#listeners.get(key) ?? []) {
-        try {
-          listener(event);
-        } catch (error) {
-          this.#report(error, `an "${key}" listener`);
-        }
-      }
-    }
+    return this.#listeners.add(type, listener);
   }
 
   /**
@@ -962,19 +673,15 @@ export class OmniQ implements AsyncDisposable {
     let events = effects.events as StoredEvent[];
     if (events.length === 0) return;
     if (!this.#eventsInline) events = await this.#events.append(effects.events);
-    const listening = this.#listeners.size > 0;
+    this.#listeners.deliver(events);
     let released = false;
     for (const e of events) {
-      if (listening) {
-        if (this.#poller) this.#localIds.add(e.id);
-        this.#emit(toEventRecord(e));
-      }
       switch (e.type) {
         case "completed":
         case "failed":
         case "cancelled":
         case "expired":
-          this.#wakeWaits(e.taskId!);
+          this.#waits.wake(e.taskId!);
           break;
         case "enqueued":
         case "scheduled":
@@ -1000,23 +707,13 @@ export class OmniQ implements AsyncDisposable {
       resultsInline: this.#resultsInline,
       apply: (effects) => this.apply(effects),
       putResult: (result: StoredResult) => this.#results.put([result]),
-      idle: (ms, signal) =>
-        new Promise<void>((resolve) => {
-          if (signal.aborted) return resolve();
-          if (this.#missedWake) {
-            this.#missedWake = false;
-            return resolve();
-          }
-          const done = () => {
-            clearTimeout(timer);
-            signal.removeEventListener("abort", done);
-            this.#wakers.delete(done);
-            resolve();
-          };
-          const timer = setTimeout(done, ms);
-          signal.addEventListener("abort", done, { once: true });
-          this.#wakers.add(done);
-        }),
+      idle: (ms, signal) => {
+        if (this.#missedWake) {
+          this.#missedWake = false;
+          return Promise.resolve();
+        }
+        return delay(ms, { signal, wakers: this.#wakers });
+      },
       track: (taskId, controller) => {
         this.#running.set(taskId, controller);
         return () => {
@@ -1025,7 +722,7 @@ export class OmniQ implements AsyncDisposable {
       },
       codec: this.#codec,
       tick: () => this.tick(),
-      idleScheduler: (ms, signal) => sleepUntil(ms, signal, this.#scheduleWakers),
+      idleScheduler: (ms, signal) => delay(ms, { signal, wakers: this.#scheduleWakers }),
       report: (error, what) => this.#report(error, what),
       sweep: async () => {
         try {
@@ -1042,9 +739,9 @@ export class OmniQ implements AsyncDisposable {
     if (this.#closed) return;
     await Promise.allSettled([...this.#workers].map((w) => w.stop()));
     this.#closed = true;
-    this.#stopPoller();
+    this.#listeners.stop();
     this.#wake();
-    for (const set of this.#waiters.values()) for (const notify of [...set]) notify();
+    this.#waits.close();
     await Promise.allSettled(this.#opened.map((b) => b.close()));
   }
 
@@ -1054,119 +751,10 @@ export class OmniQ implements AsyncDisposable {
   }
 }
 
-/** A task's name, and its definition where this process has one. */
-function resolveName(task: TaskDefinition | string): [string, TaskDefinition | undefined] {
-  const name = typeof task === "string" ? task : task?.name;
-  if (typeof name !== "string" || name === "") {
-    throw new ConfigError(`task: expected a task definition or a task name`);
-  }
-  return [name, typeof task === "string" ? getTask(task) : task];
-}
-
-/** Sleep `ms`, or until a waker in `wakers` is called, or the signal aborts. */
-function sleepUntil(ms: number, signal: AbortSignal, wakers: Set<() => void>): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      wakers.delete(done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    wakers.add(done);
-  });
-}
-
-function cwd(): string {
-  // deno-lint-ignore no-explicit-any
-  const d = (globalThis as any).Deno;
-  return d?.cwd?.() ?? ".";
-}
-
 function toMs(value: Date | number, name: string): number {
   const ms = value instanceof Date ? value.getTime() : value;
   if (typeof ms !== "number" || !Number.isFinite(ms)) {
     throw new ConfigError(`${name}: expected a Date or epoch milliseconds`);
   }
   return ms;
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
-function settle<R>(result: StoredResult): R {
-  switch (result.state) {
-    case "completed":
-      return (result.value === undefined ? undefined : decode(result.value)) as R;
-    case "failed":
-      throw new TaskFailedError(result.taskId, result.error ?? { name: "Error", message: "" });
-    case "cancelled":
-      throw new TaskCancelledError(result.taskId, result.error?.message);
-    case "expired":
-      throw new TaskExpiredError(result.taskId);
-  }
-}
-
-function date(ms: number | undefined): Date | undefined {
-  return ms === undefined ? undefined : new Date(ms);
-}
-
-/** A stored task as users see it. */
-export function toTaskRecord(task: StoredTask): TaskRecord {
-  const record: TaskRecord = {
-    id: task.id,
-    task: task.task,
-    args: decode(task.payload) as unknown[],
-    queue: task.queue,
-    priority: task.priority,
-    state: task.state === "scheduled" && task.runAt <= Date.now() ? "queued" : task.state,
-    attempts: task.attempts,
-    maxAttempts: task.maxAttempts,
-    createdAt: new Date(task.createdAt),
-    runAt: new Date(task.runAt),
-    dependsOn: task.dependsOn,
-  };
-  if (task.startedAt !== undefined) record.startedAt = date(task.startedAt);
-  if (task.completedAt !== undefined) record.completedAt = date(task.completedAt);
-  if (task.expiresAt !== undefined) record.expiresAt = date(task.expiresAt);
-  if (task.progress !== undefined) record.progress = task.progress;
-  if (task.error !== undefined) record.error = task.error;
-  if (task.key !== undefined) record.key = task.key;
-  if (task.scheduleId !== undefined) record.scheduleId = task.scheduleId;
-  return record;
-}
-
-/** A stored result as users see it. */
-export function toResultRecord<R>(result: StoredResult): ResultRecord<R> {
-  const record: ResultRecord<R> = {
-    taskId: result.taskId,
-    state: result.state,
-    completedAt: new Date(result.completedAt),
-  };
-  if (result.value !== undefined) record.value = decode(result.value) as R;
-  if (result.error !== undefined) record.error = result.error;
-  if (result.expiresAt !== undefined) record.expiresAt = new Date(result.expiresAt);
-  return record;
-}
-
-/** A stored event as users see it. */
-export function toEventRecord(event: StoredEvent): EventRecord {
-  const record: EventRecord = { id: event.id, type: event.type, at: new Date(event.at) };
-  if (event.taskId !== undefined) record.taskId = event.taskId;
-  if (event.queue !== undefined) record.queue = event.queue;
-  if (event.attempt !== undefined) record.attempt = event.attempt;
-  if (event.data !== undefined) record.data = event.data;
-  return record;
 }

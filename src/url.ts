@@ -9,7 +9,7 @@
 
 import type { Backend } from "./backend.ts";
 import { ConfigError } from "./errors.ts";
-import type { EngineOptions } from "./omniq.ts";
+import type { EngineOptions } from "./api.ts";
 import { engineForScheme, engineNamed, registeredEngines } from "./registry.ts";
 
 /**
