@@ -19,7 +19,7 @@
 
 import "./backends/builtin.ts";
 import "./workers/builtin.ts";
-import { configFromEnv, loadConfig, resolveConfig } from "./src/config.ts";
+import { configFromEnv, loadConfig, resolveConfig } from "./src/config_sources.ts";
 import { ConfigError, OmniQError } from "./src/errors.ts";
 import { OmniQ, type OmniQConfig } from "./src/omniq.ts";
 import type { EnqueueOptions, EventType, TaskState, WorkerOptions } from "./src/types.ts";

@@ -74,8 +74,8 @@ export {
   type LoadOptions,
   parseDotenv,
   resolveConfig,
-  validateConfig,
-} from "./src/config.ts";
+} from "./src/config_sources.ts";
+export { validateConfig } from "./src/config.ts";
 export { parseDuration } from "./src/duration.ts";
 export { type CodecName, decode, encode } from "./src/codec.ts";
 export { redactUrl } from "./src/url.ts";
