@@ -109,7 +109,7 @@ import {
   SCRIPT_NAMES,
   type ScriptName,
   SCRIPTS,
-} from "./scripts.ts";
+} from "./lua/mod.ts";
 
 /** Where the Redis engine connects, and how. */
 export interface RedisOptions {
@@ -412,7 +412,7 @@ function toTask(id: string, h: Record<string, string>): StoredTask {
   return task;
 }
 
-/** The 13 script arguments of a new task (see `insert` in scripts.ts). */
+/** The 13 script arguments of a new task (see `insert` in lua/fragments.ts). */
 function taskArgs(t: NewTask): string[] {
   const d: Json = { payload: b64(t.payload), createdAt: t.createdAt, backoff: t.backoff };
   if (t.timeout !== undefined) d.timeout = t.timeout;
@@ -528,7 +528,7 @@ interface Outcome {
 
 /**
  * The outcome of a task-changing script: `[x, results, event, event id, …]` as `finish` in
- * scripts.ts returns it, or one JSON document (a refusal before any change).
+ * lua/mod.ts returns it, or one JSON document (a refusal before any change).
  */
 function outcome(reply: unknown): Outcome {
   if (!Array.isArray(reply)) return JSON.parse(String(reply)) as Outcome;

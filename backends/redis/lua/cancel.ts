@@ -1,0 +1,25 @@
+// The `cancel` operation of the Redis engine, run as one atomic Lua call (see mod.ts).
+
+/** The Lua body of `cancel`; it runs after `begin(ARGV)` (fragments.ts). */
+export const CANCEL: string = `--[[
+  Cancel a task that is not final, and cascade to its dependents.
+
+  Input:
+    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due, running,
+      expiring, ended, keys, deps:<id>, counts, result:<id>, results:ttl, events, wake
+    ARGV[1] prefix: every key's start, e.g. 'omniq:'
+    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
+    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[4] id
+    ARGV[5] reason
+
+  Output:
+    finish(x), x = true, or false when the task is final or unknown
+]]
+local id, reason = ARGV[4], ARGV[5]
+local t = load(id)
+if not t or FINAL[t.state] then return finish(false) end
+endTask(id, t, 'cancelled', 'TaskCancelledError', reason, {reason = reason})
+return finish(true)
+`;

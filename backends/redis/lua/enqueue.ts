@@ -1,0 +1,95 @@
+// The `enqueue` operation of the Redis engine, run as one atomic Lua call (see mod.ts).
+
+import { TASK_ARGS } from "./fragments.ts";
+
+/** The Lua body of `enqueue`; it runs after `begin(ARGV)` (fragments.ts). */
+export const ENQUEUE: string = `--[[
+  Store a batch of new tasks, all or none.
+
+  Validation comes first (a dependency must exist or come earlier in the batch; an id
+  must be new unless its key matches a live task), then the inserts (\`insert\`). A task
+  whose dedupe key is held by a live task is not stored: the live one stands in for it,
+  and later tasks of the batch that depend on it (or pipe or read its result) are pointed
+  at the live one, as \`withStandIns\` does in src/kit/policy.ts. Each inserted task starts
+  in the state \`dependencyVerdict\` would give it.
+
+  Input:
+    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    Keys touched (after the prefix): task:<id>, tasks, seq, keys, deps:<id>,
+      {<queue>}:ready, {<queue>}:due, expiring, ended, counts, result:<id>, results:ttl,
+      events, wake
+    ARGV[1] prefix: every key's start, e.g. 'omniq:'
+    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
+    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[4] n: how many tasks
+    ARGV[5..] n groups of TASK_ARGS (13) entries each: id, queue, priority, runAt, expiresAt
+      or '', maxAttempts, resultTtl or '', key or '', onDependencyFailure, dependencies
+      JSON, links JSON or '', task name, the rest as JSON (see \`insert\` in fragments.ts)
+
+  Output:
+    finish(x), x = { ids, created } (created[i] false where a live task stood in), or the
+    refusal { x = { err = 'dependency' | 'duplicate', id } } as one JSON document, before
+    any change
+]]
+local n = tonumber(ARGV[4])
+local W = ${TASK_ARGS}
+local batch = {}
+for i = 0, n - 1 do
+  local o = 5 + i * W
+  local id, key = ARGV[o], ARGV[o + 7]
+  if ARGV[o + 9] ~= '[]' then
+    for _, d in ipairs(cjson.decode(ARGV[o + 9])) do
+      if not batch[d] and redis.call('EXISTS', tkey(d)) == 0 then
+        return cjson.encode({x = {err = 'dependency', id = d}})
+      end
+    end
+  end
+  local keyed = key ~= '' and redis.call('HEXISTS', K_KEYS, key) == 1
+  if not keyed and (batch[id] or redis.call('EXISTS', tkey(id)) == 1) then
+    return cjson.encode({x = {err = 'duplicate', id = id}})
+  end
+  batch[id] = true
+end
+local ids, created, standIn, anyStandIn = {}, {}, {}, false
+local function to(id) return standIn[id] or id end
+for i = 0, n - 1 do
+  local o = 5 + i * W
+  local a = {}
+  for j = 0, W - 1 do a[j + 1] = ARGV[o + j] end
+  local live = a[8] ~= '' and redis.call('HGET', K_KEYS, a[8])
+  if live then
+    ids[#ids + 1] = live
+    created[#created + 1] = false
+    standIn[a[1]] = live
+    anyStandIn = true
+  else
+    if anyStandIn then
+      -- A task deduplicated by key stands for the live task: later tasks of the batch that
+      -- depend on it (or read or pipe its result) depend on the live one.
+      local seen, deps = {}, {}
+      for _, d in ipairs(cjson.decode(a[10])) do
+        local m = to(d)
+        if not seen[m] then
+          seen[m] = true
+          deps[#deps + 1] = m
+        end
+      end
+      if #deps > 0 then a[10] = cjson.encode(deps) end
+      if a[11] ~= '' then
+        local links = cjson.decode(a[11])
+        if links.pipe then links.pipe = to(links.pipe) end
+        if links.names then
+          local names = {}
+          for d, name in pairs(links.names) do names[to(d)] = name end
+          links.names = names
+        end
+        a[11] = cjson.encode(links)
+      end
+    end
+    insert(a)
+    ids[#ids + 1] = a[1]
+    created[#created + 1] = true
+  end
+end
+return finish({ids = ids, created = created})
+`;

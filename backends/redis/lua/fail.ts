@@ -1,0 +1,50 @@
+// The `fail` operation of the Redis engine, run as one atomic Lua call (see mod.ts).
+
+/** The Lua body of `fail`; it runs after `begin(ARGV)` (fragments.ts). */
+export const FAIL: string = `--[[
+  Fail a running task's attempt: retry it later, or end it failed.
+
+  With a retry time the task goes back to scheduled or queued (\`place\`); without one it
+  ends failed, and its dependents are cancelled or released (\`cascade\`).
+
+  Input:
+    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    Keys touched (after the prefix): task:<id>, running, expiring, ended, keys, deps:<id>,
+      {<queue>}:ready, {<queue>}:due, counts, result:<id>, results:ttl, events, wake
+    ARGV[1] prefix: every key's start, e.g. 'omniq:'
+    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
+    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[4] id
+    ARGV[5] token: the claim's token
+    ARGV[6] error JSON
+    ARGV[7] retryAt (ms) or '' for a final failure
+    ARGV[8] result JSON or ''
+    ARGV[9] the result's expiresAt or ''
+    ARGV[10] the result's completedAt or ''
+
+  Output:
+    finish(x), x = true, or false when the token is stale
+]]
+local id = ARGV[4]
+local t = held(id, ARGV[5])
+if not t then return finish(false) end
+local err = cjson.decode(ARGV[6])
+local brief = {name = err.name, message = err.message}
+if ARGV[7] ~= '' then
+  local retryAt = tonumber(ARGV[7])
+  redis.call('ZREM', K_RUNNING, id)
+  redis.call('HDEL', tkey(id), 'token', 'lease', 'worker')
+  place(id, t, retryAt, 'error', ARGV[6])
+  emit('retrying', id, t.queue, t.attempts, {error = brief, retryAt = retryAt})
+  return finish(true)
+end
+leave(id, t)
+recount(t, 'failed')
+local at = ended(t, ARGV[10])
+redis.call('HSET', tkey(id), 'state', 'failed', 'completedAt', at, 'error', ARGV[6])
+redis.call('ZADD', K_ENDED, at, id)
+if ATTACH_RESULTS and ARGV[8] ~= '' then storeResult(id, ARGV[8], ARGV[9]) end
+emit('failed', id, t.queue, t.attempts, {error = brief}, at)
+cascade(id, 'failed')
+return finish(true)
+`;

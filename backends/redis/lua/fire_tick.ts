@@ -1,0 +1,48 @@
+// The `fireTick` operation of the Redis engine, run as one atomic Lua call (see mod.ts).
+
+import { TASK_ARGS } from "./fragments.ts";
+
+/** The Lua body of `fireTick`; it runs after `begin(ARGV)` (fragments.ts). */
+export const FIRE_TICK: string = `--[[
+  Fire one tick of a schedule: advance it and enqueue its task, as one step.
+
+  The compare-and-set of the schedule's next tick makes one process out of many fire
+  it; the task is inserted only when its id is new.
+
+  Input:
+    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    Keys touched (after the prefix): schedule:<id>, schedules:next, task:<id>, tasks, seq,
+      keys, deps:<id>, {<queue>}:ready, {<queue>}:due, expiring, ended, counts,
+      result:<id>, results:ttl, events, wake
+    ARGV[1] prefix: every key's start, e.g. 'omniq:'
+    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
+    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[4] id: the schedule's id
+    ARGV[5] tick: the tick fired (ms)
+    ARGV[6] the next tick (ms) or '' when none follows
+    ARGV[7] '1' when a task follows
+    ARGV[8..] the task: TASK_ARGS (13) entries, as in enqueue
+
+  Output:
+    finish(x), x = true, or false when the compare-and-set failed
+]]
+local id, tick = ARGV[4], tonumber(ARGV[5])
+local k = P .. 'schedule:' .. id
+local v = redis.call('HMGET', k, 'paused', 'next')
+if not v[1] or v[1] == '1' or not v[2] or tonumber(v[2]) ~= tick then return finish(false) end
+if ARGV[6] == '' then
+  redis.call('HDEL', k, 'next')
+  redis.call('ZREM', P .. 'schedules:next', id)
+else
+  redis.call('HSET', k, 'next', ARGV[6])
+  redis.call('ZADD', P .. 'schedules:next', tonumber(ARGV[6]), id)
+end
+redis.call('HSET', k, 'last', ARGV[5])
+if ARGV[7] == '1' and redis.call('EXISTS', tkey(ARGV[8])) == 0 then
+  local a = {}
+  for j = 0, ${TASK_ARGS} - 1 do a[j + 1] = ARGV[8 + j] end
+  insert(a)
+  emit('schedule_fired', a[1], a[2], 0, {scheduleId = id, tick = tick})
+end
+return finish(true)
+`;

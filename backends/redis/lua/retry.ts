@@ -1,0 +1,35 @@
+// The `retry` operation of the Redis engine, run as one atomic Lua call (see mod.ts).
+
+/** The Lua body of `retry`; it runs after `begin(ARGV)` (fragments.ts). */
+export const RETRY: string = `--[[
+  Queue a failed, cancelled or expired task again.
+
+  Its attempts are reset and its ttl dropped; it takes back its dedupe key if it is free.
+
+  Input:
+    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    Keys touched (after the prefix): task:<id>, ended, keys, {<queue>}:ready,
+      {<queue>}:due, counts, result:<id>, results:ttl, events, wake
+    ARGV[1] prefix: every key's start, e.g. 'omniq:'
+    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
+    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[4] id
+
+  Output:
+    finish(x), x = true, or false when it is not such a task
+]]
+local id = ARGV[4]
+local t = load(id)
+if not t or not FINAL[t.state] or t.state == 'completed' then return finish(false) end
+t.attempts = 0
+t.exp = nil
+redis.call('HDEL', tkey(id), 'error', 'completedAt', 'startedAt', 'progress', 'exp')
+redis.call('ZREM', K_ENDED, id)
+if t.key and redis.call('HEXISTS', K_KEYS, t.key) == 0 then
+  redis.call('HSET', K_KEYS, t.key, id)
+end
+if ATTACH_RESULTS then deleteResult(id) end
+place(id, t, NOW, 'attempts', 0)
+emit('enqueued', id, t.queue, 0, {state = 'queued', retry = true})
+return finish(true)
+`;

@@ -1,0 +1,68 @@
+// The `sweep` operation of the Redis engine, run as one atomic Lua call (see mod.ts).
+
+/** The Lua body of `sweep`; it runs after `begin(ARGV)` (fragments.ts). */
+export const SWEEP: string = `--[[
+  Recover expired leases, expire unstarted tasks past their ttl, purge final records.
+
+  A stalled task gets another attempt while attempts remain, else fails with a
+  StalledError (\`stallVerdict\` in src/kit/policy.ts). Each part handles at most a batch.
+
+  Input:
+    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    Keys touched (after the prefix): task:<id>, running, expiring, ended, tasks, keys,
+      deps:<id>, {<queue>}:ready, {<queue>}:due, counts, result:<id>, results:ttl, events,
+      wake
+    ARGV[1] prefix: every key's start, e.g. 'omniq:'
+    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
+    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[4] purgeBefore: purge final records that ended before this (ms), or '' to keep them
+    ARGV[5] batch: the most entries each part handles
+
+  Output:
+    finish(x), x = true when a batch was full (call again)
+]]
+local purgeBefore, batch = tonumber(ARGV[4]), tonumber(ARGV[5])
+local more = false
+local stalled = redis.call('ZRANGEBYSCORE', K_RUNNING, '-inf', '(' .. NOW, 'LIMIT', 0, batch)
+if #stalled == batch then more = true end
+for _, id in ipairs(stalled) do
+  local t = load(id)
+  redis.call('ZREM', K_RUNNING, id)
+  if t and t.state == 'running' then
+    emit('stalled', id, t.queue, t.attempts, {attempt = t.attempts})
+    if t.attempts < t.max then
+      redis.call('HDEL', tkey(id), 'token', 'lease', 'worker')
+      place(id, t, NOW)
+    else
+      local message = "the worker's lease expired on attempt " .. t.attempts
+      endTask(id, t, 'failed', 'StalledError', message,
+        {error = {name = 'StalledError', message = message}})
+    end
+  end
+end
+local expiring = redis.call('ZRANGEBYSCORE', K_EXPIRING, '-inf', NOW, 'LIMIT', 0, batch)
+if #expiring == batch then more = true end
+for _, id in ipairs(expiring) do
+  local t = load(id)
+  if t and UNSTARTED[t.state] and t.exp and t.exp <= NOW then
+    endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
+  else
+    redis.call('ZREM', K_EXPIRING, id)
+  end
+end
+if purgeBefore then
+  local ended = redis.call('ZRANGEBYSCORE', K_ENDED, '-inf', '(' .. purgeBefore, 'LIMIT', 0, batch)
+  if #ended == batch then more = true end
+  for _, id in ipairs(ended) do
+    redis.call('ZREM', K_ENDED, id)
+    local v = redis.call('TYPE', tkey(id)).ok == 'hash' and
+      redis.call('HMGET', tkey(id), 'state', 'queue') or {}
+    if v[1] and FINAL[v[1]] then
+      count(v[2], v[1], -1)
+      redis.call('DEL', tkey(id), P .. 'deps:' .. id)
+      redis.call('ZREM', K_TASKS, id)
+    end
+  end
+end
+return finish(more)
+`;
