@@ -75,6 +75,7 @@ export {
 } from "./src/registry.ts";
 export * from "./src/kit/policy.ts";
 export { abortable, delay, type DelayOptions, within } from "./src/kit/async.ts";
+export { type Clock, ManualClock, systemClock } from "./src/kit/clock.ts";
 export {
   decName,
   encName,

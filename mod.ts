@@ -77,6 +77,7 @@ export {
 } from "./src/config_sources.ts";
 export { validateConfig } from "./src/config.ts";
 export { parseDuration } from "./src/duration.ts";
+export { type Clock, ManualClock, systemClock } from "./src/kit/clock.ts";
 export { type CodecName, decode, encode } from "./src/codec.ts";
 export { redactUrl } from "./src/url.ts";
 export * from "./src/types.ts";

@@ -8,6 +8,7 @@
 
 import type { Backend } from "./backend.ts";
 import type { CodecName } from "./codec.ts";
+import type { Clock } from "./kit/clock.ts";
 import type { TaskDefinition } from "./task.ts";
 import type {
   Duration,
@@ -59,6 +60,14 @@ export interface OmniQConfig {
    * @default {"msgpack"}
    */
   codec?: CodecName;
+  /**
+   * The time tasks are stamped, judged due, expired and swept by: for tests, a
+   * `ManualClock` (`@omniq/omniq/engine`) moves it without waiting. Give the engine the
+   * same clock where it takes one (`openMemory(name, { clock })`); code only, not from a
+   * file or the environment.
+   * @default {systemClock}
+   */
+  clock?: Clock;
 }
 
 /** The default store: SQLite in `./omniq.db`. */

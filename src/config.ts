@@ -40,6 +40,7 @@ export type Kind =
   | "tasks"
   | "backoff"
   | "permissions"
+  | "clock"
   | { oneOf: readonly string[] };
 
 /** Keys and what each takes; a nested schema for a section (`worker`, `defaults`). */
@@ -71,6 +72,7 @@ export const SCHEMA: Schema = {
     scheduler: "boolean",
     permissions: "permissions",
   },
+  clock: "clock",
   defaults: {
     queue: "string",
     priority: "priority",
@@ -294,6 +296,11 @@ function checkValue(kind: Kind, value: unknown, path: string): unknown {
     case "permissions":
       if (!value || typeof value !== "object" || Array.isArray(value)) {
         fail(path, 'an object of Deno permissions (e.g. { net: ["api.example.com"] })', value);
+      }
+      return value;
+    case "clock":
+      if (!value || typeof (value as { now?: unknown }).now !== "function") {
+        fail(path, "a clock (an object with a now() method giving epoch ms)", value);
       }
       return value;
   }

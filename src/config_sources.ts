@@ -30,6 +30,8 @@ function envTable(): Map<string, { path: string[]; kind: Kind }> {
     for (const [key, kind] of Object.entries(schema)) {
       const at = [...path, key];
       if (typeof kind === "object" && !("oneOf" in kind)) walk(kind as Schema, at);
+      // A clock is an object of code: no variable can give one.
+      else if (kind === "clock") continue;
       else table.set(envName(at), { path: at, kind: kind as Kind });
     }
   };

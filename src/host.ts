@@ -8,6 +8,7 @@
 
 import type { Effects, ResultStore, StoredResult, TaskQueue } from "./backend.ts";
 import type { CodecName } from "./codec.ts";
+import type { Clock } from "./kit/clock.ts";
 
 /** The orchestrator as a worker sees it. */
 export interface WorkerHost {
@@ -25,6 +26,8 @@ export interface WorkerHost {
   idle(ms: number, signal: AbortSignal): Promise<void>;
   /** Register the abort controller of a running attempt (for local cancellation). */
   track(taskId: string, controller: AbortController): () => void;
+  /** The time attempts are dated by (the queue's clock). */
+  readonly clock: Clock;
   /** The codec results are written with. */
   readonly codec: CodecName;
   /** Fire due schedule ticks; how many tasks were enqueued. */

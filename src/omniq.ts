@@ -59,6 +59,7 @@ import type {
 import { EVENT_TYPES } from "./types.ts";
 import { Outcomes } from "./outcome.ts";
 import { delay } from "./kit/async.ts";
+import { type Clock, systemClock } from "./kit/clock.ts";
 import { Listeners } from "./listeners.ts";
 import { Waits } from "./waits.ts";
 import { checkPayload, prepareBatch, resolveName } from "./prepare.ts";
@@ -121,6 +122,7 @@ export class OmniQ implements AsyncDisposable {
   #opened: Backend[];
   #defaults: TaskDefaults;
   #codec: CodecName;
+  #clock: Clock;
   #taskModules: string[];
   #scheduleWakers = new Set<() => void>();
   #workerDefaults: WorkerOptions;
@@ -158,12 +160,14 @@ export class OmniQ implements AsyncDisposable {
     this.#resultsInline = results === queue;
     this.#eventsInline = events === queue;
     this.#queue.attach({ results: this.#resultsInline, events: this.#eventsInline });
+    this.#defaults = config.defaults ?? {};
+    this.#codec = config.codec ?? "msgpack";
+    this.#clock = config.clock ?? systemClock;
+    this.#workerDefaults = config.worker ?? {};
+    // After the codec and the clock: the host hands both to workers.
     this.#host = this.#makeHost();
     // Reruns renew no lease; attempts get theirs from each worker's own service.
     this.#outcomes = new Outcomes(this.#host, 0);
-    this.#defaults = config.defaults ?? {};
-    this.#codec = config.codec ?? "msgpack";
-    this.#workerDefaults = config.worker ?? {};
     this.#pollInterval = resolveWorker({}, this.#workerDefaults).pollInterval;
     this.#waits = new Waits(this.#queue, this.#results, this.#pollInterval);
     this.#listeners = new Listeners(this.#events, this.#pollInterval, (e, w) => this.#report(e, w));
@@ -243,6 +247,7 @@ export class OmniQ implements AsyncDisposable {
       defaults: this.#defaults,
       codec: this.#codec,
       maxPayloadBytes: this.#queue.maxPayloadBytes,
+      clock: this.#clock,
     });
     const ordered = orderBatch(tasks);
     const outcome = await this.#queue.enqueue(ordered);
@@ -329,7 +334,7 @@ export class OmniQ implements AsyncDisposable {
   ): Promise<string> {
     this.#check();
     const [name, definition] = resolveName(task);
-    const now = Date.now();
+    const now = this.#clock.now();
     let schedule = resolveSchedule(
       name,
       args,
@@ -390,7 +395,11 @@ export class OmniQ implements AsyncDisposable {
     this.#check();
     const schedule = await this.#queue.getSchedule(id);
     if (!schedule || !schedule.paused) return false;
-    const effects = await this.#queue.setSchedulePaused(id, false, nextTick(schedule, Date.now()));
+    const effects = await this.#queue.setSchedulePaused(
+      id,
+      false,
+      nextTick(schedule, this.#clock.now()),
+    );
     if (!effects) return false;
     await this.apply(effects);
     this.#wakeScheduler();
@@ -419,7 +428,7 @@ export class OmniQ implements AsyncDisposable {
    */
   async tick(): Promise<number> {
     this.#check();
-    const fired = await fireDueTicks(this.#queue, (effects) => this.apply(effects));
+    const fired = await fireDueTicks(this.#queue, (effects) => this.apply(effects), this.#clock);
     if (fired > 0) this.#wake();
     return fired;
   }
@@ -439,7 +448,7 @@ export class OmniQ implements AsyncDisposable {
   async get(id: string): Promise<TaskRecord | undefined> {
     this.#check();
     const task = await this.#queue.get(id);
-    return task && toTaskRecord(task);
+    return task && toTaskRecord(task, this.#clock.now());
   }
 
   /**
@@ -515,7 +524,8 @@ export class OmniQ implements AsyncDisposable {
   async list(filter: ListOptions = {}): Promise<TaskRecord[]> {
     this.#check();
     checkKeys(filter, ["state", "queue", "task", "limit", "offset"], "list");
-    return (await this.#queue.list(filter)).map(toTaskRecord);
+    const now = this.#clock.now();
+    return (await this.#queue.list(filter)).map((t) => toTaskRecord(t, now));
   }
 
   /**
@@ -654,7 +664,7 @@ export class OmniQ implements AsyncDisposable {
    */
   async cleanup(): Promise<CleanupReport> {
     this.#check();
-    const now = Date.now();
+    const now = this.#clock.now();
     const keep = parseDuration(this.#defaults.keepCompleted ?? DEFAULTS.keepCompleted);
     const eventTtl = parseDuration(this.#defaults.eventTtl ?? DEFAULTS.eventTtl);
     const effects = await this.#queue.sweep({ now, purgeBefore: now - keep });
@@ -721,6 +731,7 @@ export class OmniQ implements AsyncDisposable {
         };
       },
       codec: this.#codec,
+      clock: this.#clock,
       tick: () => this.tick(),
       idleScheduler: (ms, signal) => delay(ms, { signal, wakers: this.#scheduleWakers }),
       report: (error, what) => this.#report(error, what),

@@ -80,7 +80,7 @@ export class Outcomes {
     const error = serializeError(thrown);
     const permanent = PERMANENT.has(error.name) || thrown instanceof SerializationError;
     if (!permanent && task.attempts < task.maxAttempts) {
-      const retryAt = Date.now() + retryDelay(task.backoff, task.attempts);
+      const retryAt = host.clock.now() + retryDelay(task.backoff, task.attempts);
       const took = await this.#settle(
         task,
         () => host.queue.fail(task.id, task.token, { error, retryAt }),
@@ -107,7 +107,7 @@ export class Outcomes {
     const error = { name: "WorkerStopped", message: HANDED_BACK.message };
     await this.#settle(
       task,
-      () => this.#host.queue.fail(task.id, task.token, { error, retryAt: Date.now() }),
+      () => this.#host.queue.fail(task.id, task.token, { error, retryAt: this.#host.clock.now() }),
     );
   }
 

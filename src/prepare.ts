@@ -9,6 +9,7 @@
 
 import type { NewTask } from "./backend.ts";
 import type { CodecName } from "./codec.ts";
+import type { Clock } from "./kit/clock.ts";
 import { ConfigError } from "./errors.ts";
 import { resolveTask } from "./options.ts";
 import { getTask, type TaskDefinition } from "./task.ts";
@@ -23,6 +24,8 @@ export interface BatchContext {
   codec: CodecName;
   /** The engine's limit on encoded arguments, if it has one. */
   maxPayloadBytes: number | undefined;
+  /** The time tasks are stamped with. */
+  clock: Clock;
 }
 
 /**
@@ -31,7 +34,7 @@ export interface BatchContext {
  * @throws {ConfigError} For a bad item, its message prefixed with `items[i].` in a batch.
  */
 export function prepareBatch(items: LinkedItem[], context: BatchContext): NewTask[] {
-  const now = Date.now();
+  const now = context.clock.now();
   return items.map((item, i) => {
     const where = items.length === 1 ? "" : `items[${i}].`;
     try {

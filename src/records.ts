@@ -35,14 +35,14 @@ function date(ms: number | undefined): Date | undefined {
 }
 
 /** A stored task as users see it. */
-export function toTaskRecord(task: StoredTask): TaskRecord {
+export function toTaskRecord(task: StoredTask, now: number = Date.now()): TaskRecord {
   const record: TaskRecord = {
     id: task.id,
     task: task.task,
     args: decode(task.payload) as unknown[],
     queue: task.queue,
     priority: task.priority,
-    state: task.state === "scheduled" && task.runAt <= Date.now() ? "queued" : task.state,
+    state: task.state === "scheduled" && task.runAt <= now ? "queued" : task.state,
     attempts: task.attempts,
     maxAttempts: task.maxAttempts,
     createdAt: new Date(task.createdAt),

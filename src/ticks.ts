@@ -7,6 +7,7 @@
  */
 
 import type { Effects, NewTask, StoredSchedule, TaskQueue, TickClaim } from "./backend.ts";
+import { type Clock, systemClock } from "./kit/clock.ts";
 import { nextTick, tickTaskId } from "./schedule.ts";
 
 /**
@@ -15,17 +16,19 @@ import { nextTick, tickTaskId } from "./schedule.ts";
  *
  * @param queue The queue holding the schedules.
  * @param apply Where the effects of each fired tick go.
+ * @param clock The time ticks are judged due and late by.
  * @returns How many tasks were enqueued.
  */
 export async function fireDueTicks(
   queue: TaskQueue,
   apply: (effects: Effects) => Promise<void>,
+  clock: Clock = systemClock,
 ): Promise<number> {
   let fired = 0;
   // Each round advances every due schedule by at least one tick; ticks that fall within
   // the grace fire one by one, older ones are skipped in one step, so this ends.
   for (let round = 0; round < 10_000; round++) {
-    const now = Date.now();
+    const now = clock.now();
     const due = await queue.dueSchedules(now, 100);
     if (due.length === 0) break;
     for (const s of due) {

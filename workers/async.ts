@@ -126,7 +126,7 @@ export class AsyncWorker implements Worker {
       try {
         await this.#host.tick();
         const next = await this.#host.queue.nextScheduleAt();
-        if (next !== undefined) wait = Math.min(wait, Math.max(0, next - Date.now()));
+        if (next !== undefined) wait = Math.min(wait, Math.max(0, next - this.#host.clock.now()));
       } catch (error) {
         this.#host.report(error, "scheduler");
       }
@@ -222,7 +222,7 @@ export class AsyncWorker implements Worker {
       }
       let wait = Math.min(pollInterval, Math.max(0, nextSweep - Date.now()));
       const due = await this.#host.queue.nextDue(queues).catch(() => undefined);
-      if (due !== undefined) wait = Math.min(wait, Math.max(0, due - Date.now()));
+      if (due !== undefined) wait = Math.min(wait, Math.max(0, due - this.#host.clock.now()));
       // A slot freed or an outcome written while the loop looked: claim now, not after a wait.
       if (this.#ended !== endedBefore) continue;
       if (this.#running.size > 0) {
@@ -250,7 +250,7 @@ export class AsyncWorker implements Worker {
         this.#retrying.delete(id);
         continue;
       }
-      const wait = Math.max(0, task.runAt - Date.now());
+      const wait = Math.max(0, task.runAt - this.#host.clock.now());
       soonest = soonest === undefined ? wait : Math.min(soonest, wait);
     }
     return soonest;
@@ -324,7 +324,7 @@ export class AsyncWorker implements Worker {
       // The handler is done: its slot is free while its outcome is written, so the next
       // claim goes out beside the outcome's write instead of after it. The outcome is dated
       // now, before any task claimed into the freed slot starts.
-      const finishedAt = Date.now();
+      const finishedAt = this.#host.clock.now();
       this.#handling.delete(attemptKey(task));
       this.#ended++;
       this.#slotFreed?.();
