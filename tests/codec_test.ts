@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decode, encode, SerializationError } from "../mod.ts";
+import { decode, defineTask, encode, OmniQ, SerializationError } from "../mod.ts";
 
 const roundTrip = (v: unknown) => decode(encode(v));
 
@@ -133,4 +133,16 @@ Deno.test("codec: the JSON codec writes readable JSON and keeps the same types",
   const cyclic: unknown[] = [];
   cyclic.push(cyclic);
   assert.equal(encode(cyclic, "args", "json")[0], 2);
+});
+
+const answer = defineTask("codec.answer", () => 42);
+
+Deno.test("codec: a worker writes results with the configured codec (json)", async () => {
+  await using q = await OmniQ.open({ backend: "memory:", codec: "json" });
+  const id = await q.enqueue(answer, []);
+  await q.run({ until: "idle" });
+  const stored = await q.stores.results.get(id);
+  // The first byte names the format; JSON text follows it.
+  assert.equal(new TextDecoder().decode(stored!.value!.subarray(1)), "42");
+  assert.equal(await q.wait(id), 42);
 });
