@@ -15,49 +15,12 @@
  * with the host and the cause; later losses are retried with backoff. Passwords are never
  * part of an error message.
  *
- * ## Keys (under the prefix `P`, `omniq:` by default)
- * - `P task:<id>`: hash, one task: control fields (`state`, `queue`, `pri`, `seq`,
- *   `attempts`, `runAt`, `exp`, `max`, `rttl`, `key`, `odf`, `deps`, `links`, `token`,
- *   `lease`, `startedAt`, `completedAt`, `progress`, `error`, `v`), its name (`task`), and
- *   `d`, a JSON document of the rest (payload in base64, backoff, timeout, schedule id).
- * - `P{<queue>}:ready`: sorted set of queued ids, scored `(9 - priority) * 2^44 + seq`, so
- *   the lowest score is the highest priority, then the oldest.
- * - `P{<queue>}:due`: sorted set of scheduled ids by due time, promoted by the claim script.
- * - `P running`: sorted set of claimed ids by lease deadline (server clock).
- * - `P expiring`: unstarted ids by ttl deadline; `P ended`: final ids by end time.
- * - `P tasks`: every id by `seq` (listing, oldest first); `P seq`: the counter.
- * - `P keys`: hash, dedupe key → id of the live task holding it.
- * - `P deps:<id>`: sorted set of the tasks waiting on `<id>`.
- * - `P counts`: hash, `state:queue` → number of tasks (for `stats`).
- * - `P result:<id>`: string, a result as JSON; a result ttl is the key's expiry, and
- *   `P results:ttl` (ids by expiry) lets a sweep count the results it ends.
- * - `P events`: stream, one entry per event (field `e`, JSON), capped with
- *   `XADD MAXLEN ~ events_max_len`; the entry id is the event id.
- * - `P schedule:<id>`: hash (`d` definition JSON, `paused`, `next`, `last`);
- *   `P schedules`: set of ids; `P schedules:next`: unpaused ids by next tick.
- * - `P wake`: pub/sub channel; the scripts publish a queue's name when a task of it
- *   becomes due (or a delayed one is stored), and idle workers subscribed to it claim.
- *
- * ## Server code
- * On Redis 7 and later the engine's Lua code is loaded once as a function library named
- * `omniq_<hash of the code>`: it is kept with the data, and each OmniQ version has its own,
- * so processes of two versions can share a server. On an older server, or for an ACL user
- * who may not run `FUNCTION LOAD`, the same code runs as scripts (`EVALSHA`). Either is
- * loaded again when the server has lost it. Completions that a process's workers send in
- * one turn of its event loop travel in one call (each still fenced by its own token).
- *
- * ## Cluster caveat
- * A queue's own keys share a hash tag (`{queue}`), but a script touches the task hashes
- * and the shared sets of every queue it concerns, which a Redis Cluster refuses across
- * slots. On a cluster, give a prefix with its own hash tag (`prefix={omniq}:`): every key
- * then lands in one slot (one node does all the work). A single server or a primary with
- * replicas needs nothing.
- *
- * ## Durability
- * Redis keeps data in memory: run it with `appendonly yes` (and `appendfsync everysec` or
- * `always`), or a restart loses every queued task. While the server is away, workers keep
- * running and node-redis reconnects with backoff; a task whose completion could not be
- * written keeps its lease until it lapses, then runs again.
+ * ## Design
+ * The keys under the prefix, the Lua code (one script per file in `lua/`, loaded once as a
+ * function library on Redis 7+), the cluster caveat (give a prefix with its own hash tag,
+ * `prefix={omniq}:`) and durability are described in
+ * [docs/engines/redis.md](../../docs/engines/redis.md). In short: run the server with
+ * `appendonly yes`, or a restart loses every queued task.
  *
  * @example Open a queue (needs a server)
  * ```ts ignore

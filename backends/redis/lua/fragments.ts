@@ -9,7 +9,7 @@
 //   P expiring, P ended, P tasks (sorted sets), P seq (counter), P keys (hash, dedupe key
 //   to id), P deps:<id> (sorted set of dependents), P counts (hash), P result:<id>
 //   (string), P results:ttl (sorted set), P events (stream), P wake (pub/sub channel).
-//   The module doc of backends/redis/mod.ts and docs/engines/redis.md say what each holds.
+//   docs/engines/redis.md says what each holds.
 //
 // The rules the helpers apply are those of src/kit/policy.ts, in Lua because the script
 // must decide inside the call: `depsDone` and `cascade` mirror `dependencyVerdict` and
