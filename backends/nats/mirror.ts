@@ -236,20 +236,13 @@ export class NatsMirror {
     let progressAt = started;
     while (this.#seen < rev) {
       this.check();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.#waiters = this.#waiters.filter((x) => x !== w);
-          resolve();
-        }, 250);
-        const w = {
-          rev,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-        };
-        this.#waiters.push(w);
-      });
+      // Woken when the watch reaches `rev` (see `#receive`), else after 250 ms to look
+      // for a stalled watch.
+      const wakers = new Set<() => void>();
+      const w = { rev, resolve: () => [...wakers].forEach((wake) => wake()) };
+      this.#waiters.push(w);
+      await delay(250, { wakers });
+      this.#waiters = this.#waiters.filter((x) => x !== w);
       const now = Date.now();
       if (this.#seen !== lastSeen) {
         lastSeen = this.#seen;
