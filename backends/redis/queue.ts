@@ -41,6 +41,7 @@ import {
   toTask,
 } from "./codec.ts";
 import { type Connection, message, type Outcome } from "./connection.ts";
+import type { ScriptName } from "./lua/mod.ts";
 import { describeTarget } from "./options.ts";
 
 /** Rows handled per sweep script call. */
@@ -49,6 +50,11 @@ export const SWEEP_BATCH = 500;
 const COMPLETE_BATCH = 100;
 /** How long (ms) the due time a claim brings stands in for a `nextDue` query. */
 const DUE_HINT_MS = 100;
+
+/** Whether an event says a task was put off to a later time. */
+function schedules(e: Json): boolean {
+  return e.type === "scheduled" || e.type === "retrying";
+}
 
 /** A completion waiting for the next call of the `complete` script. */
 interface PendingCompletion {
@@ -71,6 +77,18 @@ export class RedisQueue implements TaskQueue {
     this.#c = c;
   }
 
+  /**
+   * Run a task-changing script. One that scheduled a task (a delayed enqueue, a dependent
+   * released to a later run time, a retry) makes the due time the last claim brought stale.
+   */
+  async #change(name: ScriptName, args: (string | number)[]): Promise<Outcome> {
+    const out = await this.#c.change(name, args);
+    if (this.#dueHint !== undefined && arr<Json>(out.events).some(schedules)) {
+      this.#dueHint = undefined;
+    }
+    return out;
+  }
+
   attach(attachment: Attachment): void {
     this.#c.attached = { ...attachment };
   }
@@ -83,7 +101,7 @@ export class RedisQueue implements TaskQueue {
     if (tasks.length === 0) return { ids: [], created: [], effects: { events: [], results: [] } };
     const args: string[] = [String(tasks.length)];
     for (const t of tasks) args.push(...taskArgs(t));
-    const out = await this.#c.change("enqueue", args);
+    const out = await this.#change("enqueue", args);
     const x = out.x as { err?: string; id?: string; ids?: string[]; created?: boolean[] };
     if (x.err === "dependency") throw new OmniQError(`dependsOn: no task with id "${x.id}"`);
     if (x.err === "duplicate") throw new DuplicateTaskError(`id: a task with id "${x.id}" exists`);
@@ -105,6 +123,8 @@ export class RedisQueue implements TaskQueue {
   }
 
   async list(filter: ListOptions): Promise<StoredTask[]> {
+    // An empty list of states matches no task (the script reads '' as no filter).
+    if (Array.isArray(filter.state) && filter.state.length === 0) return [];
     const states = filter.state === undefined
       ? ""
       : (Array.isArray(filter.state) ? filter.state : [filter.state]).join(",");
@@ -145,7 +165,7 @@ export class RedisQueue implements TaskQueue {
   }
 
   async claim(request: ClaimRequest): Promise<{ tasks: ClaimedTask[]; effects: Effects }> {
-    const out = await this.#c.change("claim", [
+    const out = await this.#change("claim", [
       String(request.limit),
       String(request.lease),
       request.worker,
@@ -171,7 +191,7 @@ export class RedisQueue implements TaskQueue {
         tasks.push({ ...task, token: h.token, leaseUntil: num(h.lease, "lease") });
       } catch (error) {
         // A damaged record fails alone, with the reason in its events; the rest run.
-        const failed = await this.#c.change("corrupt", [
+        const failed = await this.#change("corrupt", [
           id,
           h.token ?? "",
           h.queue ?? "",
@@ -190,7 +210,7 @@ export class RedisQueue implements TaskQueue {
   }
 
   async progress(id: string, token: string, value: number): Promise<Effects | undefined> {
-    const out = await this.#c.change("progress", [id, token, String(value)]);
+    const out = await this.#change("progress", [id, token, String(value)]);
     return out.x === true ? this.#c.effects(out) : undefined;
   }
 
@@ -224,7 +244,7 @@ export class RedisQueue implements TaskQueue {
   async #completeBatch(batch: PendingCompletion[]): Promise<void> {
     let out: Outcome;
     try {
-      out = await this.#c.change("complete", [
+      out = await this.#change("complete", [
         String(batch.length),
         ...batch.flatMap((p) => p.args),
       ]);
@@ -262,7 +282,7 @@ export class RedisQueue implements TaskQueue {
 
   async fail(id: string, token: string, failure: Failure): Promise<Effects | undefined> {
     const r = failure.result;
-    const out = await this.#c.change("fail", [
+    const out = await this.#change("fail", [
       id,
       token,
       JSON.stringify(failure.error),
@@ -275,12 +295,12 @@ export class RedisQueue implements TaskQueue {
   }
 
   async cancel(id: string, reason: string): Promise<Effects | undefined> {
-    const out = await this.#c.change("cancel", [id, reason]);
+    const out = await this.#change("cancel", [id, reason]);
     return out.x === true ? this.#c.effects(out) : undefined;
   }
 
   async retry(id: string): Promise<Effects | undefined> {
-    const out = await this.#c.change("retry", [id]);
+    const out = await this.#change("retry", [id]);
     return out.x === true ? this.#c.effects(out) : undefined;
   }
 
@@ -288,7 +308,7 @@ export class RedisQueue implements TaskQueue {
     const effects: Effects = { events: [], results: [] };
     // Bounded batches keep each script short, so other clients are never held up long.
     for (let round = 0; round < 100; round++) {
-      const out = await this.#c.change("sweep", [
+      const out = await this.#change("sweep", [
         options.purgeBefore === undefined ? "" : String(options.purgeBefore),
         String(SWEEP_BATCH),
       ]);
@@ -354,7 +374,7 @@ export class RedisQueue implements TaskQueue {
     paused: boolean,
     nextRunAt?: number,
   ): Promise<Effects | undefined> {
-    const out = await this.#c.change("pauseSchedule", [
+    const out = await this.#change("pauseSchedule", [
       id,
       paused ? "1" : "0",
       nextRunAt === undefined ? "" : String(nextRunAt),
@@ -404,7 +424,7 @@ export class RedisQueue implements TaskQueue {
       claim.task ? "1" : "0",
     ];
     if (claim.task) args.push(...taskArgs(claim.task));
-    const out = await this.#c.change("fireTick", args);
+    const out = await this.#change("fireTick", args);
     return out.x === true ? this.#c.effects(out) : undefined;
   }
 
