@@ -39,7 +39,19 @@ import {
 import { DuplicateTaskError, OmniQError } from "../../src/errors.ts";
 import type { FinalState, ListOptions, QueueStats, StateCounts } from "../../src/types.ts";
 import { TASK_STATES } from "../../src/types.ts";
-import { decName, encName, pad } from "../../src/kit/encoding.ts";
+import { decName, encName as encodeName, pad } from "../../src/kit/encoding.ts";
+
+/** Characters `encName` keeps as they are: a name made only of them is its own safe form. */
+const PLAIN_NAME = /^[A-Za-z0-9_~!'()-]*$/;
+
+/**
+ * `encName` with a fast path for the common plain ids and queue names (UUIDs, words): every
+ * step builds index names, so the memory engine's claims would otherwise spend a tenth of
+ * their time encoding names that need none.
+ */
+export function encName(s: string): string {
+  return PLAIN_NAME.test(s) ? s : encodeName(s);
+}
 
 /** A task record: the stored task, its FIFO sequence and its claim. */
 export interface Row extends StoredTask {
