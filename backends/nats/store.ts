@@ -49,7 +49,19 @@ export class NatsStore extends NatsMirror implements RecordSpace {
         resolve: resolve as (value: unknown) => void,
         reject,
       });
-      this.#draining ??= this.#drain().finally(() => this.#draining = undefined);
+      this.#startDrain();
+    });
+  }
+
+  /**
+   * Drain the pending steps, unless a drain is under way. A step asked for after the
+   * drain's last look at the queue but before its promise settled would wait for the next
+   * step's drain: it starts one of its own when this one ends.
+   */
+  #startDrain(): void {
+    this.#draining ??= this.#drain().finally(() => {
+      this.#draining = undefined;
+      if (this.#pending.length > 0) this.#startDrain();
     });
   }
 
