@@ -1,0 +1,235 @@
+/**
+ * The SQL of the SQLite engine, one statement per export. The connection prepares each
+ * text once and caches it, so these are constants (the few built from a filter are
+ * composed where they are used, from `backends/sql/filters.ts`).
+ *
+ * @module
+ */
+
+import { FINAL, LIVE, UNSTARTED } from "../sql/states.ts";
+
+// ---- enqueue
+
+/** The live task holding a key: `(key)`. */
+export const LIVE_BY_KEY =
+  `SELECT id FROM tasks WHERE key = ? AND key IS NOT NULL AND state IN ${LIVE} LIMIT 1`;
+
+/** A task's state: `(id)`. */
+export const STATE_OF = "SELECT state FROM tasks WHERE id = ?";
+
+/** Whether a task exists: `(id)`. */
+export const TASK_EXISTS = "SELECT 1 FROM tasks WHERE id = ?";
+
+/** Store a task: the 21 columns in order. */
+export const INSERT_TASK =
+  `INSERT INTO tasks (id, v, task, queue, priority, state, payload, created_at, run_at,
+     expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
+     schedule_id, completed_at, error, depends_on, links)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/** Store a dependency link: `(task_id, depends_on)`. */
+export const INSERT_DEP = "INSERT OR IGNORE INTO deps (task_id, depends_on) VALUES (?, ?)";
+
+// ---- reads
+
+/** A task: `(id)`. */
+export const GET_TASK = "SELECT * FROM tasks WHERE id = ?";
+
+/** Counts by queue and state. */
+export const STATS = "SELECT queue, state, COUNT(*) AS n FROM tasks GROUP BY queue, state";
+
+/** The earliest scheduled task of a queue: `(queue)`. */
+export const NEXT_DUE =
+  "SELECT MIN(run_at) AS due FROM tasks WHERE state = 'scheduled' AND queue = ?";
+
+// ---- claim
+
+/** Whether a queue has a task to claim, without a lock: `(queue, queue, now)`. */
+export const READY_IN_QUEUE = `SELECT 1 FROM tasks WHERE state = 'queued' AND queue = ?
+   UNION ALL
+   SELECT 1 FROM tasks WHERE state = 'scheduled' AND queue = ? AND run_at <= ?
+   LIMIT 1`;
+
+/** Queue the due scheduled tasks of a queue: `(queue, now)`. */
+export const PROMOTE_DUE = `UPDATE tasks SET state = 'queued'
+   WHERE state = 'scheduled' AND queue = ? AND run_at <= ?`;
+
+/**
+ * The next tasks of a queue, by priority then FIFO: `(queue, now, version, limit)`. Rows of
+ * a newer record version are left to the newer OmniQ that wrote them.
+ */
+export const PICK = `SELECT seq FROM tasks
+   WHERE state = 'queued' AND queue = ? AND (expires_at IS NULL OR expires_at > ?)
+     AND v <= ?
+   ORDER BY priority DESC, seq LIMIT ?`;
+
+/** Start an attempt: `(token, lease_until, started_at, worker, seq)`. */
+export const START = `UPDATE tasks SET state = 'running', attempts = attempts + 1, token = ?,
+     lease_until = ?, started_at = ?, worker = ?
+   WHERE seq = ? RETURNING *`;
+
+// ---- a running attempt (fenced by its token)
+
+/** Extend a lease: `(lease_until, id, token)`. */
+export const RENEW =
+  "UPDATE tasks SET lease_until = ? WHERE id = ? AND state = 'running' AND token = ?";
+
+/** Record progress: `(progress, id, token)`. */
+export const SET_PROGRESS = `UPDATE tasks SET progress = ? WHERE id = ? AND state = 'running'
+   AND token = ?
+   RETURNING v, id, queue, attempts`;
+
+/** Complete: `(completed_at, id, token)`. */
+export const MARK_COMPLETED = `UPDATE tasks SET state = 'completed', completed_at = ?,
+     token = NULL, lease_until = NULL
+   WHERE id = ? AND state = 'running' AND token = ?
+   RETURNING v, id, queue, attempts`;
+
+/** Back to wait for a retry: `(state, run_at, error, id, token)`. */
+export const MARK_RETRYING = `UPDATE tasks SET state = ?, run_at = ?, error = ?, token = NULL,
+     lease_until = NULL
+   WHERE id = ? AND state = 'running' AND token = ?
+   RETURNING v, id, queue, attempts`;
+
+/** Fail for good: `(completed_at, error, id, token)`. */
+export const MARK_FAILED = `UPDATE tasks SET state = 'failed', completed_at = ?, error = ?,
+     token = NULL, lease_until = NULL
+   WHERE id = ? AND state = 'running' AND token = ?
+   RETURNING v, id, queue, attempts`;
+
+// ---- ends, reruns and the cascade
+
+/** A live task: `(id)`. */
+export const LIVE_TASK = `SELECT * FROM tasks WHERE id = ? AND state IN ${LIVE}`;
+
+/** A task to a final state: `(state, completed_at, error, id)`. */
+export const END = `UPDATE tasks SET state = ?, completed_at = ?, error = ?, token = NULL,
+     lease_until = NULL
+   WHERE id = ?`;
+
+/** A stalled task back to its queue: `(run_at, id)`. */
+export const REQUEUE = `UPDATE tasks SET state = 'queued', run_at = ?, token = NULL,
+     lease_until = NULL
+   WHERE id = ?`;
+
+/** A final task run again as new: `(run_at, id)`. */
+export const RESET = `UPDATE tasks SET state = 'queued', attempts = 0, error = NULL,
+     completed_at = NULL, started_at = NULL, progress = NULL, token = NULL,
+     lease_until = NULL, run_at = ?, expires_at = NULL
+   WHERE id = ? AND state IN ('failed', 'cancelled', 'expired')
+   RETURNING v, id, queue, attempts`;
+
+/** The waiting dependents of a task, in enqueue order: `(id)`. */
+export const WAITING_DEPENDENTS = `SELECT t.id FROM deps d JOIN tasks t ON t.id = d.task_id
+   WHERE d.depends_on = ? AND t.state = 'waiting' ORDER BY t.seq`;
+
+/** A task still waiting: `(id)`. */
+export const WAITING_TASK = "SELECT * FROM tasks WHERE id = ? AND state = 'waiting'";
+
+/** Whether a live dependency holds a task (`onDependencyFailure: "run"`): `(id)`. */
+export const HELD_BY_LIVE = `SELECT 1 FROM deps d JOIN tasks t ON t.id = d.depends_on
+   WHERE d.task_id = ? AND t.state IN ${LIVE} LIMIT 1`;
+
+/** Whether an uncompleted dependency holds a task (`"cancel"`): `(id)`. */
+export const HELD_BY_UNCOMPLETED = `SELECT 1 FROM deps d JOIN tasks t ON t.id = d.depends_on
+   WHERE d.task_id = ? AND t.state <> 'completed' LIMIT 1`;
+
+/** A task's state set: `(state, id)`. */
+export const SET_STATE = "UPDATE tasks SET state = ? WHERE id = ?";
+
+// ---- sweep
+
+/** Running tasks whose lease lapsed: `(now, version, limit)`. */
+export const STALLED = `SELECT * FROM tasks WHERE state = 'running' AND lease_until < ? AND v <= ?
+   ORDER BY lease_until LIMIT ?`;
+
+/** Unstarted tasks whose ttl passed: `(now, version, limit)`. */
+export const EXPIRED = `SELECT * FROM tasks
+   WHERE expires_at IS NOT NULL AND state IN ${UNSTARTED} AND expires_at <= ? AND v <= ?
+   ORDER BY expires_at LIMIT ?`;
+
+/** Final tasks ended before a time: `(before, limit)`. */
+export const PURGEABLE = `SELECT id FROM tasks WHERE state IN ${FINAL} AND completed_at < ?
+   LIMIT ?`;
+
+/** Delete a task: `(id)`. */
+export const DELETE_TASK = "DELETE FROM tasks WHERE id = ?";
+
+/** Delete a task's dependency links: `(id)`. */
+export const DELETE_DEPS = "DELETE FROM deps WHERE task_id = ?";
+
+// ---- schedules
+
+/** Store or replace a schedule: the 22 columns in order. */
+export const PUT_SCHEDULE =
+  `INSERT INTO schedules (id, v, task, payload, cron, every, tz, start_at, end_at,
+     misfire, misfire_grace, paused, next_run_at, last_run_at, created_at, queue, priority,
+     max_attempts, backoff, timeout, ttl, result_ttl)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+   ON CONFLICT (id) DO UPDATE SET v = excluded.v, task = excluded.task,
+     payload = excluded.payload, cron = excluded.cron, every = excluded.every,
+     tz = excluded.tz, start_at = excluded.start_at, end_at = excluded.end_at,
+     misfire = excluded.misfire, misfire_grace = excluded.misfire_grace,
+     paused = excluded.paused, next_run_at = excluded.next_run_at,
+     last_run_at = excluded.last_run_at, created_at = excluded.created_at,
+     queue = excluded.queue, priority = excluded.priority,
+     max_attempts = excluded.max_attempts, backoff = excluded.backoff,
+     timeout = excluded.timeout, ttl = excluded.ttl, result_ttl = excluded.result_ttl`;
+
+/** A schedule: `(id)`. */
+export const GET_SCHEDULE = "SELECT * FROM schedules WHERE id = ?";
+
+/** Every schedule, by id. */
+export const LIST_SCHEDULES = "SELECT * FROM schedules ORDER BY id";
+
+/** Whether a schedule is paused: `(id)`. */
+export const SCHEDULE_PAUSED = "SELECT paused FROM schedules WHERE id = ?";
+
+/** Pause a schedule: `(id)`. */
+export const PAUSE_SCHEDULE = "UPDATE schedules SET paused = 1 WHERE id = ?";
+
+/** Resume a schedule: `(next_run_at, id)`. */
+export const RESUME_SCHEDULE = "UPDATE schedules SET paused = 0, next_run_at = ? WHERE id = ?";
+
+/** Delete a schedule: `(id)`. */
+export const DELETE_SCHEDULE = "DELETE FROM schedules WHERE id = ?";
+
+/** Schedules due by a time: `(now, limit)`. */
+export const DUE_SCHEDULES = `SELECT * FROM schedules
+   WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= ?
+   ORDER BY next_run_at, id LIMIT ?`;
+
+/** The next run of any unpaused schedule. */
+export const NEXT_SCHEDULE_AT = `SELECT MIN(next_run_at) AS next FROM schedules
+   WHERE paused = 0 AND next_run_at IS NOT NULL`;
+
+/**
+ * The compare-and-set of a tick: `(next_run_at, last_run_at, id, tick)`. Only the
+ * scheduler that still sees `tick` as next advances it.
+ */
+export const ADVANCE_SCHEDULE = `UPDATE schedules SET next_run_at = ?, last_run_at = ?
+   WHERE id = ? AND paused = 0 AND next_run_at = ?`;
+
+// ---- results and events
+
+/** Store or replace a result: `(task_id, v, state, value, error, completed_at, expires_at)`. */
+export const PUT_RESULT =
+  `INSERT OR REPLACE INTO results (task_id, v, state, value, error, completed_at, expires_at)
+   VALUES (?, ?, ?, ?, ?, ?, ?)`;
+
+/** A result not expired: `(task_id, now)`. */
+export const GET_RESULT =
+  "SELECT * FROM results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > ?)";
+
+/** Delete a result: `(task_id)`. */
+export const DELETE_RESULT = "DELETE FROM results WHERE task_id = ?";
+
+/** Delete expired results: `(now)`. */
+export const SWEEP_RESULTS = "DELETE FROM results WHERE expires_at IS NOT NULL AND expires_at <= ?";
+
+/** Append an event: `(type, task_id, queue, at, attempt, data)`. */
+export const INSERT_EVENT =
+  "INSERT INTO events (type, task_id, queue, at, attempt, data) VALUES (?, ?, ?, ?, ?, ?)";
+
+/** Delete events older than a time: `(before)`. */
+export const SWEEP_EVENTS = "DELETE FROM events WHERE at < ?";

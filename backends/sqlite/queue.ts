@@ -1,0 +1,299 @@
+/**
+ * The SQLite engine's task queue: enqueue, claim, the fenced changes of a running attempt,
+ * sweeps and schedules. Each change is one synchronous step inside one write of the
+ * connection (group-committed with the writes of the same turn); the transitions are the
+ * shared SQL step code of `backends/sql/steps.ts`.
+ *
+ * @module
+ */
+
+import type {
+  Attachment,
+  ClaimedTask,
+  ClaimRequest,
+  Effects,
+  EnqueueOutcome,
+  Failure,
+  NewTask,
+  StoredResult,
+  StoredSchedule,
+  StoredTask,
+  SweepOptions,
+  TaskQueue,
+  TickClaim,
+} from "../../src/backend.ts";
+import { RECORD_VERSION, taskEvent, withStandIns } from "../../src/kit/policy.ts";
+import type { ListOptions, QueueStats } from "../../src/types.ts";
+import { questionMarks, taskWhere } from "../sql/filters.ts";
+import { toSchedule, toStats, toTask } from "../sql/rows.ts";
+import { SWEEP_BATCH } from "../sql/states.ts";
+import * as steps from "../sql/steps.ts";
+import { inBatches, runSync } from "../sql/steps.ts";
+import type { Connection } from "./connection.ts";
+import * as q from "./queries.ts";
+import { codec, SqliteTable, Step } from "./table.ts";
+
+/** No tasks, no effects. */
+function nothing(): { tasks: ClaimedTask[]; effects: Effects } {
+  return { tasks: [], effects: { events: [], results: [] } };
+}
+
+/** The task queue of a SQLite engine. */
+export class SqliteQueue implements TaskQueue {
+  readonly #c: Connection;
+  readonly #table: SqliteTable;
+
+  constructor(c: Connection) {
+    this.#c = c;
+    this.#table = new SqliteTable(c);
+  }
+
+  attach(attachment: Attachment): void {
+    this.#c.attached = { results: attachment.results, events: attachment.events };
+  }
+
+  enqueue(tasks: NewTask[]): Promise<EnqueueOutcome> {
+    const c = this.#c;
+    return c.write(() => {
+      const step = new Step(c);
+      const ids: string[] = [];
+      const created: boolean[] = [];
+      // A task deduplicated by key stands for the live task: later tasks of the batch that
+      // depend on it depend on the live one.
+      const standIn = new Map<string, string>();
+      for (const t of tasks) {
+        if (t.key !== undefined) {
+          const live = c.sql(q.LIVE_BY_KEY).get(t.key);
+          if (live) {
+            ids.push(live.id as string);
+            created.push(false);
+            standIn.set(t.id, live.id as string);
+            continue;
+          }
+        }
+        // Links follow the stand-ins too: a piped result or a node name of the live task.
+        this.#table.insert(withStandIns(t, standIn), step);
+        ids.push(t.id);
+        created.push(true);
+      }
+      return { ids, created, effects: step.effects() };
+    });
+  }
+
+  get(id: string): Promise<StoredTask | undefined> {
+    const c = this.#c;
+    return c.retry(() => {
+      const row = c.sql(q.GET_TASK).get(id);
+      return row ? toTask(row, codec) : undefined;
+    });
+  }
+
+  list(filter: ListOptions): Promise<StoredTask[]> {
+    const c = this.#c;
+    const p = questionMarks();
+    const where = taskWhere(filter, p);
+    if (where === undefined) return c.retry(() => []);
+    const sql = `SELECT * FROM tasks ${where} ORDER BY seq LIMIT ${p.one(filter.limit ?? 100)}
+      OFFSET ${p.one(filter.offset ?? 0)}`;
+    const params = p.values as (string | number)[];
+    return c.retry(() => c.sql(sql).all(...params).map((row) => toTask(row, codec)));
+  }
+
+  stats(): Promise<QueueStats> {
+    const c = this.#c;
+    return c.retry(() => toStats(c.sql(q.STATS).all()));
+  }
+
+  async claim(request: ClaimRequest): Promise<{ tasks: ClaimedTask[]; effects: Effects }> {
+    const c = this.#c;
+    if (request.limit <= 0 || request.queues.length === 0) return c.retry(nothing);
+    // An idle poll should not take the write lock that every other process competes for:
+    // look first, outside a transaction.
+    const idle = await c.retry(() => {
+      const now = Date.now();
+      return request.queues.every((queue) => !c.sql(q.READY_IN_QUEUE).get(queue, queue, now));
+    });
+    if (idle) return nothing();
+    return c.write(() => {
+      const step = new Step(c);
+      const now = step.now;
+      for (const queue of request.queues) c.sql(q.PROMOTE_DUE).run(queue, now);
+      const tasks: ClaimedTask[] = [];
+      for (const queue of request.queues) {
+        if (tasks.length >= request.limit) break;
+        const picked = c.sql(q.PICK).all(
+          queue,
+          now,
+          RECORD_VERSION,
+          request.limit - tasks.length,
+        );
+        for (const { seq } of picked) {
+          const token = crypto.randomUUID();
+          const leaseUntil = now + request.lease;
+          const row = c.sql(q.START).get(token, leaseUntil, now, request.worker, seq)!;
+          const task: ClaimedTask = { ...toTask(row, codec), token, leaseUntil };
+          tasks.push(task);
+          step.emit(taskEvent("started", task, now));
+        }
+      }
+      return { tasks, effects: step.effects() };
+    });
+  }
+
+  renew(id: string, token: string, lease: number): Promise<boolean> {
+    const c = this.#c;
+    return c.write(() => c.sql(q.RENEW).run(Date.now() + lease, id, token).changes > 0);
+  }
+
+  progress(id: string, token: string, value: number): Promise<Effects | undefined> {
+    return this.#step((table, step) => steps.progress(table, step, id, token, value));
+  }
+
+  complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined> {
+    return this.#step((table, step) => steps.complete(table, step, id, token, result));
+  }
+
+  fail(id: string, token: string, failure: Failure): Promise<Effects | undefined> {
+    return this.#step((table, step) => steps.fail(table, step, id, token, failure));
+  }
+
+  cancel(id: string, reason: string): Promise<Effects | undefined> {
+    return this.#step((table, step) => steps.cancel(table, step, id, reason));
+  }
+
+  retry(id: string): Promise<Effects | undefined> {
+    return this.#step((table, step) => steps.rerun(table, step, id));
+  }
+
+  /** One shared step, run synchronously in one write. */
+  #step<T>(plan: (table: SqliteTable, step: Step) => steps.Plan<T>): Promise<T> {
+    const c = this.#c;
+    return c.write(() => runSync(plan(this.#table, new Step(c))));
+  }
+
+  async sweep(options: SweepOptions): Promise<Effects> {
+    const c = this.#c;
+    const table = this.#table;
+    const { now, purgeBefore } = options;
+    const effects: Effects = { events: [], results: [] };
+    const batch = (part: (step: Step) => number) =>
+      inBatches(effects, SWEEP_BATCH, () =>
+        c.write(() => {
+          const step = new Step(c, now);
+          return [part(step), step.effects()] as const;
+        }));
+    await batch((step) => {
+      const rows = c.sql(q.STALLED).all(now, RECORD_VERSION, SWEEP_BATCH);
+      for (const row of rows) runSync(steps.stall(table, step, toTask(row, codec)));
+      return rows.length;
+    });
+    await batch((step) => {
+      const rows = c.sql(q.EXPIRED).all(now, RECORD_VERSION, SWEEP_BATCH);
+      for (const row of rows) runSync(steps.expire(table, step, toTask(row, codec)));
+      return rows.length;
+    });
+    if (purgeBefore !== undefined) {
+      await batch(() => {
+        const rows = c.sql(q.PURGEABLE).all(purgeBefore, SWEEP_BATCH);
+        for (const { id } of rows) {
+          c.sql(q.DELETE_TASK).run(id);
+          c.sql(q.DELETE_DEPS).run(id);
+        }
+        return rows.length;
+      });
+    }
+    return effects;
+  }
+
+  putSchedule(s: StoredSchedule): Promise<void> {
+    const c = this.#c;
+    return c.write(() => {
+      c.sql(q.PUT_SCHEDULE).run(
+        s.id,
+        RECORD_VERSION,
+        s.task,
+        s.payload,
+        s.cron ?? null,
+        s.every ?? null,
+        s.tz ?? null,
+        s.startAt ?? null,
+        s.endAt ?? null,
+        s.misfire,
+        s.misfireGrace,
+        s.paused ? 1 : 0,
+        s.nextRunAt ?? null,
+        s.lastRunAt ?? null,
+        s.createdAt,
+        s.queue,
+        s.priority,
+        s.maxAttempts,
+        JSON.stringify(s.backoff),
+        s.timeout ?? null,
+        s.ttl ?? null,
+        s.resultTtl ?? null,
+      );
+    });
+  }
+
+  getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    const c = this.#c;
+    return c.retry(() => {
+      const row = c.sql(q.GET_SCHEDULE).get(id);
+      return row ? toSchedule(row, codec) : undefined;
+    });
+  }
+
+  listSchedules(): Promise<StoredSchedule[]> {
+    const c = this.#c;
+    return c.retry(() => c.sql(q.LIST_SCHEDULES).all().map((row) => toSchedule(row, codec)));
+  }
+
+  setSchedulePaused(
+    id: string,
+    paused: boolean,
+    nextRunAt?: number,
+  ): Promise<Effects | undefined> {
+    return this.#step((table, step) => steps.pauseSchedule(table, step, id, paused, nextRunAt));
+  }
+
+  deleteSchedule(id: string): Promise<boolean> {
+    const c = this.#c;
+    return c.write(() => c.sql(q.DELETE_SCHEDULE).run(id).changes > 0);
+  }
+
+  dueSchedules(now: number, limit: number): Promise<StoredSchedule[]> {
+    const c = this.#c;
+    return c.retry(() =>
+      c.sql(q.DUE_SCHEDULES).all(now, limit).map((row) => toSchedule(row, codec))
+    );
+  }
+
+  nextScheduleAt(): Promise<number | undefined> {
+    const c = this.#c;
+    return c.retry(() => {
+      const row = c.sql(q.NEXT_SCHEDULE_AT).get();
+      return typeof row?.next === "number" ? row.next : undefined;
+    });
+  }
+
+  fireTick(claim: TickClaim): Promise<Effects | undefined> {
+    return this.#step((table, step) => steps.fireTick(table, step, claim));
+  }
+
+  nextDue(queues: string[]): Promise<number | undefined> {
+    const c = this.#c;
+    return c.retry(() => {
+      let next: number | undefined;
+      for (const queue of queues) {
+        const due = c.sql(q.NEXT_DUE).get(queue)?.due;
+        if (typeof due === "number" && (next === undefined || due < next)) next = due;
+      }
+      return next;
+    });
+  }
+
+  close(): Promise<void> {
+    this.#c.close();
+    return Promise.resolve();
+  }
+}
