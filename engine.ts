@@ -8,7 +8,11 @@
  *   its option schema) open your engine through `OmniQ.open`.
  * - The kit: the policy every engine applies as pure functions (the state a new task
  *   starts in, what a failed dependency does to its dependents, stand-ins for workflow
- *   nodes, the events and results of an end), abortable delays and byte encodings.
+ *   nodes, the events and results of an end), abortable delays, a clock and byte encodings.
+ * - The suites: {@linkcode runConformance} holds an engine to the behaviour every built-in
+ *   engine passes, through the public `OmniQ` API; {@linkcode runStoreConformance} holds its
+ *   `Backend` to the store-level contract directly. Each takes a factory of fresh, isolated
+ *   stores and registers one test per case (with `Deno.test`, or the registrar you give).
  *
  * See `docs/architecture.md` ("Adding an engine") for the walk-through.
  *
@@ -55,16 +59,8 @@ export type {
   TaskQueue,
   TickClaim,
 } from "./src/backend.ts";
-export * from "./src/types.ts";
-export {
-  ConfigError,
-  DuplicateTaskError,
-  OmniQError,
-  SerializationError,
-  serializeError,
-  TaskCancelledError,
-  TaskNotFoundError,
-} from "./src/errors.ts";
+// The whole public API too, so the suites' types and an engine's tests need one import.
+export * from "./mod.ts";
 export { matchesEvent, matchesList, noEffects } from "./src/backend.ts";
 export {
   type EngineEntry,
@@ -75,7 +71,6 @@ export {
 } from "./src/registry.ts";
 export * from "./src/kit/policy.ts";
 export { abortable, delay, type DelayOptions, within } from "./src/kit/async.ts";
-export { type Clock, ManualClock, systemClock } from "./src/kit/clock.ts";
 export {
   decName,
   encName,
@@ -85,3 +80,23 @@ export {
   parseJson,
   toBase64,
 } from "./src/kit/encoding.ts";
+export {
+  type Case as ConformanceCase,
+  type CaseContext,
+  cases as conformanceCases,
+  type ConformanceOptions,
+  type RegisterOptions,
+  runConformance,
+  type StoreConfig,
+  type StoreFixture,
+  type TestDefinition,
+  type TestRegistrar,
+} from "./tests/conformance/mod.ts";
+export {
+  runStoreConformance,
+  type StoreCase,
+  type StoreCaseContext,
+  storeConformanceCases,
+  type StoreConformanceOptions,
+  type StoreFixture as BackendFixture,
+} from "./tests/store/mod.ts";

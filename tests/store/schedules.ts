@@ -38,14 +38,26 @@ export const scheduleCases: StoreCase[] = [
       for (const field of ["cron", "tz", "startAt", "endAt", "nextRunAt", "lastRunAt", "ttl"]) {
         assert.equal(field in got, false, field);
       }
-      assert.deepEqual(await b.queue.listSchedules(), [bare, full]);
       // Replacing keeps one schedule, every field as given.
       const replaced = newSchedule("full", { every: 1000, nextRunAt: 42 });
       await b.queue.putSchedule(replaced);
-      assert.deepEqual(await b.queue.listSchedules(), [bare, replaced]);
+      assert.deepEqual(await b.queue.getSchedule("full"), replaced);
       assert.equal(await b.queue.deleteSchedule("full"), true);
       assert.equal(await b.queue.deleteSchedule("full"), false);
       assert.deepEqual(await b.queue.listSchedules(), [bare]);
+    },
+  },
+  {
+    name: "listSchedules lists by id, and writes after it are stored",
+    async fn({ backend: b }) {
+      await b.queue.putSchedule(newSchedule("b"));
+      await b.queue.putSchedule(newSchedule("a"));
+      assert.deepEqual(await b.queue.listSchedules(), [newSchedule("a"), newSchedule("b")]);
+      const replaced = newSchedule("b", { every: 1000, nextRunAt: 42 });
+      await b.queue.putSchedule(replaced);
+      assert.deepEqual(await b.queue.listSchedules(), [newSchedule("a"), replaced]);
+      assert.equal(await b.queue.deleteSchedule("a"), true);
+      assert.deepEqual(await b.queue.listSchedules(), [replaced]);
     },
   },
   {
