@@ -23,6 +23,7 @@
  * @module
  */
 
+import { runtime, siblingModule, type Thread } from "./src/runtime/mod.ts";
 import { decode, encode } from "./src/codec.ts";
 import { parseDuration } from "./src/duration.ts";
 import {
@@ -90,13 +91,13 @@ const ERROR = 2, MORE = 3;
  * with `close()` or `using`.
  */
 export class OmniQSync implements Disposable {
-  #worker: Worker;
+  #worker: Thread;
   #buffer: SharedArrayBuffer;
   #header: Int32Array;
   #heartbeatTimeout: number;
   #closed = false;
 
-  private constructor(worker: Worker, buffer: SharedArrayBuffer, heartbeatTimeout: number) {
+  private constructor(worker: Thread, buffer: SharedArrayBuffer, heartbeatTimeout: number) {
     this.#worker = worker;
     this.#buffer = buffer;
     this.#header = new Int32Array(buffer, 0, 4);
@@ -120,11 +121,9 @@ export class OmniQSync implements Disposable {
     const heartbeat = parseDuration(options.heartbeatTimeout ?? "10s", "heartbeatTimeout");
     const openTimeout = parseDuration(options.openTimeout ?? "60s", "openTimeout");
     const buffer = new SharedArrayBuffer(bufferSize + 16);
-    const worker = new Worker(new URL("./sync_host.ts", import.meta.url), {
-      type: "module",
-    });
+    const worker = runtime.startThread(siblingModule("./sync_host", import.meta.url));
     const q = new OmniQSync(worker, buffer, heartbeat);
-    worker.postMessage({ buffer, config: portable(config) });
+    worker.post({ buffer, config: portable(config) });
     try {
       q.#await(openTimeout);
     } catch (error) {
@@ -164,7 +163,7 @@ export class OmniQSync implements Disposable {
       chunks.push(new Uint8Array(this.#buffer, 16, length).slice());
       Atomics.store(h, STATE, 0);
       if (state === MORE) {
-        this.#worker.postMessage({ more: true });
+        this.#worker.post({ more: true });
         continue;
       }
       const total = Atomics.load(h, TOTAL);
@@ -178,7 +177,7 @@ export class OmniQSync implements Disposable {
   #call(method: string, args: unknown[]): unknown {
     if (this.#closed) throw new OmniQError("this OmniQSync is closed");
     const bytes = encode(args, "args");
-    this.#worker.postMessage({ method, args: bytes });
+    this.#worker.post({ method, args: bytes });
     return this.#await();
   }
 

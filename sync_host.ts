@@ -16,6 +16,7 @@ import "./workers/builtin.ts";
 import { decode, encode } from "./src/codec.ts";
 import { OmniQ, type OmniQConfig } from "./src/omniq.ts";
 import { serializeError } from "./src/errors.ts";
+import { runtime } from "./src/runtime/mod.ts";
 
 /** The calls the blocking API may make. */
 export const SYNC_METHODS: ReadonlySet<string> = new Set([
@@ -56,11 +57,7 @@ export interface CallMessage {
   args: Uint8Array;
 }
 
-declare const self: {
-  onmessage: ((event: MessageEvent) => void) | null;
-  close(): void;
-};
-
+const port = runtime.threadPort();
 let buffer: SharedArrayBuffer | undefined;
 let q: OmniQ | undefined;
 let pending: Uint8Array | undefined;
@@ -125,8 +122,8 @@ async function call(method: string, args: unknown[]): Promise<unknown> {
   return await (q as any)[method](...args);
 }
 
-self.onmessage = async (event: MessageEvent) => {
-  const message = event.data as InitMessage | CallMessage | { more: true };
+port.onMessage(async (data) => {
+  const message = data as InitMessage | CallMessage | { more: true };
   if ("more" in message) return writeChunk(replyIsError);
   if ("buffer" in message) {
     buffer = message.buffer;
@@ -148,6 +145,6 @@ self.onmessage = async (event: MessageEvent) => {
   }
   if (message.method === "close") {
     clearInterval(heartbeat);
-    self.close();
+    port.close();
   }
-};
+});

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { runtime } from "./runtime/mod.ts";
 import { ConfigError } from "./errors.ts";
 import type { OmniQConfig } from "./api.ts";
 import { isPlain, type Kind, SCHEMA, type Schema, STORE_KEYS, validateConfig } from "./config.ts";
@@ -98,14 +99,6 @@ export function parseDotenv(text: string, source = ".env"): Record<string, strin
   return out;
 }
 
-// deno-lint-ignore no-explicit-any
-const runtime = (globalThis as any).Deno as {
-  env: { toObject(): Record<string, string>; get(name: string): string | undefined };
-  readTextFileSync(path: string): string;
-  readTextFile(path: string): Promise<string>;
-  cwd(): string;
-} | undefined;
-
 /**
  * Configuration from `OMNIQ_*` environment variables, named after the keys:
  * `OMNIQ_QUEUE`, `OMNIQ_WORKER_CONCURRENCY`, `OMNIQ_DEFAULTS_RESULT_TTL` … Lists are
@@ -119,14 +112,12 @@ export function configFromEnv(options: EnvOptions = {}): OmniQConfig {
   let vars: Record<string, string | undefined>;
   if (options.env) vars = { ...options.env };
   else {
-    if (!runtime) throw new ConfigError("configFromEnv: no environment here; pass { env }");
-    vars = runtime.env.toObject();
+    vars = runtime.envObject();
   }
   if (options.envFile !== undefined) {
-    if (!runtime) throw new ConfigError("configFromEnv: cannot read envFile here");
     let text: string;
     try {
-      text = runtime.readTextFileSync(options.envFile);
+      text = runtime.fs.readTextFileSync(options.envFile);
     } catch (error) {
       throw new ConfigError(`envFile: cannot read ${options.envFile}: ${(error as Error).message}`);
     }
@@ -209,7 +200,6 @@ export async function loadConfig(
   path: string | URL,
   options: LoadOptions = {},
 ): Promise<OmniQConfig> {
-  if (!runtime) throw new ConfigError("loadConfig: no file system here");
   const file = path instanceof URL ? path.pathname : path;
   const yaml = /\.ya?ml$/i.test(file);
   if (!yaml && !/\.json$/i.test(file)) {
@@ -217,7 +207,7 @@ export async function loadConfig(
   }
   let text: string;
   try {
-    text = await runtime.readTextFile(file);
+    text = await runtime.fs.readTextFile(file);
   } catch (error) {
     throw new ConfigError(`cannot read config file ${file}: ${(error as Error).message}`);
   }
@@ -228,7 +218,7 @@ export async function loadConfig(
     data = parseYaml(text, file);
     const env = options.env
       ? (name: string) => options.env![name]
-      : (name: string) => runtime!.env.get(name);
+      : (name: string) => runtime.env(name);
     data = expand(data, file, "", env);
   } else {
     try {
@@ -255,7 +245,7 @@ export async function loadConfig(
 }
 
 function absolute(file: string): string {
-  return file.startsWith("/") ? file : `${runtime!.cwd()}/${file}`;
+  return file.startsWith("/") ? file : `${runtime.cwd()}/${file}`;
 }
 
 /** The sources {@linkcode resolveConfig} merges. */

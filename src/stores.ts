@@ -6,6 +6,7 @@
  * @module
  */
 
+import { runtime } from "./runtime/mod.ts";
 import type { Backend } from "./backend.ts";
 import type { EngineOptions, OmniQConfig, StoreTarget } from "./api.ts";
 import { DEFAULT_URL } from "./api.ts";
@@ -67,7 +68,9 @@ export async function openStores(cfg: OmniQConfig): Promise<OpenedStores> {
     ]);
     for (const [i, entry] of (cfg.tasks ?? []).entries()) {
       if (typeof entry === "string" || entry instanceof URL) {
-        const url = String(entry instanceof URL ? entry : new URL(entry, `file://${cwd()}/`));
+        const url = String(
+          entry instanceof URL ? entry : new URL(entry, `file://${runtime.cwd()}/`),
+        );
         await import(url);
         modules.push(url);
       } else if (!entry || typeof entry !== "object" || typeof entry.name !== "string") {
@@ -79,10 +82,4 @@ export async function openStores(cfg: OmniQConfig): Promise<OpenedStores> {
     await Promise.allSettled([...byUrl.values()].map((b) => b.then((x) => x.close())));
     throw error;
   }
-}
-
-function cwd(): string {
-  // deno-lint-ignore no-explicit-any
-  const d = (globalThis as any).Deno;
-  return d?.cwd?.() ?? ".";
 }

@@ -1,8 +1,9 @@
 /**
- * The process pool: `size` `deno run` subprocesses, each running one task at a time,
- * speaking frames over stdio (see `process_entry.ts`). A child gets read access to its
- * task modules (and to OmniQ's own modules when they are local files) plus what
- * `worker.permissions` grants, never `-A`. A child that crashes or exits mid-task fails
+ * The process pool: `size` subprocesses of the runtime itself (`deno run`, or `node`),
+ * each running one task at a time, speaking frames over stdio (see `process_entry.ts`).
+ * On Deno a child gets read access to its task modules (and to OmniQ's own modules when
+ * they are local files) plus what `worker.permissions` grants, never `-A`; Node has no
+ * permissions, and a pool given some there is refused rather than run unconfined. A child that crashes or exits mid-task fails
  * (then retries) that task only and is replaced; a task whose signal aborts (timeout,
  * cancel, lost lease, shutdown) has its child killed.
  *
@@ -11,6 +12,7 @@
 
 import { ConfigError, OmniQError } from "../src/errors.ts";
 import type { SerializedError } from "../src/types.ts";
+import { type ChildProcess, runtime, siblingModule } from "../src/runtime/mod.ts";
 import type { Executor } from "./executor.ts";
 import { encodeFrame, readFrames } from "./frames.ts";
 import { reviveError } from "./pool.ts";
@@ -68,8 +70,18 @@ export function childFlags(modules: string[], permissions: ChildPermissions = {}
       );
     }
   }
+  const entry = siblingModule("./process_entry", import.meta.url);
+  if (runtime.name === "node") {
+    const granted = PERMISSION_KEYS.filter((key) => permissions[key] !== undefined);
+    if (granted.length > 0) {
+      throw new ConfigError(
+        `worker.permissions.${granted[0]}: Node has no permission system, so a process ` +
+          "pool cannot confine its children there; remove worker.permissions to run on Node",
+      );
+    }
+    return [decodeURIComponent(entry.pathname)];
+  }
   const reads = new Set<string>();
-  const entry = new URL("./process_entry.ts", import.meta.url);
   if (entry.protocol === "file:") reads.add(dirOf(new URL("../", entry)));
   for (const m of modules) {
     const url = new URL(m);
@@ -79,7 +91,7 @@ export function childFlags(modules: string[], permissions: ChildPermissions = {}
   const config = new URL("../deno.json", entry);
   if (config.protocol === "file:") {
     try {
-      Deno.statSync(config);
+      runtime.fs.statSync(decodeURIComponent(config.pathname));
       flags.push(`--config=${decodeURIComponent(config.pathname)}`);
     } catch { /* published: the package's own imports apply */ }
   }
@@ -106,26 +118,19 @@ export function childFlags(modules: string[], permissions: ChildPermissions = {}
 
 /** One child and what it is doing. */
 class Child {
-  readonly process: Deno.ChildProcess;
+  readonly process: ChildProcess;
   readonly ready: Promise<void>;
-  readonly exited: Promise<Deno.CommandStatus>;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly exited: Promise<number>;
   onReply: ((reply: Reply) => void) | undefined;
   onExit: ((code: number) => void) | undefined;
   dead = false;
 
   constructor(flags: string[], modules: string[]) {
-    this.process = new Deno.Command(Deno.execPath(), {
-      args: flags,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#writer = this.process.stdin.getWriter();
-    this.exited = this.process.status;
-    this.exited.then((status) => {
+    this.process = runtime.spawn({ args: flags });
+    this.exited = this.process.exited;
+    this.exited.then((code) => {
       this.dead = true;
-      this.onExit?.(status.code);
+      this.onExit?.(code);
     });
     this.ready = new Promise((resolve, reject) => {
       this.onReply = (reply) => {
@@ -151,21 +156,17 @@ class Child {
   }
 
   send(message: unknown): void {
-    this.#writer.write(encodeFrame(message)).catch(() => {});
+    this.process.write(encodeFrame(message)).catch(() => {});
   }
 
   async kill(): Promise<void> {
-    if (!this.dead) {
-      try {
-        this.process.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }
-    await this.#writer.close().catch(() => {});
+    if (!this.dead) this.process.kill();
+    await this.process.closeStdin().catch(() => {});
     await this.exited;
   }
 }
 
-/** A pool of Deno subprocesses. */
+/** A pool of subprocesses of the runtime itself. */
 export class ProcessPool implements Executor {
   #options: ProcessPoolOptions;
   #flags: string[];

@@ -10,6 +10,7 @@
 
 import { encodeFrame, readFrames } from "./frames.ts";
 import { serializeError } from "../src/errors.ts";
+import { runtime } from "../src/runtime/mod.ts";
 import { type RunMessage, runTask } from "./runner.ts";
 
 // Only frames on stdout: everything the handlers print goes to stderr.
@@ -18,14 +19,11 @@ console.info = console.error;
 console.debug = console.error;
 
 function send(message: unknown): void {
-  const frame = encodeFrame(message);
-  for (let written = 0; written < frame.length;) {
-    written += Deno.stdout.writeSync(frame.subarray(written));
-  }
+  runtime.writeStdoutSync(encodeFrame(message));
 }
 
 const never = new AbortController().signal;
-for await (const frame of readFrames(Deno.stdin.readable)) {
+for await (const frame of readFrames(runtime.stdin())) {
   const message = frame as { type: "init"; modules: string[] } | { type: "run"; run: RunMessage };
   if (message.type === "init") {
     try {

@@ -16,6 +16,7 @@
 import { OmniQError } from "../src/errors.ts";
 import type { SerializedError } from "../src/types.ts";
 import type { Executor } from "./executor.ts";
+import { runtime, siblingModule, type Thread } from "../src/runtime/mod.ts";
 import { reviveError } from "./pool.ts";
 import type { RunMessage } from "./runner.ts";
 
@@ -40,14 +41,14 @@ type Reply =
 
 /** One Worker and what it is doing. */
 class Slot {
-  readonly worker: Worker;
+  readonly thread: Thread;
   readonly ready: Promise<void>;
   lastHeard = Date.now();
   onReply: ((reply: Reply) => void) | undefined;
   dead = false;
 
   constructor(modules: string[]) {
-    this.worker = new Worker(new URL("./thread_entry.ts", import.meta.url), { type: "module" });
+    this.thread = runtime.startThread(siblingModule("./thread_entry", import.meta.url));
     this.ready = new Promise((resolve, reject) => {
       this.onReply = (reply) => {
         if (reply.type === "ready") resolve();
@@ -58,24 +59,28 @@ class Slot {
       };
     });
     this.ready.catch(() => {}); // observed by run()
-    this.worker.onmessage = (event: MessageEvent<Reply>) => {
+    this.thread.onMessage((reply) => {
       this.lastHeard = Date.now();
-      this.onReply?.(event.data);
-    };
-    this.worker.onerror = (event) => {
-      event.preventDefault();
+      this.onReply?.(reply as Reply);
+    });
+    this.thread.onError((message) => {
       this.dead = true;
       this.onReply?.({
         type: "error",
-        error: { name: "Error", message: `pool thread error: ${event.message}` },
+        error: { name: "Error", message: `pool thread error: ${message}` },
       });
-    };
-    this.worker.postMessage({ type: "init", modules });
+    });
+    // On Node a thread's `process.exit` ends it; on Deno the entry reports `Deno.exit`.
+    this.thread.onExit((code) => {
+      this.dead = true;
+      this.onReply?.({ type: "exit", code });
+    });
+    this.thread.post({ type: "init", modules });
   }
 
   kill(): void {
     this.dead = true;
-    this.worker.terminate();
+    this.thread.terminate();
   }
 }
 
@@ -141,13 +146,13 @@ export class ThreadPool implements Executor {
               break;
             case "exit":
               finish(() =>
-                reject(new OmniQError(`the pool thread exited (Deno.exit(${reply.code})) mid-task`))
+                reject(new OmniQError(`the pool thread exited (exit code ${reply.code}) mid-task`))
               );
               break;
           }
         };
         if (signal.aborted) return onAbort();
-        slot.worker.postMessage({ type: "run", run: message });
+        slot.thread.post({ type: "run", run: message });
       });
       return value;
     } finally {

@@ -1,33 +1,28 @@
 /**
- * The module each pool Web Worker runs: it imports the task modules it is given, then runs
- * one task at a time for the parent, which does every storage step. `Deno.exit()` from a
- * handler is reported before the thread ends (a Worker that exits raises no event).
+ * The module each pool thread runs (a Web Worker on Deno, a `worker_threads` thread on
+ * Node): it imports the task modules it is given, then runs one task at a time for the
+ * parent, which does every storage step. An exit call from a handler is reported before
+ * the thread ends (on Deno a Worker that exits raises no event of its own).
  *
  * @module
  */
 
 import { serializeError } from "../src/errors.ts";
+import { runtime } from "../src/runtime/mod.ts";
 import { type RunMessage, runTask } from "./runner.ts";
 
-declare const self: {
-  onmessage: ((event: MessageEvent) => void) | null;
-  postMessage(message: unknown, transfer?: Transferable[]): void;
-  close(): void;
-};
+const port = runtime.threadPort();
+const post = (message: unknown, transfer?: Transferable[]) => port.post(message, transfer);
 
-const post = (message: unknown, transfer?: Transferable[]) => self.postMessage(message, transfer);
-
-// deno-lint-ignore no-explicit-any
-(Deno as any).exit = (code?: number) => {
-  post({ type: "exit", code: code ?? 0 });
-  self.close();
-};
+runtime.trapThreadExit((code) => post({ type: "exit", code }));
 
 // The parent's watchdog listens for these: a thread silent for a whole lease is dead.
-setInterval(() => post({ type: "beat" }), 250);
+const beat = setInterval(() => post({ type: "beat" }), 250);
+// On Node a thread ends when nothing holds it open: the port does, the heartbeat need not.
+runtime.unrefTimer(beat);
 
-self.onmessage = async (event: MessageEvent) => {
-  const message = event.data as { type: "init"; modules: string[] } | {
+port.onMessage(async (data) => {
+  const message = data as { type: "init"; modules: string[] } | {
     type: "run";
     run: RunMessage;
   };
@@ -51,4 +46,4 @@ self.onmessage = async (event: MessageEvent) => {
   } catch (error) {
     post({ type: "error", error: serializeError(error) });
   }
-};
+});

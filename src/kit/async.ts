@@ -17,6 +17,8 @@
  * @module
  */
 
+import { runtime } from "../runtime/mod.ts";
+
 /** Options of {@linkcode delay}. */
 export interface DelayOptions {
   /** Wake early when this aborts. */
@@ -89,8 +91,5 @@ export async function within<T>(promise: Promise<T>, ms: number): Promise<T | un
 }
 
 function unref(timer: ReturnType<typeof setTimeout>): void {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  if (typeof g.Deno?.unrefTimer === "function") g.Deno.unrefTimer(timer);
-  else (timer as unknown as { unref?: () => void }).unref?.();
+  runtime.unrefTimer(timer);
 }

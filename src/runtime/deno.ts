@@ -1,0 +1,150 @@
+/**
+ * The runtime seam on Deno: the one module of the library (with `cli.ts` and the tests)
+ * that calls `Deno.*`. Every call is made inside a function, so importing this module on
+ * Node (where `src/runtime/mod.ts` picks the Node edge instead) touches nothing.
+ *
+ * @module
+ */
+
+import { OmniQError } from "../errors.ts";
+import type {
+  ChildProcess,
+  FileInfo,
+  FileSystem,
+  Runtime,
+  SqliteDatabase,
+  Thread,
+  ThreadPort,
+} from "./types.ts";
+
+declare const self: {
+  onmessage: ((event: MessageEvent) => void) | null;
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  close(): void;
+};
+
+function info(s: Deno.FileInfo): FileInfo {
+  return { isFile: s.isFile, isDirectory: s.isDirectory, size: s.size, mtime: s.mtime };
+}
+
+const fs: FileSystem = {
+  readFile: (path) => Deno.readFile(path),
+  readTextFile: (path) => Deno.readTextFile(path),
+  readTextFileSync: (path) => Deno.readTextFileSync(path),
+  writeFile: (path, data, options) =>
+    Deno.writeFile(path, data, options?.createNew ? { createNew: true } : undefined),
+  mkdir: (path) => Deno.mkdir(path, { recursive: true }),
+  remove: (path, options) => Deno.remove(path, options),
+  rename: (from, to) => Deno.rename(from, to),
+  link: (from, to) => Deno.link(from, to),
+  stat: async (path) => info(await Deno.stat(path)),
+  statSync: (path) => info(Deno.statSync(path)),
+  utime: (path, atime, mtime) => Deno.utime(path, atime, mtime),
+  async *readDir(path) {
+    for await (const e of Deno.readDir(path)) {
+      yield { name: e.name, isFile: e.isFile, isDirectory: e.isDirectory };
+    }
+  },
+  makeTempDir: (prefix) => Deno.makeTempDir({ prefix }),
+  realPath: (path) => Deno.realPath(path),
+  isNotFound: (error) => error instanceof Deno.errors.NotFound,
+  isAlreadyExists: (error) => error instanceof Deno.errors.AlreadyExists,
+};
+
+function startThread(url: URL): Thread {
+  const worker = new Worker(url, { type: "module" });
+  return {
+    post: (message, transfer) => worker.postMessage(message, transfer ?? []),
+    onMessage: (listener) => worker.onmessage = (event) => listener(event.data),
+    onError: (listener) =>
+      worker.onerror = (event) => {
+        event.preventDefault();
+        listener(event.message);
+      },
+    // A Web Worker does not end by itself: `trapThreadExit` turns `Deno.exit` into a message.
+    onExit: () => {},
+    terminate: () => worker.terminate(),
+  };
+}
+
+function threadPort(): ThreadPort {
+  if (typeof self === "undefined" || typeof self.postMessage !== "function") {
+    throw new OmniQError("threadPort: not in a worker thread");
+  }
+  return {
+    post: (message, transfer) => self.postMessage(message, transfer),
+    onMessage: (listener) => self.onmessage = (event) => listener(event.data),
+    close: () => self.close(),
+  };
+}
+
+function spawn(options: { args: string[] }): ChildProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: options.args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  return {
+    write: (bytes) => writer.write(bytes),
+    closeStdin: () => writer.close(),
+    stdout: child.stdout,
+    exited: child.status.then((s) => s.code),
+    kill: () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    },
+  };
+}
+
+async function openSqlite(path: string): Promise<SqliteDatabase> {
+  const { DatabaseSync } = await import("node:sqlite");
+  return new DatabaseSync(path) as unknown as SqliteDatabase;
+}
+
+/** The Deno edge of the runtime seam. */
+export const denoRuntime: Runtime = {
+  name: "deno",
+  get version() {
+    return Deno.version.deno;
+  },
+  get pid() {
+    return Deno.pid;
+  },
+  env: (name) => Deno.env.get(name),
+  envObject: () => Deno.env.toObject(),
+  cwd: () => Deno.cwd(),
+  fs,
+  unrefTimer: (timer) => Deno.unrefTimer(timer as unknown as number),
+  startThread,
+  threadPort,
+  trapThreadExit(report) {
+    // deno-lint-ignore no-explicit-any
+    (Deno as any).exit = (code?: number) => {
+      report(code ?? 0);
+      self.close();
+    };
+  },
+  spawn,
+  stdin: () => Deno.stdin.readable,
+  writeStdoutSync(bytes) {
+    for (let written = 0; written < bytes.length;) {
+      written += Deno.stdout.writeSync(bytes.subarray(written));
+    }
+  },
+  onTerminate(listener) {
+    const int = () => listener("SIGINT");
+    const term = () => listener("SIGTERM");
+    Deno.addSignalListener("SIGINT", int);
+    Deno.addSignalListener("SIGTERM", term);
+    return () => {
+      Deno.removeSignalListener("SIGINT", int);
+      Deno.removeSignalListener("SIGTERM", term);
+    };
+  },
+  exit: (code) => Deno.exit(code),
+  openSqlite,
+  openKv: (path) => Deno.openKv(path),
+};
