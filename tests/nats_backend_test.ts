@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../mod.ts";
 import { LOCK_STALE_MS, openNats, parseNatsUrl } from "../backends/nats/mod.ts";
 import { ConfigError } from "../src/errors.ts";
+import { newTask } from "./fixtures/tasks.ts";
 import { freePort, startNats, testServerUrl } from "./servers.ts";
 
 function fresh(server = testServerUrl("nats")): string {
@@ -149,6 +150,44 @@ Deno.test("nats: wait() wakes through a KV watch when another process stores the
   } finally {
     await backend.destroy();
   }
+});
+
+Deno.test("nats: a subscription is ready once the watch delivers; another process's enqueue wakes it", async () => {
+  const url = fresh();
+  const listener = await openNats(url);
+  try {
+    const producer = await openNats(url);
+    let wake: (() => void) | undefined;
+    const sub = listener.queue.subscribe!(["default"], () => wake?.());
+    try {
+      assert.ok(sub.ready, "the engine says when its wake-ups are live");
+      await sub.ready;
+      // Nothing polls here: only the bucket watch can carry the other process's write.
+      const woken = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 5_000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      await producer.queue.enqueue([newTask(`w-${crypto.randomUUID()}`)]);
+      assert.ok(await woken, "the enqueue of another connection woke the subscriber");
+    } finally {
+      sub();
+      await producer.close();
+    }
+  } finally {
+    await listener.destroy();
+  }
+});
+
+Deno.test("nats: a subscription made after close is ready at once (workers would poll)", async () => {
+  const url = fresh();
+  const backend = await openNats(url);
+  await backend.destroy();
+  const sub = backend.queue.subscribe!(["default"], () => {});
+  await sub.ready;
+  sub();
 });
 
 Deno.test("nats: a lock left by a dead holder is broken after it goes stale", async () => {

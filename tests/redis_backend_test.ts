@@ -141,10 +141,9 @@ Deno.test("redis: an idle worker is woken by pub/sub, not by its poll", async ()
     await using q = await OmniQ.open(url);
     await using producer = await OmniQ.open(url);
     const worker = q.worker({ pollInterval: "20s" });
+    // Resolves once the SUBSCRIBE is acknowledged and the queue was looked at: no pause.
     await worker.start();
     try {
-      // Let the worker find the queue empty and go idle.
-      await new Promise((r) => setTimeout(r, 300));
       for (let i = 0; i < 3; i++) {
         const start = Date.now();
         const id = await producer.enqueue(double, [i]);
@@ -155,6 +154,46 @@ Deno.test("redis: an idle worker is woken by pub/sub, not by its poll", async ()
     } finally {
       await worker.stop();
     }
+  });
+});
+
+Deno.test("redis: a subscription is ready once the server acknowledged it, and then wakes", async () => {
+  await withPrefix(async (prefix) => {
+    await using listener = await RedisBackend.open({ url: redisUrl(), prefix });
+    await using producer = await RedisBackend.open({ url: redisUrl(), prefix });
+    let wake: (() => void) | undefined;
+    const sub = listener.queue.subscribe!(["wake-q"], () => wake?.());
+    try {
+      assert.ok(sub.ready, "the engine says when its wake-ups are live");
+      await sub.ready;
+      // Nothing polls here: a wake-up can only come from the enqueue's PUBLISH, which the
+      // server sends to the subscribers it has at that moment.
+      const subscribers = await withClient((c) =>
+        c.sendCommand(["PUBSUB", "NUMSUB", `${prefix}wake`])
+      ) as unknown[];
+      assert.equal(Number(subscribers[1]), 1, "the SUBSCRIBE was acknowledged before ready");
+      const woken = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 5_000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      await producer.queue.enqueue([{ ...newTask(`w-${crypto.randomUUID()}`), queue: "wake-q" }]);
+      assert.ok(await woken, "the enqueue of another connection woke the subscriber");
+    } finally {
+      sub();
+    }
+  });
+});
+
+Deno.test("redis: a subscription made after close is ready at once (workers would poll)", async () => {
+  await withPrefix(async (prefix) => {
+    const backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    await backend.close();
+    const sub = backend.queue.subscribe!(["default"], () => {});
+    await sub.ready;
+    sub();
   });
 });
 

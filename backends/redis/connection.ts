@@ -3,7 +3,7 @@
 // wake-up subscriber on a connection of its own.
 
 import { createClient } from "redis";
-import type { Attachment, Effects } from "../../src/backend.ts";
+import type { Attachment, Effects, Subscription } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { delay, within } from "../../src/kit/async.ts";
 import { closedError } from "../../src/kit/policy.ts";
@@ -78,6 +78,11 @@ export class Connection {
   #subscribers = new Set<Subscriber>();
   #subscriber: Client | undefined;
   #listening: Promise<void> | undefined;
+  /**
+   * Settles once the first SUBSCRIBE is acknowledged, or its first attempt failed (workers
+   * poll until a later attempt succeeds), or the connection closed; it never rejects.
+   */
+  #subscribed: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions) {
     this.options = options;
@@ -211,17 +216,31 @@ export class Connection {
     return { events, results };
   }
 
-  subscribe(queues: string[], onWake: () => void): () => void {
+  /**
+   * Call `onWake` when a task of `queues` becomes due in any process; `ready` settles once
+   * the server acknowledged the subscription (or the first attempt failed: then workers
+   * poll until a retry succeeds).
+   */
+  subscribe(queues: string[], onWake: () => void): Subscription {
     const subscriber: Subscriber = { queues: new Set(queues), onWake };
     this.#subscribers.add(subscriber);
-    this.#listening ??= this.#listen();
-    return () => {
+    if (!this.#listening) {
+      const first = Promise.withResolvers<void>();
+      this.#subscribed = first.promise;
+      // A subscriber that cannot even be made leaves the workers polling, as a failed one.
+      this.#listening = this.#listen(first.resolve).catch(() => {}).then(first.resolve);
+    }
+    const stop = () => {
       this.#subscribers.delete(subscriber);
     };
+    return Object.assign(stop, { ready: this.#subscribed! });
   }
 
-  /** Subscribe to the wake channel on a connection of its own (subscribers can do no else). */
-  async #listen(): Promise<void> {
+  /**
+   * Subscribe to the wake channel on a connection of its own (subscribers can do no else);
+   * `settled` is called after the first attempt, whatever its end.
+   */
+  async #listen(settled: () => void): Promise<void> {
     for (let pause = 100; !this.#closed; pause = Math.min(pause * 2, 5_000)) {
       const sub = this.client.duplicate() as Client;
       sub.on("error", () => {});
@@ -233,12 +252,16 @@ export class Connection {
       try {
         await sub.connect();
         if (this.#closed) break;
+        // node-redis resolves this on the server's reply to SUBSCRIBE: from then on every
+        // PUBLISH to the channel reaches the listener.
         await sub.subscribe(`${this.prefix}wake`, (queue: string) => {
           for (const s of this.#subscribers) if (s.queues.has(queue)) s.onWake();
         });
+        settled();
         return;
       } catch {
         // Workers poll at their interval meanwhile; try again later.
+        settled();
         this.#subscriber = undefined;
         try {
           sub.destroy();

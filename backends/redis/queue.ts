@@ -13,6 +13,7 @@ import type {
   StoredResult,
   StoredSchedule,
   StoredTask,
+  Subscription,
   SweepOptions,
   TaskQueue,
   TickClaim,
@@ -93,7 +94,7 @@ export class RedisQueue implements TaskQueue {
     this.#c.attached = { ...attachment };
   }
 
-  subscribe(queues: string[], onWake: () => void): () => void {
+  subscribe(queues: string[], onWake: () => void): Subscription {
     return this.#c.subscribe(queues, onWake);
   }
 
