@@ -1,14 +1,11 @@
 /**
- * The queue logic of the record engines (`file:` and `kv:`): tasks as records with derived
- * index entries, changed in steps. An engine supplies a {@linkcode RecordSpace}: how a step
- * reads records and index entries and how it commits them (the `file:` engine under a
- * directory lock, the `kv:` engine as one atomic commit checked against the versionstamps of
- * every record it read). {@linkcode RecordQueue} does the rest, identically for both.
- *
- * Index entries are paths (`ready/<queue>/<9-priority><seq>-<id>`, `sched/<queue>/<runAt>-<id>`,
- * `running/<id>`, `expires/<time>-<id>`, `final/<time>-<id>`, `deps/<dep>/<id>`), with each
- * name segment made safe by `encName`. They are hints: a step re-reads the record an entry
- * names, and drops an entry that no longer matches it.
+ * The queue logic of the record engines (`memory:`, `file:`, `kv:` and `nats:`): tasks as
+ * records with derived index entries, changed in steps. An engine supplies a
+ * {@linkcode RecordSpace} (`./space.ts`): how a step reads records and index entries and how
+ * it commits them (the `file:` engine under a directory lock, the `kv:` engine as one atomic
+ * commit checked against the versionstamps of every record it read). {@linkcode RecordQueue}
+ * does the rest, identically for all of them; the transitions several calls share are in
+ * `./transitions.ts`.
  *
  * @module
  */
@@ -18,161 +15,57 @@ import {
   type ClaimedTask,
   type ClaimRequest,
   type Effects,
-  endResult,
   type EnqueueOutcome,
   type Failure,
-  isFinal,
   matchesList,
   type NewEvent,
   type NewTask,
   noEffects,
-  type StoredEvent,
   type StoredResult,
   type StoredSchedule,
   type StoredTask,
   type SweepOptions,
-  taskEvent,
   type TaskQueue,
   type TickClaim,
-  withStandIns,
 } from "../../src/backend.ts";
 import { DuplicateTaskError, OmniQError } from "../../src/errors.ts";
-import type { FinalState, ListOptions, QueueStats, StateCounts } from "../../src/types.ts";
-import { TASK_STATES } from "../../src/types.ts";
-import { decName, encName as encodeName, pad } from "../../src/kit/encoding.ts";
+import { pad } from "../../src/kit/encoding.ts";
+import {
+  cancelError,
+  EXPIRED_ERROR,
+  isFinal,
+  taskEvent,
+  withStandIns,
+  zeroCounts,
+} from "../../src/kit/policy.ts";
+import type { ListOptions, QueueStats, StateCounts } from "../../src/types.ts";
+import { encName, entryId, type RecordSpace, type RecordTx, type Row, view } from "./space.ts";
+import {
+  cascade,
+  end,
+  insert,
+  leave,
+  promote,
+  readyName,
+  release,
+  SLACK,
+  type StepOut,
+  stepOut,
+  sweepStep,
+} from "./transitions.ts";
 
-/** Characters `encName` keeps as they are: a name made only of them is its own safe form. */
-const PLAIN_NAME = /^[A-Za-z0-9_~!'()-]*$/;
+export {
+  encName,
+  entryId,
+  indexKeys,
+  type RecordSpace,
+  type RecordTx,
+  type Row,
+  view,
+} from "./space.ts";
 
-/**
- * `encName` with a fast path for the common plain ids and queue names (UUIDs, words): every
- * step builds index names, so the memory engine's claims would otherwise spend a tenth of
- * their time encoding names that need none.
- */
-export function encName(s: string): string {
-  return PLAIN_NAME.test(s) ? s : encodeName(s);
-}
-
-/** A task record: the stored task, its FIFO sequence and its claim. */
-export interface Row extends StoredTask {
-  /** Its place in FIFO order among tasks of equal priority. */
-  seq: number;
-  /** The fencing token of the current claim. */
-  token?: string;
-  /** When the current claim's lease ends. */
-  leaseUntil?: number;
-}
-
-/** One step's view of the records: reads, then changes applied together on commit. */
-export interface RecordTx {
-  /** A task record (read once per step; later calls give the same object). */
-  row(id: string): Promise<Row | undefined>;
-  /** Add a new record (the caller has checked that the id is free). */
-  add(row: Row): void;
-  /** Delete a read record, its index entries and its dependents' entries. */
-  remove(id: string): void;
-  /** The next FIFO sequence number. */
-  nextSeq(): Promise<number>;
-  /** Append events (they are given ids now, stored on commit). */
-  appendEvents(events: NewEvent[]): Promise<StoredEvent[]>;
-  /** Store results on commit. */
-  putResults(results: StoredResult[]): void;
-  /** Delete a result on commit. */
-  deleteResult(taskId: string): void;
-  /** The names of the index entries under a directory (`ready/<queue>` …), sorted; the first `limit`. */
-  entries(dir: string, limit?: number): Promise<string[]>;
-  /** Delete a stale index entry (a path `dir/name`). */
-  dropEntry(path: string): void;
-  /** Record that `id` waits for `dep`. */
-  addDependent(dep: string, id: string): void;
-  /** The live task that holds a dedupe key, if any. */
-  liveKeyOwner(key: string): Promise<string | undefined>;
-  /** A schedule (read once per step). */
-  schedule(id: string): Promise<StoredSchedule | undefined>;
-  /** Store a schedule on commit. */
-  putSchedule(schedule: StoredSchedule): void;
-  /** Delete a schedule on commit; whether it existed. */
-  deleteSchedule(id: string): Promise<boolean>;
-  /** Whether the step may read more records (an engine may bound one step's size). */
-  room(): boolean;
-  /** Read these task records ahead, together, where the engine can (a hint). */
-  prefetch?(ids: string[]): Promise<void>;
-}
-
-/** An engine's records: steps, plus reads outside a step for queries. */
-export interface RecordSpace {
-  /** Run `fn` as one step: its changes commit together, or not at all. */
-  step<T>(fn: (tx: RecordTx) => Promise<T>): Promise<T>;
-  /** Throw when the engine is closed. */
-  check(): void;
-  /** Report an unreadable record or entry (once per process). */
-  corrupt(path: string, why: unknown): void;
-  /** A task record, outside a step. */
-  readRow(id: string): Promise<Row | undefined>;
-  /** Every task record, in FIFO order. */
-  allRows(): Promise<Row[]>;
-  /** Every schedule, by id. */
-  allSchedules(): Promise<StoredSchedule[]>;
-  /** Index entry names under a directory, sorted, outside a step; the first `limit`. */
-  entries(dir: string, limit?: number): Promise<string[]>;
-}
-
-/** The error of a task that expired before it started. */
-export const EXPIRED = { name: "TaskExpiredError", message: "expired before it started" };
-const LIVE_WAIT = new Set(["waiting", "scheduled", "queued"]);
-/** Index entries read beyond what a step needs, in case some are stale. */
-const SLACK = 16;
-/** Entries of the expiry and purge indexes one sweep step reads. */
-const SWEEP_BATCH = 200;
-
-/** The index entries a task record implies. */
-export function indexKeys(row: Row): string[] {
-  const id = encName(row.id);
-  const q = encName(row.queue);
-  const out: string[] = [];
-  switch (row.state) {
-    case "queued":
-      out.push(`ready/${q}/${9 - row.priority}${pad(row.seq)}-${id}`);
-      break;
-    case "scheduled":
-      out.push(`sched/${q}/${pad(row.runAt)}-${id}`);
-      break;
-    case "running":
-      out.push(`running/${id}`);
-      break;
-  }
-  if (LIVE_WAIT.has(row.state) && row.expiresAt !== undefined) {
-    out.push(`expires/${pad(row.expiresAt)}-${id}`);
-  }
-  if (isFinal(row.state)) out.push(`final/${pad(row.completedAt ?? 0)}-${id}`);
-  return out;
-}
-
-/** The id at the end of an index entry name (`…-<id>`). */
-export function entryId(name: string): string | undefined {
-  const dash = name.indexOf("-");
-  if (dash === -1) return undefined;
-  try {
-    return decName(name.slice(dash + 1));
-  } catch {
-    return undefined;
-  }
-}
-
-function entryTime(name: string): number {
-  const dash = name.indexOf("-");
-  return dash === -1 ? NaN : Number(name.slice(0, dash));
-}
-
-/** A stored task as the public contract gives it (no sequence or claim). */
-export function view(row: Row): StoredTask {
-  const { seq: _seq, token: _token, leaseUntil: _lease, ...task } = row;
-  return { ...task, dependsOn: [...task.dependsOn] };
-}
-
-function zeroCounts(): StateCounts {
-  return Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as StateCounts;
-}
+/** The error of a task that expired before it started (the kit's `EXPIRED_ERROR`). */
+export const EXPIRED: Readonly<{ name: string; message: string }> = EXPIRED_ERROR;
 
 /** The task queue of a record engine (see the module doc). */
 export class RecordQueue implements TaskQueue {
@@ -203,91 +96,14 @@ export class RecordQueue implements TaskQueue {
     this.#reports.push(event);
   }
 
-  async #effects(tx: RecordTx, events: NewEvent[], results: StoredResult[]): Promise<Effects> {
-    const out = noEffects();
+  async #effects(tx: RecordTx, out: StepOut): Promise<Effects> {
+    const effects = noEffects();
+    const { events, results } = out;
     if (this.#reports.length > 0) events.push(...this.#reports.splice(0));
     if (this.#attached.results) tx.putResults(results);
-    else out.results = results;
-    out.events = this.#attached.events ? await tx.appendEvents(events) : events;
-    return out;
-  }
-
-  #schedule(row: Row, now: number): void {
-    row.state = row.runAt > now ? "scheduled" : "queued";
-  }
-
-  #leave(row: Row): void {
-    delete row.token;
-    delete row.leaseUntil;
-  }
-
-  async #end(
-    tx: RecordTx,
-    row: Row,
-    state: Exclude<FinalState, "completed">,
-    now: number,
-    error: { name: string; message: string },
-    events: NewEvent[],
-    results: StoredResult[],
-    data?: Record<string, unknown>,
-  ): Promise<void> {
-    this.#leave(row);
-    row.state = state;
-    row.completedAt = now;
-    row.error = error;
-    results.push(endResult(row, state, error, now));
-    events.push(taskEvent(state === "failed" ? "failed" : state, row, now, data));
-    await this.#cascade(tx, row, now, events, results);
-  }
-
-  async #cascade(
-    tx: RecordTx,
-    row: Row,
-    now: number,
-    events: NewEvent[],
-    results: StoredResult[],
-  ): Promise<void> {
-    for (const name of await tx.entries(`deps/${encName(row.id)}`)) {
-      let depId: string;
-      try {
-        depId = decName(name);
-      } catch {
-        continue;
-      }
-      const dependent = await tx.row(depId);
-      if (!dependent || dependent.state !== "waiting") continue;
-      if (row.state !== "completed" && dependent.onDependencyFailure === "cancel") {
-        const reason = `dependency ${row.id} ${row.state}`;
-        await this.#end(
-          tx,
-          dependent,
-          "cancelled",
-          now,
-          { name: "TaskCancelledError", message: reason },
-          events,
-          results,
-          { reason, dependency: row.id },
-        );
-      } else if (await this.#depsDone(tx, dependent)) {
-        this.#schedule(dependent, now);
-        events.push(
-          taskEvent(stateOf(dependent) === "scheduled" ? "scheduled" : "enqueued", dependent, now, {
-            state: dependent.state,
-            released: true,
-          }),
-        );
-      }
-    }
-  }
-
-  async #depsDone(tx: RecordTx, row: Row): Promise<boolean> {
-    for (const d of row.dependsOn) {
-      const dep = await tx.row(d);
-      if (!dep) continue;
-      const ok = row.onDependencyFailure === "run" ? isFinal(dep.state) : dep.state === "completed";
-      if (!ok) return false;
-    }
-    return true;
+    else effects.results = results;
+    effects.events = this.#attached.events ? await tx.appendEvents(events) : events;
+    return effects;
   }
 
   /** Store tasks, all or none. */
@@ -309,8 +125,7 @@ export class RecordQueue implements TaskQueue {
       }
       const ids: string[] = [];
       const created: boolean[] = [];
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
+      const out = stepOut();
       const standIn = new Map<string, string>();
       const batchKeys = new Map<string, string>();
       for (const t of tasks) {
@@ -323,65 +138,13 @@ export class RecordQueue implements TaskQueue {
           standIn.set(t.id, live);
           continue;
         }
-        const row = await this.#insert(
-          tx,
-          standIn.size === 0 ? t : withStandIns(t, standIn),
-          now,
-          events,
-          results,
-        );
+        const row = await insert(tx, standIn.size === 0 ? t : withStandIns(t, standIn), now, out);
         if (t.key !== undefined && !isFinal(row.state)) batchKeys.set(t.key, t.id);
         ids.push(t.id);
         created.push(true);
       }
-      return { ids, created, effects: await this.#effects(tx, events, results) };
+      return { ids, created, effects: await this.#effects(tx, out) };
     });
-  }
-
-  async #insert(
-    tx: RecordTx,
-    t: NewTask,
-    now: number,
-    events: NewEvent[],
-    results: StoredResult[],
-  ): Promise<Row> {
-    const row: Row = { ...t, state: "queued", attempts: 0, seq: await tx.nextSeq() };
-    tx.add(row);
-    let failedDep: Row | undefined;
-    for (const d of row.dependsOn) {
-      const dep = await tx.row(d);
-      if (dep && isFinal(dep.state) && dep.state !== "completed") {
-        failedDep = dep;
-        break;
-      }
-    }
-    if (failedDep && row.onDependencyFailure === "cancel") {
-      const reason = `dependency ${failedDep.id} ${failedDep.state}`;
-      await this.#end(
-        tx,
-        row,
-        "cancelled",
-        now,
-        { name: "TaskCancelledError", message: reason },
-        events,
-        results,
-        { reason, dependency: failedDep.id },
-      );
-      return row;
-    }
-    for (const d of row.dependsOn) tx.addDependent(d, row.id);
-    if (!(await this.#depsDone(tx, row))) {
-      row.state = "waiting";
-      events.push(taskEvent("enqueued", row, now, { state: "waiting" }));
-      return row;
-    }
-    this.#schedule(row, now);
-    events.push(
-      row.state === "scheduled"
-        ? taskEvent("scheduled", row, now, { runAt: row.runAt })
-        : taskEvent("enqueued", row, now, { state: "queued" }),
-    );
-    return row;
   }
 
   /** Store a schedule (an upsert). */
@@ -419,7 +182,7 @@ export class RecordQueue implements TaskQueue {
         at: Date.now(),
         data: { scheduleId: id },
       };
-      return await this.#effects(tx, [event], []);
+      return await this.#effects(tx, { events: [event], results: [] });
     });
   }
 
@@ -457,13 +220,12 @@ export class RecordQueue implements TaskQueue {
       if (claim.next === undefined) delete s.nextRunAt;
       else s.nextRunAt = claim.next;
       tx.putSchedule(s);
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
+      const out = stepOut();
       const task = claim.task;
       if (task && !(await tx.row(task.id))) {
         const now = Date.now();
-        await this.#insert(tx, task, now, events, results);
-        events.push({
+        await insert(tx, task, now, out);
+        out.events.push({
           type: "schedule_fired",
           taskId: task.id,
           queue: task.queue,
@@ -471,7 +233,7 @@ export class RecordQueue implements TaskQueue {
           data: { scheduleId: s.id, tick: claim.tick },
         });
       }
-      return await this.#effects(tx, events, results);
+      return await this.#effects(tx, out);
     });
   }
 
@@ -512,49 +274,22 @@ export class RecordQueue implements TaskQueue {
     return { total, queues };
   }
 
-  async #promote(tx: RecordTx, queue: string, now: number, room: number): Promise<Row[]> {
-    const promoted: Row[] = [];
-    const dir = `sched/${encName(queue)}`;
-    for (const name of await tx.entries(dir, room + SLACK)) {
-      const at = entryTime(name);
-      if (Number.isNaN(at)) continue;
-      if (at > now || promoted.length >= room || !tx.room()) break;
-      const id = entryId(name);
-      if (id === undefined) {
-        this.#s.corrupt(`${dir}/${name}`, "not an index entry");
-        continue;
-      }
-      const row = await tx.row(id);
-      if (row && row.state === "scheduled" && row.runAt <= now) {
-        row.state = "queued";
-        promoted.push(row);
-      } else if (!row || row.state !== "scheduled") {
-        tx.dropEntry(`${dir}/${name}`);
-      }
-    }
-    return promoted;
-  }
-
   /** Claim due tasks: queue order, then priority, then FIFO. */
   claim(request: ClaimRequest): Promise<{ tasks: ClaimedTask[]; effects: Effects }> {
     return this.#s.step(async (tx) => {
       const now = Date.now();
       const claimed: ClaimedTask[] = [];
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
+      const out = stepOut();
       for (const queue of request.queues) {
-        const promoted = await this.#promote(tx, queue, now, request.limit - claimed.length);
+        const room = request.limit - claimed.length;
+        const promoted = await promote(this.#s, tx, { queue, now, room });
         const dir = `ready/${encName(queue)}`;
         // Promoted rows are not in the ready index yet: merge them in by their ready name.
-        const names = new Set(await tx.entries(dir, request.limit - claimed.length + SLACK));
-        for (const row of promoted) {
-          names.add(`${9 - row.priority}${pad(row.seq)}-${encName(row.id)}`);
-        }
+        const names = new Set(await tx.entries(dir, room + SLACK));
+        for (const row of promoted) names.add(readyName(row));
         const sorted = [...names].sort();
         await tx.prefetch?.(
-          sorted.slice(0, request.limit - claimed.length).map(entryId).filter((id) =>
-            id !== undefined
-          ),
+          sorted.slice(0, room).map(entryId).filter((id) => id !== undefined),
         );
         for (const name of sorted) {
           if (claimed.length >= request.limit || !tx.room()) break;
@@ -569,7 +304,7 @@ export class RecordQueue implements TaskQueue {
             continue;
           }
           if (row.expiresAt !== undefined && row.expiresAt <= now) {
-            await this.#end(tx, row, "expired", now, EXPIRED, events, results);
+            await end(tx, row, { state: "expired", now, error: { ...EXPIRED_ERROR } }, out);
             continue;
           }
           row.state = "running";
@@ -578,11 +313,11 @@ export class RecordQueue implements TaskQueue {
           row.leaseUntil = now + request.lease;
           row.startedAt = now;
           claimed.push({ ...view(row), token: row.token, leaseUntil: row.leaseUntil });
-          events.push(taskEvent("started", row, now));
+          out.events.push(taskEvent("started", row, now));
         }
         if (claimed.length >= request.limit || !tx.room()) break;
       }
-      return { tasks: claimed, effects: await this.#effects(tx, events, results) };
+      return { tasks: claimed, effects: await this.#effects(tx, out) };
     });
   }
 
@@ -606,11 +341,8 @@ export class RecordQueue implements TaskQueue {
       const row = await this.#held(tx, id, token);
       if (!row) return undefined;
       row.progress = value;
-      return await this.#effects(
-        tx,
-        [taskEvent("progress", row, Date.now(), { progress: value })],
-        [],
-      );
+      const event = taskEvent("progress", row, Date.now(), { progress: value });
+      return await this.#effects(tx, { events: [event], results: [] });
     });
   }
 
@@ -620,15 +352,15 @@ export class RecordQueue implements TaskQueue {
       const row = await this.#held(tx, id, token);
       if (!row) return undefined;
       const now = Date.now();
-      this.#leave(row);
+      leave(row);
       row.state = "completed";
       row.completedAt = result.completedAt;
       if (this.#attached.results) tx.putResults([result]);
       // When the handler finished, not when this write came: the worker frees the slot then.
-      const events: NewEvent[] = [taskEvent("completed", row, result.completedAt)];
-      const results: StoredResult[] = [];
-      await this.#cascade(tx, row, now, events, results);
-      return await this.#effects(tx, events, results);
+      const out = stepOut();
+      out.events.push(taskEvent("completed", row, result.completedAt));
+      await cascade(tx, row, now, out);
+      return await this.#effects(tx, out);
     });
   }
 
@@ -639,22 +371,21 @@ export class RecordQueue implements TaskQueue {
       if (!row) return undefined;
       const now = Date.now();
       const error = { name: failure.error.name, message: failure.error.message };
-      this.#leave(row);
+      leave(row);
       row.error = failure.error;
+      const out = stepOut();
       if (failure.retryAt !== undefined) {
         row.runAt = failure.retryAt;
-        this.#schedule(row, now);
-        return await this.#effects(tx, [
-          taskEvent("retrying", row, now, { error, retryAt: failure.retryAt }),
-        ], []);
+        release(row, now);
+        out.events.push(taskEvent("retrying", row, now, { error, retryAt: failure.retryAt }));
+        return await this.#effects(tx, out);
       }
       row.state = "failed";
       row.completedAt = failure.result?.completedAt ?? now;
       if (this.#attached.results && failure.result) tx.putResults([failure.result]);
-      const events: NewEvent[] = [taskEvent("failed", row, row.completedAt, { error })];
-      const results: StoredResult[] = [];
-      await this.#cascade(tx, row, now, events, results);
-      return await this.#effects(tx, events, results);
+      out.events.push(taskEvent("failed", row, row.completedAt, { error }));
+      await cascade(tx, row, now, out);
+      return await this.#effects(tx, out);
     });
   }
 
@@ -663,19 +394,10 @@ export class RecordQueue implements TaskQueue {
     return this.#s.step(async (tx) => {
       const row = await tx.row(id);
       if (!row || isFinal(row.state)) return undefined;
-      const events: NewEvent[] = [];
-      const results: StoredResult[] = [];
-      await this.#end(
-        tx,
-        row,
-        "cancelled",
-        Date.now(),
-        { name: "TaskCancelledError", message: reason },
-        events,
-        results,
-        { reason },
-      );
-      return await this.#effects(tx, events, results);
+      const out = stepOut();
+      const ending = { state: "cancelled", now: Date.now(), error: cancelError(reason) } as const;
+      await end(tx, row, { ...ending, data: { reason } }, out);
+      return await this.#effects(tx, out);
     });
   }
 
@@ -693,10 +415,9 @@ export class RecordQueue implements TaskQueue {
       delete row.expiresAt;
       row.runAt = now;
       if (this.#attached.results) tx.deleteResult(id);
-      this.#schedule(row, now);
-      return await this.#effects(tx, [
-        taskEvent("enqueued", row, now, { state: "queued", retry: true }),
-      ], []);
+      release(row, now);
+      const event = taskEvent("enqueued", row, now, { state: "queued", retry: true });
+      return await this.#effects(tx, { events: [event], results: [] });
     });
   }
 
@@ -708,82 +429,15 @@ export class RecordQueue implements TaskQueue {
     const all = noEffects();
     for (let more = true; more;) {
       const step = await this.#s.step(async (tx) => {
-        const effects = await this.#sweepStep(tx, options);
-        return { effects, more: !tx.room() };
+        const out = stepOut();
+        await sweepStep(tx, options, out);
+        return { effects: await this.#effects(tx, out), more: !tx.room() };
       });
       all.events.push(...step.effects.events);
       all.results.push(...step.effects.results);
       more = step.more;
     }
     return all;
-  }
-
-  async #sweepStep(tx: RecordTx, options: SweepOptions): Promise<Effects> {
-    const { now } = options;
-    const events: NewEvent[] = [];
-    const results: StoredResult[] = [];
-    for (const name of await tx.entries("running")) {
-      if (!tx.room()) break;
-      let id: string;
-      try {
-        id = decName(name);
-      } catch {
-        continue;
-      }
-      const row = await tx.row(id);
-      if (!row || row.state !== "running") {
-        tx.dropEntry(`running/${name}`);
-        continue;
-      }
-      if (row.leaseUntil === undefined || row.leaseUntil >= now) continue;
-      events.push(taskEvent("stalled", row, now, { attempt: row.attempts }));
-      if (row.attempts < row.maxAttempts) {
-        this.#leave(row);
-        row.runAt = now;
-        this.#schedule(row, now);
-      } else {
-        const message = `the worker's lease expired on attempt ${row.attempts}`;
-        await this.#end(
-          tx,
-          row,
-          "failed",
-          now,
-          { name: "StalledError", message },
-          events,
-          results,
-          { error: { name: "StalledError", message } },
-        );
-      }
-    }
-    for (const name of await tx.entries("expires", SWEEP_BATCH)) {
-      if (!tx.room()) break;
-      if (Number.isNaN(entryTime(name))) continue;
-      if (entryTime(name) > now) break;
-      const id = entryId(name);
-      const row = id === undefined ? undefined : await tx.row(id);
-      if (!row || !LIVE_WAIT.has(row.state) || row.expiresAt === undefined) {
-        tx.dropEntry(`expires/${name}`);
-        continue;
-      }
-      if (row.expiresAt <= now) {
-        await this.#end(tx, row, "expired", now, EXPIRED, events, results);
-      }
-    }
-    if (options.purgeBefore !== undefined) {
-      for (const name of await tx.entries("final", SWEEP_BATCH)) {
-        if (!tx.room()) break;
-        if (Number.isNaN(entryTime(name))) continue;
-        if (entryTime(name) >= options.purgeBefore) break;
-        const id = entryId(name);
-        const row = id === undefined ? undefined : await tx.row(id);
-        if (!row || !isFinal(row.state)) {
-          tx.dropEntry(`final/${name}`);
-          continue;
-        }
-        if (row.completedAt! < options.purgeBefore) tx.remove(id!);
-      }
-    }
-    return await this.#effects(tx, events, results);
   }
 
   /** The earliest due time of a scheduled task in these queues. */
@@ -809,9 +463,4 @@ export class RecordQueue implements TaskQueue {
   close(): Promise<void> {
     return Promise.resolve();
   }
-}
-
-/** A row's state, read afresh (TypeScript narrows `row.state` across calls that change it). */
-function stateOf(row: Row): Row["state"] {
-  return row.state;
 }
