@@ -161,29 +161,35 @@ Deno.test("redis: a subscription is ready once the server acknowledged it, and t
   await withPrefix(async (prefix) => {
     await using listener = await RedisBackend.open({ url: redisUrl(), prefix });
     await using producer = await RedisBackend.open({ url: redisUrl(), prefix });
-    let wake: (() => void) | undefined;
-    const sub = listener.queue.subscribe!(["wake-q"], () => wake?.());
-    try {
-      assert.ok(sub.ready, "the engine says when its wake-ups are live");
-      await sub.ready;
-      // Nothing polls here: a wake-up can only come from the enqueue's PUBLISH, which the
-      // server sends to the subscribers it has at that moment.
-      const subscribers = await withClient((c) =>
-        c.sendCommand(["PUBSUB", "NUMSUB", `${prefix}wake`])
-      ) as unknown[];
-      assert.equal(Number(subscribers[1]), 1, "the SUBSCRIBE was acknowledged before ready");
-      const woken = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 5_000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve(true);
-        };
-      });
-      await producer.queue.enqueue([{ ...newTask(`w-${crypto.randomUUID()}`), queue: "wake-q" }]);
-      assert.ok(await woken, "the enqueue of another connection woke the subscriber");
-    } finally {
-      sub();
-    }
+    // Opened before subscribing, so that asking the server right after `ready` takes one
+    // round trip: fewer than a subscriber still connecting needs to get its SUBSCRIBE in.
+    await withClient(async (admin) => {
+      let wake: (() => void) | undefined;
+      const sub = listener.queue.subscribe!(["wake-q"], () => wake?.());
+      try {
+        assert.ok(sub.ready, "the engine says when its wake-ups are live");
+        await sub.ready;
+        const subscribers: unknown = await admin.sendCommand(["PUBSUB", "NUMSUB", `${prefix}wake`]);
+        assert.equal(
+          Number((subscribers as unknown[])[1]),
+          1,
+          "the SUBSCRIBE was acknowledged before ready",
+        );
+        // Nothing polls here: a wake-up can only come from the enqueue's PUBLISH.
+        const woken = new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 5_000);
+          wake = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+        });
+        const task = { ...newTask(`w-${crypto.randomUUID()}`), queue: "wake-q" };
+        await producer.queue.enqueue([task]);
+        assert.ok(await woken, "the enqueue of another connection woke the subscriber");
+      } finally {
+        sub();
+      }
+    });
   });
 });
 
