@@ -1,0 +1,256 @@
+/**
+ * The records of a `file:` store: the {@linkcode RecordSpace} the shared record queue runs
+ * on. It owns the directory's lock (a file created only when absent, broken when older than
+ * `LOCK_STALE_MS`, kept fresh by a heartbeat during a long step), the replay of a journal a
+ * crashed holder left, the steps (those asked for while a turn waits for the lock share it),
+ * the reads of records, schedules and event logs, and the once-per-process reports of
+ * unreadable files.
+ *
+ * @module
+ */
+
+import type { StoredEvent, StoredSchedule } from "../../src/backend.ts";
+import { OmniQError } from "../../src/errors.ts";
+import { decName, encName } from "../../src/kit/encoding.ts";
+import { closedError } from "../../src/kit/policy.ts";
+import { decodeRow, decodeSchedule } from "../records/json.ts";
+import type { RecordSpace, RecordTx, Row } from "../records/space.ts";
+import { type PendingStep, StepQueue } from "../records/steps.ts";
+import { applyOp, decodeJournal, encodeJournal, JOURNAL, type Op } from "./journal.ts";
+import { GROUP_MAX, LOCK_HEARTBEAT_MS, LOCK_STALE_MS } from "./options.ts";
+import type { Storage } from "./storage.ts";
+import { FileTx } from "./tx.ts";
+
+/** The shared machinery of one open directory: storage, lock, steps, corrupt reports. */
+export class FileSpace implements RecordSpace {
+  /** Where the files live. */
+  readonly storage: Storage;
+  /** Told of each unreadable file once (the queue turns it into a `corrupt` event). */
+  onCorrupt?: (path: string, reason: string) => void;
+  /** This process's name in event logs and lock tokens. */
+  readonly writer = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  /** Whether the engine was closed. */
+  closed = false;
+  #chain: Promise<void> = Promise.resolve();
+  #reported = new Set<string>();
+  #steps = new StepQueue(GROUP_MAX, (take) => this.#turn(take));
+
+  constructor(storage: Storage) {
+    this.storage = storage;
+  }
+
+  check(): void {
+    if (this.closed) throw closedError("file");
+  }
+
+  /** Report a foreign or corrupt file once. */
+  corrupt(key: string, why: unknown): void {
+    if (this.#reported.has(key)) return;
+    this.#reported.add(key);
+    const reason = String((why as Error)?.message ?? why);
+    console.warn(`omniq file: skipping unreadable file ${this.storage.location}/${key}: ${reason}`);
+    this.onCorrupt?.(key, reason);
+  }
+
+  /**
+   * One step under the lock. Steps asked for while a turn waits for the lock share the next
+   * turn: one transaction, one commit (one journal), each step rolled back alone if it fails.
+   */
+  step<T>(fn: (tx: RecordTx) => Promise<T>): Promise<T> {
+    this.check();
+    return this.#steps.push(fn);
+  }
+
+  /** One turn of the lock for the steps waiting when it is taken. */
+  async #turn(take: () => PendingStep[]): Promise<void> {
+    const done: [PendingStep, unknown][] = [];
+    // When the turn fails (no lock, or the commit), every step of it fails with it.
+    await this.locked(async (tx) => {
+      for (const s of take()) {
+        const mark = tx.mark();
+        try {
+          done.push([s, await s.fn(tx)]);
+        } catch (error) {
+          mark();
+          s.reject(error);
+        }
+      }
+    });
+    for (const [s, out] of done) s.resolve(out);
+  }
+
+  /** Index entry names under a directory, sorted. */
+  async entries(dir: string, limit?: number): Promise<string[]> {
+    return (await this.storage.list(dir)).sort().slice(0, limit);
+  }
+
+  /** Run `fn` holding the directory lock (and this process's turn). */
+  async locked<T>(fn: (tx: FileTx) => Promise<T>): Promise<T> {
+    this.check();
+    const prev = this.#chain;
+    let release!: () => void;
+    this.#chain = new Promise((r) => release = r);
+    await prev;
+    try {
+      this.check();
+      const token = await this.#acquire();
+      // A holder that crashed (or failed) part way through a commit left its journal.
+      await this.#replay();
+      // A step longer than the heartbeat keeps its lock fresh, so it is never taken as stale.
+      const heartbeat = setInterval(() => {
+        this.storage.touch("lock").catch(() => {});
+      }, LOCK_HEARTBEAT_MS);
+      try {
+        const tx = new FileTx(this);
+        const out = await fn(tx);
+        await tx.commit();
+        return out;
+      } finally {
+        clearInterval(heartbeat);
+        const held = await this.storage.read("lock");
+        if (held && new TextDecoder().decode(held) === token) await this.storage.delete("lock");
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Make a commit's changes: a single change directly (each is atomic), several through
+   * the journal, so they all happen even when this process dies part way.
+   */
+  async apply(ops: Op[]): Promise<void> {
+    if (ops.length === 0) return;
+    if (ops.length === 1 && !("a" in ops[0])) return applyOp(this.storage, ops[0], false);
+    await this.storage.writeAtomic(JOURNAL, encodeJournal(ops));
+    for (const op of ops) await applyOp(this.storage, op, false);
+    await this.storage.delete(JOURNAL);
+  }
+
+  async #replay(): Promise<void> {
+    const bytes = await this.storage.read(JOURNAL);
+    if (!bytes) return;
+    let ops: Op[];
+    try {
+      ops = decodeJournal(bytes);
+    } catch (error) {
+      // Written atomically, so only a foreign file can be unreadable: set it aside.
+      this.corrupt(JOURNAL, error);
+      await this.storage.renameIfAbsent(JOURNAL, `meta/journal-${crypto.randomUUID()}.bad`);
+      return;
+    }
+    for (const op of ops) await applyOp(this.storage, op, true);
+    await this.storage.delete(JOURNAL);
+  }
+
+  async #acquire(): Promise<string> {
+    const token = `${this.writer}-${crypto.randomUUID()}`;
+    const bytes = new TextEncoder().encode(token);
+    for (let pause = 1;; pause = Math.min(pause * 2, 16)) {
+      if (await this.storage.createIfAbsent("lock", bytes)) return token;
+      const at = await this.storage.modified("lock");
+      if (at !== undefined && Date.now() - at > LOCK_STALE_MS) {
+        const held = await this.storage.read("lock");
+        // Break it only if it is still the same stale lock.
+        if (held && (await this.storage.modified("lock")) === at) {
+          await this.storage.delete("lock");
+        }
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, pause * (0.5 + Math.random())));
+    }
+  }
+
+  async readRow(id: string): Promise<Row | undefined> {
+    const key = `tasks/${encName(id)}.json`;
+    const bytes = await this.storage.read(key);
+    if (!bytes) return undefined;
+    try {
+      return decodeRow(bytes);
+    } catch (error) {
+      if (error instanceof OmniQError) throw error;
+      this.corrupt(key, error);
+      return undefined;
+    }
+  }
+
+  async allRows(): Promise<Row[]> {
+    const rows: Row[] = [];
+    for (const name of await this.storage.list("tasks")) {
+      if (!name.endsWith(".json")) {
+        if (!name.startsWith(".")) this.corrupt(`tasks/${name}`, "not a task record");
+        continue;
+      }
+      let id: string;
+      try {
+        id = decName(name.slice(0, -5));
+      } catch (error) {
+        this.corrupt(`tasks/${name}`, error);
+        continue;
+      }
+      const row = await this.readRow(id);
+      if (row) rows.push(row);
+    }
+    return rows.sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The schedule stored at a key (`schedules/<id>.json`), if readable. */
+  async readSchedule(key: string): Promise<StoredSchedule | undefined> {
+    const bytes = await this.storage.read(key);
+    if (!bytes) return undefined;
+    try {
+      return decodeSchedule(bytes);
+    } catch (error) {
+      if (error instanceof OmniQError) throw error;
+      this.corrupt(key, error);
+      return undefined;
+    }
+  }
+
+  async allSchedules(): Promise<StoredSchedule[]> {
+    const out: StoredSchedule[] = [];
+    for (const name of await this.storage.list("schedules")) {
+      if (!name.endsWith(".json")) continue;
+      const s = await this.readSchedule(`schedules/${name}`);
+      if (s) out.push(s);
+    }
+    return out.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  }
+
+  /** Every event of every writer's log, by id; torn and foreign lines reported and skipped. */
+  async allEvents(): Promise<StoredEvent[]> {
+    const out: StoredEvent[] = [];
+    for (const name of await this.storage.list("events")) {
+      const key = `events/${name}`;
+      if (!name.endsWith(".jsonl")) {
+        this.corrupt(key, "not an event log");
+        continue;
+      }
+      const bytes = await this.storage.read(key);
+      if (!bytes) continue;
+      let text: string;
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch (error) {
+        this.corrupt(key, error);
+        continue;
+      }
+      const lines = text.split("\n");
+      for (let i = 0; i < lines.length; i++) {
+        const line = lines[i];
+        if (line === "") continue;
+        try {
+          const e = JSON.parse(line) as StoredEvent;
+          if (typeof e.id !== "string" || typeof e.type !== "string" || typeof e.at !== "number") {
+            throw new Error("not an event");
+          }
+          out.push(e);
+        } catch (error) {
+          // A torn last line of a crashed writer, or a foreign line.
+          this.corrupt(`${key}:${i + 1}`, error);
+        }
+      }
+    }
+    return out.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  }
+}
