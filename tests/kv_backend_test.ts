@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, DuplicateTaskError, OmniQ, TaskFailedError } from "../mod.ts";
 import { KV_MAX_PAYLOAD, KV_MAX_RESULT, kvPath, openKv } from "../backends/kv/mod.ts";
+import { newTask } from "./fixtures/tasks.ts";
 
 const echo = defineTask("kv-echo", (value: unknown) => value);
 const bytes = defineTask("kv-bytes", (n: number) => new Uint8Array(n).fill(7));
@@ -198,9 +199,8 @@ Deno.test("kv: an idle worker of another handle in this process wakes at once fo
       started.push(Date.now());
     });
     const worker = consumer.worker({ pollInterval: "30s" });
-    await worker.start();
+    await worker.start(); // resolves once the watch is live (its subscription's ready)
     try {
-      await new Promise((r) => setTimeout(r, 200)); // the worker is idle, waiting
       const at = Date.now();
       const id = await producer.enqueue(probe, []);
       await producer.wait(id, { timeout: "5s" });
@@ -209,4 +209,27 @@ Deno.test("kv: an idle worker of another handle in this process wakes at once fo
       await worker.stop();
     }
   });
+});
+
+Deno.test("kv: a subscription is ready once its watch is live: the next change wakes it", async () => {
+  const kv = await Deno.openKv(":memory:");
+  const backend = await openKv(kv);
+  try {
+    const woke = Promise.withResolvers<void>();
+    const unsubscribe = backend.queue.subscribe([], () => woke.resolve());
+    assert.ok(unsubscribe.ready, "the subscription says when it is ready");
+    await unsubscribe.ready;
+    await backend.queue.enqueue([newTask("kv-ready-probe")]);
+    const timeout = Promise.withResolvers<void>();
+    const timer = setTimeout(() => timeout.reject(new Error("no wake-up in 5 s")), 5_000);
+    try {
+      await Promise.race([woke.promise, timeout.promise]);
+    } finally {
+      clearTimeout(timer);
+      unsubscribe();
+    }
+  } finally {
+    await backend.close();
+    kv.close();
+  }
 });

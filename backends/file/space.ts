@@ -12,6 +12,7 @@
 import type { StoredEvent, StoredSchedule } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { decName, encName } from "../../src/kit/encoding.ts";
+import { delay } from "../../src/kit/async.ts";
 import { closedError } from "../../src/kit/policy.ts";
 import { decodeRow, decodeSchedule } from "../records/json.ts";
 import type { RecordSpace, RecordTx, Row } from "../records/space.ts";
@@ -157,7 +158,7 @@ export class FileSpace implements RecordSpace {
         }
         continue;
       }
-      await new Promise((r) => setTimeout(r, pause * (0.5 + Math.random())));
+      await delay(pause * (0.5 + Math.random()));
     }
   }
 
