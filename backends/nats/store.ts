@@ -1,13 +1,15 @@
 // The steps of a `nats:` store: one at a time across processes under the bucket's lock
 // (taken and broken by compare-and-set), steps asked for meanwhile sharing one turn and one
-// commit, and the journal that makes a step of several writes whole even when its holder
-// dies part way (docs/engines/nats.md tells the whole design).
+// commit (the record engines' step queue, `backends/records/steps.ts`), and the journal
+// that makes a step of several writes whole even when its holder dies part way
+// (docs/engines/nats.md tells the whole design).
 
 import type { NewEvent, StoredResult } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { delay } from "../../src/kit/async.ts";
 import { jsonBytes, pad, parseJson } from "../../src/kit/encoding.ts";
-import type { RecordSpace, RecordTx } from "../records/queue.ts";
+import type { RecordSpace, RecordTx } from "../records/space.ts";
+import { type PendingStep, StepQueue } from "../records/steps.ts";
 import { bounded, encodeResult, errorText, isWrongSequence, tok } from "./codec.ts";
 import { type Journal, type JournalOp, journalParts } from "./journal.ts";
 import {
@@ -27,98 +29,70 @@ import { NatsTx } from "./tx.ts";
 const text = new TextDecoder();
 const utf8 = new TextEncoder();
 
-interface Pending {
-  fn: (tx: RecordTx) => Promise<unknown>;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-}
-
 /** The connection, the buckets and the mirror of one open `nats:` store, and its steps. */
 export class NatsStore extends NatsMirror implements RecordSpace {
-  #pending: Pending[] = [];
-  #draining?: Promise<void>;
+  #steps = new StepQueue(GROUP_MAX, (take) => this.#turn(take()));
 
   // ---- steps ----
 
   /** Run a step under the lock; steps asked for meanwhile share the next turn. */
   step<T>(fn: (tx: RecordTx) => Promise<T>): Promise<T> {
     this.check();
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.push({
-        fn: fn as (tx: RecordTx) => Promise<unknown>,
-        resolve: resolve as (value: unknown) => void,
-        reject,
-      });
-      this.#startDrain();
-    });
+    return this.#steps.push(fn);
   }
 
-  /**
-   * Drain the pending steps, unless a drain is under way. A step asked for after the
-   * drain's last look at the queue but before its promise settled would wait for the next
-   * step's drain: it starts one of its own when this one ends.
-   */
-  #startDrain(): void {
-    this.#draining ??= this.#drain().finally(() => {
-      this.#draining = undefined;
-      if (this.#pending.length > 0) this.#startDrain();
-    });
-  }
-
-  async #drain(): Promise<void> {
-    while (this.#pending.length > 0) {
-      const group = this.#pending.splice(0, GROUP_MAX);
-      let rev: number;
-      try {
-        rev = await this.#acquire();
-      } catch (error) {
-        for (const s of group) s.reject(error);
-        continue;
-      }
-      let heartbeat: Promise<void> = Promise.resolve();
-      const timer = setInterval(() => {
-        heartbeat = heartbeat.then(async () => {
-          try {
-            rev = await this.kv.update(LOCK_KEY, this.#lockValue(this.owner), rev);
-          } catch {
-            // A lost lock shows at release (and in the fenced writes).
-          }
-        });
-      }, LOCK_HEARTBEAT_MS);
-      try {
-        await this.caughtUp(rev);
-        // A holder that died (or failed) part way through a commit left its journal.
-        await this.#recover();
-        this.holding = true;
-        // The group's steps share one transaction and one commit (one journal, one batch of
-        // writes, one commit point); a step that throws is rolled back to its mark alone.
-        const tx = new NatsTx(this);
-        const done: [Pending, unknown][] = [];
-        for (const s of group) {
-          const mark = tx.mark();
-          try {
-            done.push([s, await s.fn(tx)]);
-          } catch (error) {
-            mark();
-            s.reject(error);
-          }
-        }
+  /** One turn of the lock for a group of steps. */
+  async #turn(group: PendingStep[]): Promise<void> {
+    let rev: number;
+    try {
+      rev = await this.#acquire();
+    } catch (error) {
+      for (const s of group) s.reject(error);
+      return;
+    }
+    let heartbeat: Promise<void> = Promise.resolve();
+    const timer = setInterval(() => {
+      heartbeat = heartbeat.then(async () => {
         try {
-          await tx.commit();
-        } catch (error) {
-          for (const [s] of done) s.reject(error);
-          done.length = 0;
+          rev = await this.kv.update(LOCK_KEY, this.#lockValue(this.owner), rev);
+        } catch {
+          // A lost lock shows at release (and in the fenced writes).
         }
-        for (const [s, out] of done) s.resolve(out);
-      } catch (error) {
-        for (const s of group) s.reject(error);
-      } finally {
-        clearInterval(timer);
-        await heartbeat;
-        this.holding = false;
-        this.flush();
-        await this.#release(rev);
+      });
+    }, LOCK_HEARTBEAT_MS);
+    try {
+      await this.caughtUp(rev);
+      // A holder that died (or failed) part way through a commit left its journal.
+      await this.#recover();
+      this.holding = true;
+      // The group's steps share one transaction and one commit (one journal, one batch of
+      // writes, one commit point); a step that throws is rolled back to its mark alone.
+      const tx = new NatsTx(this);
+      const done: [PendingStep, unknown][] = [];
+      for (const s of group) {
+        const mark = tx.mark();
+        try {
+          done.push([s, await s.fn(tx)]);
+        } catch (error) {
+          mark();
+          s.reject(error);
+        }
       }
+      try {
+        await tx.commit();
+      } catch (error) {
+        for (const [s] of done) s.reject(error);
+        done.length = 0;
+      }
+      for (const [s, out] of done) s.resolve(out);
+    } catch (error) {
+      for (const s of group) s.reject(error);
+    } finally {
+      clearInterval(timer);
+      await heartbeat;
+      this.holding = false;
+      this.flush();
+      await this.#release(rev);
     }
   }
 
@@ -346,7 +320,7 @@ export class NatsStore extends NatsMirror implements RecordSpace {
   /** Let the steps under way finish, then close. */
   override async close(): Promise<void> {
     if (this.closed) return;
-    await this.#draining?.catch(() => {});
+    await this.#steps.idle();
     await super.close();
   }
 }
