@@ -16,7 +16,7 @@ import { delay } from "../../src/kit/async.ts";
 import { closedError } from "../../src/kit/policy.ts";
 import { decodeRow, decodeSchedule } from "../records/json.ts";
 import type { RecordSpace, RecordTx, Row } from "../records/space.ts";
-import { type PendingStep, StepQueue } from "../records/steps.ts";
+import { type PendingStep, runSteps, StepQueue } from "../records/steps.ts";
 import { applyOp, decodeJournal, encodeJournal, JOURNAL, type Op } from "./journal.ts";
 import { GROUP_MAX, LOCK_HEARTBEAT_MS, LOCK_STALE_MS } from "./options.ts";
 import type { Storage } from "./storage.ts";
@@ -64,19 +64,8 @@ export class FileSpace implements RecordSpace {
 
   /** One turn of the lock for the steps waiting when it is taken. */
   async #turn(take: () => PendingStep[]): Promise<void> {
-    const done: [PendingStep, unknown][] = [];
     // When the turn fails (no lock, or the commit), every step of it fails with it.
-    await this.locked(async (tx) => {
-      for (const s of take()) {
-        const mark = tx.mark();
-        try {
-          done.push([s, await s.fn(tx)]);
-        } catch (error) {
-          mark();
-          s.reject(error);
-        }
-      }
-    });
+    const done = await this.locked((tx) => runSteps(tx, take()));
     for (const [s, out] of done) s.resolve(out);
   }
 

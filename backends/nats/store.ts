@@ -9,7 +9,7 @@ import { OmniQError } from "../../src/errors.ts";
 import { delay } from "../../src/kit/async.ts";
 import { jsonBytes, pad, parseJson } from "../../src/kit/encoding.ts";
 import type { RecordSpace, RecordTx } from "../records/space.ts";
-import { type PendingStep, StepQueue } from "../records/steps.ts";
+import { type PendingStep, runSteps, StepQueue } from "../records/steps.ts";
 import { bounded, encodeResult, errorText, isWrongSequence, tok } from "./codec.ts";
 import { type Journal, type JournalOp, journalParts } from "./journal.ts";
 import {
@@ -68,16 +68,7 @@ export class NatsStore extends NatsMirror implements RecordSpace {
       // The group's steps share one transaction and one commit (one journal, one batch of
       // writes, one commit point); a step that throws is rolled back to its mark alone.
       const tx = new NatsTx(this);
-      const done: [PendingStep, unknown][] = [];
-      for (const s of group) {
-        const mark = tx.mark();
-        try {
-          done.push([s, await s.fn(tx)]);
-        } catch (error) {
-          mark();
-          s.reject(error);
-        }
-      }
+      const done = await runSteps(tx, group);
       try {
         await tx.commit();
       } catch (error) {

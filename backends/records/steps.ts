@@ -92,3 +92,25 @@ export class StepQueue {
     }
   }
 }
+
+/**
+ * Run a group's steps one after another on one transaction. A step that throws is rolled
+ * back to its mark alone and its promise rejected at once; the others' values are returned,
+ * for the caller to settle once the transaction committed.
+ */
+export async function runSteps<Tx extends RecordTx & { mark(): () => void }>(
+  tx: Tx,
+  steps: PendingStep[],
+): Promise<[PendingStep, unknown][]> {
+  const done: [PendingStep, unknown][] = [];
+  for (const step of steps) {
+    const mark = tx.mark();
+    try {
+      done.push([step, await step.fn(tx)]);
+    } catch (error) {
+      mark();
+      step.reject(error);
+    }
+  }
+  return done;
+}
