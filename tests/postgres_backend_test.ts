@@ -10,6 +10,7 @@ import { openPostgres, PostgresBackend } from "../backends/postgres/mod.ts";
 import type { NewTask } from "../src/backend.ts";
 import { dropSchema, freshSchema as fresh, postgresUrl, schemaUrl } from "./fixtures/postgres.ts";
 import { newTask as baseTask } from "./fixtures/tasks.ts";
+import { within } from "../src/kit/async.ts";
 
 /** A task record for the engine itself, due now: one attempt. */
 function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
@@ -123,6 +124,39 @@ Deno.test("postgres: a config object (host, port, database, user, password, sche
   }
 });
 
+Deno.test("postgres: a subscription is ready once its LISTEN is in place; then an enqueue elsewhere wakes it", async () => {
+  const schema = freshSchema();
+  const url = schemaUrl(schema);
+  try {
+    await using listener = await openPostgres(url);
+    await using producer = await openPostgres(url);
+    let wakes = 0;
+    let woken = () => {};
+    const stop = listener.queue.subscribe!(["subs"], () => {
+      wakes++;
+      woken();
+    });
+    assert.ok(stop.ready instanceof Promise, "subscribe() gives a ready promise");
+    await stop.ready;
+    // The first LISTEN wakes every subscriber (what was sent before it went unseen).
+    assert.equal(wakes, 1);
+    const wake = new Promise<void>((resolve) => woken = resolve);
+    await producer.queue.enqueue([
+      newTask("sub-1", { queue: "other" }),
+      newTask("sub-2", { queue: "subs" }),
+    ]);
+    assert.equal(await within(wake.then(() => "woken"), 5_000), "woken");
+    assert.equal(wakes, 2, "a wake-up for the subscribed queue alone");
+    // A second subscriber shares the listener, already in place.
+    const again = listener.queue.subscribe!(["subs"], () => {});
+    await again.ready;
+    again();
+    stop();
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
 Deno.test("postgres: an idle worker starts a task enqueued by another process within ms", async () => {
   const schema = freshSchema();
   const url = schemaUrl(schema);
@@ -131,8 +165,7 @@ Deno.test("postgres: an idle worker starts a task enqueued by another process wi
     await using workerSide = await OmniQ.open({ backend: url, worker: { pollInterval: "10s" } });
     await using producer = await OmniQ.open(url);
     const w = workerSide.worker();
-    await w.start();
-    await new Promise((r) => setTimeout(r, 300)); // past the first poll and the LISTEN
+    await w.start(); // resolves once the LISTEN is in place and the first poll made
     const latencies: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t0 = Date.now();
@@ -155,8 +188,7 @@ Deno.test("postgres: an idle worker polls no faster than its interval", async ()
   try {
     await using q = await OmniQ.open({ backend: url, worker: { pollInterval: "500ms" } });
     const w = q.worker({ concurrency: 8 });
-    await w.start();
-    await new Promise((r) => setTimeout(r, 300));
+    await w.start(); // past the first poll and the LISTEN
     await using sql = admin();
     const count = async () =>
       Number(

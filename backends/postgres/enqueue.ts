@@ -1,0 +1,147 @@
+/**
+ * How the PostgreSQL engine stores new tasks, for `enqueue` and a fired schedule tick: a
+ * batch of any size in at most three round trips, each task's state decided by the shared
+ * `admit` from its dependencies' states.
+ *
+ * @module
+ */
+
+import type { NewTask } from "../../src/backend.ts";
+import { DuplicateTaskError } from "../../src/errors.ts";
+import { isFinal, RECORD_VERSION, withStandIns } from "../../src/kit/policy.ts";
+import type { SerializedError, TaskState } from "../../src/types.ts";
+import { admit, type StepSink } from "../sql/steps.ts";
+import { type Connection, errorCode, hex, json, run, type Tail, type Tx } from "./connection.ts";
+import * as q from "./queries.ts";
+
+/** What {@linkcode storeTasks} stores, and where its effects go. */
+export interface StoreRequest {
+  /** The step sink of the transaction: events, results, wake-ups. */
+  step: StepSink;
+  /** The transaction's tail: the inserts are sent there, with the `COMMIT`. */
+  tail: Tail;
+  /** The tasks, in order; one may depend on an earlier one. */
+  tasks: NewTask[];
+  /** Whether a task whose key a live task holds stands for that task instead. */
+  dedupe: boolean;
+}
+
+/**
+ * Store tasks, in order, in at most three round trips whatever their number: one to lock
+ * their keys and find the live tasks holding them (with `dedupe`), one to lock the
+ * dependencies outside the batch and read their states, and a multi-row insert of the
+ * tasks and their dependency links, sent in the transaction's tail with its events.
+ * A task may depend on one earlier in the batch; its state is known here.
+ *
+ * @returns Each task's id (the live task's for a deduplicated one) and whether it is new.
+ * @throws {OmniQError} When a dependency does not exist.
+ * @throws {DuplicateTaskError} When a task with one of the ids exists (at the commit).
+ */
+export async function storeTasks(
+  c: Connection,
+  tx: Tx,
+  request: StoreRequest,
+): Promise<{ ids: string[]; created: boolean[] }> {
+  const { step, tail, tasks, dedupe } = request;
+  const s = c.s;
+  const liveByKey = new Map<string, string>();
+  const keys = dedupe ? [...new Set(tasks.flatMap((t) => t.key === undefined ? [] : [t.key]))] : [];
+  if (keys.length) {
+    // Two processes enqueueing one key at once: the lock makes the second see the first.
+    const locked = run(tx, q.LOCK_KEYS, [c.lockSpace, keys]);
+    const live = run(tx, q.liveByKeys(s), [keys]);
+    const [, rows] = await Promise.all([locked, live]);
+    for (const row of rows) liveByKey.set(row.key, row.id);
+  }
+  // The states of the dependencies outside the batch. A dependency on a batch task that
+  // a live key replaces is one on the live task.
+  const batch = new Set(tasks.map((t) => t.id));
+  const replaced = (id: string): string => {
+    const t = dedupe ? tasks.find((t) => t.id === id && t.key !== undefined) : undefined;
+    return (t && liveByKey.get(t.key!)) ?? id;
+  };
+  const outside = new Set<string>();
+  for (const t of tasks) {
+    for (const d of t.dependsOn) {
+      const to = batch.has(d) ? replaced(d) : d;
+      if (!batch.has(to)) outside.add(to);
+    }
+  }
+  const states = new Map<string, TaskState>();
+  if (outside.size) {
+    // Locked, and a live one marked as having dependents: a dependency ending at this
+    // moment waits for this insert to commit, then sees the mark and releases the new
+    // dependent (or this insert sees it ended). In id order, so two batches cannot
+    // deadlock on each other.
+    const rows = await run(tx, q.lockDependencies(s), [[...outside]]);
+    for (const row of rows) states.set(row.id, row.state);
+  }
+  const ids: string[] = [];
+  const created: boolean[] = [];
+  const standIn = new Map<string, string>();
+  const rows: { t: NewTask; state: TaskState; error?: SerializedError }[] = [];
+  for (const t of tasks) {
+    if (dedupe && t.key !== undefined) {
+      const live = liveByKey.get(t.key);
+      if (live !== undefined) {
+        ids.push(live);
+        created.push(false);
+        standIn.set(t.id, live);
+        continue;
+      }
+    }
+    // Dependencies and links follow the stand-ins, each dependency once.
+    const linked = withStandIns(t, standIn);
+    const { state, error } = admit(step, linked, (id) => states.get(id));
+    rows.push({ t: linked, state, error });
+    // Later tasks of the batch see this one as the database would: by id, and by key
+    // while it is live.
+    if (!states.has(t.id)) states.set(t.id, state);
+    if (dedupe && t.key !== undefined && !isFinal(state)) liveByKey.set(t.key, t.id);
+    ids.push(t.id);
+    created.push(true);
+  }
+  if (!rows.length) return { ids, created };
+  const dependedOn = new Set(rows.flatMap((r) => r.t.dependsOn));
+  const now = step.now;
+  const inserted = run(tx, q.insertTasks(s), [
+    RECORD_VERSION,
+    rows.map((r) => r.t.id),
+    rows.map((r) => r.t.task),
+    rows.map((r) => r.t.queue),
+    rows.map((r) => r.t.priority),
+    rows.map((r) => r.state),
+    rows.map((r) => hex(r.t.payload)),
+    rows.map((r) => r.t.createdAt),
+    rows.map((r) => r.t.runAt),
+    rows.map((r) => r.t.expiresAt ?? null),
+    rows.map((r) => r.t.maxAttempts),
+    rows.map((r) => JSON.stringify(r.t.backoff)),
+    rows.map((r) => r.t.timeout ?? null),
+    rows.map((r) => r.t.resultTtl ?? null),
+    rows.map((r) => r.t.key ?? null),
+    rows.map((r) => r.t.onDependencyFailure),
+    rows.map((r) => r.t.scheduleId ?? null),
+    rows.map((r) => r.error ? now : null),
+    rows.map((r) => json(r.error)),
+    rows.map((r) => JSON.stringify(r.t.dependsOn)),
+    rows.map((r) => json(r.t.links)),
+    // As text: postgres.js sends an array of booleans as one boolean.
+    rows.map((r) => dependedOn.has(r.t.id) ? "t" : "f"),
+  ]).catch((e) => {
+    if (errorCode(e) !== "23505") throw e;
+    const id = /\(id\)=\((.*)\) already exists/.exec(
+      String((e as { detail?: unknown }).detail ?? ""),
+    )?.[1];
+    throw new DuplicateTaskError(
+      `id: a task with id "${id ?? rows[0].t.id}" exists`,
+      { cause: e },
+    );
+  });
+  tail.push(inserted);
+  const links = rows.flatMap((r) => r.t.dependsOn.map((d) => [r.t.id, d]));
+  if (links.length) {
+    tail.push(run(tx, q.insertDeps(s), [links.map((l) => l[0]), links.map((l) => l[1])]));
+  }
+  return { ids, created };
+}

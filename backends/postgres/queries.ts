@@ -1,0 +1,479 @@
+/**
+ * The SQL of the PostgreSQL engine, one statement per export. Each takes `s`, the quoted
+ * schema name, and returns the text; postgres.js prepares a text once per connection and
+ * reuses it, so a statement's text never varies with its data (lists travel as one array
+ * or JSON parameter). The parameters each expects are listed after its name.
+ *
+ * The claim from one queue and the completion of a batch are single statements with
+ * common table expressions: they are the hot path, one round trip each.
+ *
+ * @module
+ */
+
+import { FINAL, LIVE, UNSTARTED } from "../sql/states.ts";
+
+/** The server's clock in epoch ms: leases use it, so workers on skewed machines agree. */
+const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::int8";
+
+// ---- wake-ups, events and results
+
+/** Wake the workers of queues when the transaction commits: `(channel, queues[])`. */
+export const NOTIFY = "SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q";
+
+/**
+ * Append events, ids in the given order: `(events)`, a JSON array of objects with the
+ * columns as keys.
+ */
+export function insertEvents(s: string): string {
+  return `INSERT INTO ${s}.events (type, task_id, queue, at, attempt, data)
+     SELECT e->>'type', e->>'task_id', e->>'queue', (e->>'at')::bigint,
+       (e->>'attempt')::integer, nullif(e->'data', 'null'::jsonb)
+     FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS x(e, n)
+     ORDER BY n
+     RETURNING id`;
+}
+
+/**
+ * Store results, replacing those of the same tasks: `(version, task_ids[], states[],
+ * values[] (hex), errors[] (JSON), completed_ats[], expires_ats[])`, one row per task.
+ */
+export function putResults(s: string): string {
+  return `INSERT INTO ${s}.results (task_id, v, state, value, error, completed_at, expires_at)
+     SELECT task_id, $1, state, decode(value, 'hex'), error::jsonb, completed_at, expires_at
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
+       AS x(task_id, state, value, error, completed_at, expires_at)
+     ON CONFLICT (task_id) DO UPDATE SET v = excluded.v, state = excluded.state,
+       value = excluded.value, error = excluded.error, completed_at = excluded.completed_at,
+       expires_at = excluded.expires_at`;
+}
+
+/** A result not expired: `(task_id, now)`. */
+export function getResult(s: string): string {
+  return `SELECT * FROM ${s}.results WHERE task_id = $1
+     AND (expires_at IS NULL OR expires_at > $2)`;
+}
+
+/** Delete one result: `(task_id)`. */
+export function deleteResult(s: string): string {
+  return `DELETE FROM ${s}.results WHERE task_id = $1`;
+}
+
+/** Delete results: `(task_ids)`, a JSON array. */
+export function deleteResults(s: string): string {
+  return `DELETE FROM ${s}.results
+     WHERE task_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+}
+
+/** Delete expired results: `(now)`. */
+export function sweepResults(s: string): string {
+  return `DELETE FROM ${s}.results WHERE expires_at IS NOT NULL AND expires_at <= $1
+     RETURNING 1`;
+}
+
+/** Delete events older than a time: `(before)`. */
+export function sweepEvents(s: string): string {
+  return `DELETE FROM ${s}.events WHERE at < $1 RETURNING 1`;
+}
+
+// ---- enqueue
+
+/**
+ * Lock keys for the transaction, in one order so two batches sharing keys cannot
+ * deadlock: `(lock_space, keys[])`.
+ */
+export const LOCK_KEYS = `SELECT pg_advisory_xact_lock($1, hashtext(k))
+   FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k ORDER BY k) AS ks`;
+
+/** The oldest live task holding each key: `(keys[])`. */
+export function liveByKeys(s: string): string {
+  return `SELECT DISTINCT ON (key) key, id FROM ${s}.tasks
+     WHERE key = ANY($1::text[]) AND key IS NOT NULL AND state IN ${LIVE}
+     ORDER BY key, seq`;
+}
+
+/**
+ * Lock dependencies in id order and mark the live ones as having dependents, returning
+ * their states: `(ids[])`.
+ */
+export function lockDependencies(s: string): string {
+  return `WITH locked AS (
+       SELECT id, state, has_dependents FROM ${s}.tasks WHERE id = ANY($1::text[])
+       ORDER BY id FOR UPDATE
+     ), marked AS (
+       UPDATE ${s}.tasks t SET has_dependents = true FROM locked l
+       WHERE t.id = l.id AND l.state IN ${LIVE} AND NOT l.has_dependents
+     )
+     SELECT id, state FROM locked`;
+}
+
+/**
+ * Store tasks, in order: `(version, ids[], tasks[], queues[], priorities[], states[],
+ * payloads[] (hex), created_ats[], run_ats[], expires_ats[], max_attempts[], backoffs[],
+ * timeouts[], result_ttls[], keys[], on_dep_failures[], schedule_ids[], completed_ats[],
+ * errors[], depends_ons[], links[], has_dependents[] ("t"/"f"))`. No `ON CONFLICT`: an
+ * existing id fails the insert, and with it the transaction.
+ */
+export function insertTasks(s: string): string {
+  return `INSERT INTO ${s}.tasks (id, v, task, queue, priority, state, payload, created_at,
+       run_at, expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
+       schedule_id, completed_at, error, depends_on, links, has_dependents)
+     SELECT id, $1, task, queue, priority, state, decode(payload, 'hex'), created_at, run_at,
+       expires_at,
+       max_attempts, backoff::jsonb, timeout, result_ttl, key, on_dep_failure, schedule_id,
+       completed_at, error::jsonb, depends_on::jsonb, links::jsonb, has_dependents::bool
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
+       $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::int8[],
+       $14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[],
+       $20::text[], $21::text[], $22::text[])
+       WITH ORDINALITY AS x(id, task, queue, priority, state, payload, created_at, run_at,
+         expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
+         schedule_id, completed_at, error, depends_on, links, has_dependents, n)
+     ORDER BY n`;
+}
+
+/** Store dependency links: `(task_ids[], depends_ons[])`. */
+export function insertDeps(s: string): string {
+  return `INSERT INTO ${s}.deps (task_id, depends_on)
+     SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`;
+}
+
+/** Whether a task exists: `(id)`. */
+export function taskExists(s: string): string {
+  return `SELECT 1 FROM ${s}.tasks WHERE id = $1`;
+}
+
+// ---- reads
+
+/** A task: `(id)`. */
+export function getTask(s: string): string {
+  return `SELECT * FROM ${s}.tasks WHERE id = $1`;
+}
+
+/** Counts by queue and state. */
+export function stats(s: string): string {
+  return `SELECT queue, state, count(*)::int8 AS n FROM ${s}.tasks GROUP BY queue, state`;
+}
+
+/** The earliest scheduled task of some queues: `(queues)`, a JSON array. */
+export function nextDue(s: string): string {
+  return `SELECT min(run_at) AS due FROM ${s}.tasks WHERE state = 'scheduled'
+     AND queue IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+}
+
+// ---- claim
+
+/** Whether some queues have a task to claim, without a lock: `(queues[], now)`. */
+export function ready(s: string): string {
+  return `SELECT EXISTS (SELECT 1 FROM ${s}.tasks WHERE state = 'queued'
+       AND queue = ANY($1::text[]))
+     OR EXISTS (SELECT 1 FROM ${s}.tasks WHERE state = 'scheduled'
+       AND queue = ANY($1::text[]) AND run_at <= $2)
+     AS ready`;
+}
+
+/** Queue the due scheduled tasks of some queues, skipping locked rows: `(queues[], now)`. */
+export function promoteDue(s: string): string {
+  return `UPDATE ${s}.tasks SET state = 'queued' WHERE seq IN (
+     SELECT seq FROM ${s}.tasks WHERE state = 'scheduled'
+       AND queue = ANY($1::text[]) AND run_at <= $2
+     FOR UPDATE SKIP LOCKED)`;
+}
+
+/**
+ * Start the next tasks of a queue, by priority then FIFO, skipping rows another worker is
+ * claiming: `(queue, now, version, limit, lease, worker)`. Rows of a newer record version
+ * are left to the newer OmniQ that wrote them.
+ */
+export function claim(s: string): string {
+  return `WITH picked AS (
+       SELECT seq FROM ${s}.tasks
+       WHERE state = 'queued' AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
+         AND v <= $3
+       ORDER BY priority DESC, seq LIMIT $4
+       FOR UPDATE SKIP LOCKED)
+     UPDATE ${s}.tasks t SET state = 'running', attempts = t.attempts + 1,
+       token = gen_random_uuid()::text, lease_until = ${NOW_MS} + $5, started_at = $2,
+       worker = $6
+     FROM picked WHERE t.seq = picked.seq
+     RETURNING t.*`;
+}
+
+/**
+ * The claim from one queue, outside a transaction, with its `started` events when
+ * `logged`: `(queue, now, version, limit, lease, worker)`. It takes nothing when a
+ * scheduled task of the queue is due (the first row's `due` is true then). Each row is a
+ * started task and its event's id; one row of nulls but `due` when none was taken.
+ */
+export function claimOne(s: string, logged: boolean): string {
+  return `WITH due AS (
+       SELECT EXISTS (SELECT 1 FROM ${s}.tasks WHERE state = 'scheduled' AND queue = $1
+         AND run_at <= $2) AS found
+     ), picked AS (
+       SELECT seq FROM ${s}.tasks
+       WHERE state = 'queued' AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
+         AND v <= $3 AND NOT (SELECT found FROM due)
+       ORDER BY priority DESC, seq LIMIT $4
+       FOR UPDATE SKIP LOCKED
+     ), claimed AS (
+       UPDATE ${s}.tasks t SET state = 'running', attempts = t.attempts + 1,
+         token = gen_random_uuid()::text, lease_until = ${NOW_MS} + $5, started_at = $2,
+         worker = $6
+       FROM picked WHERE t.seq = picked.seq
+       RETURNING t.*
+     )${
+    logged
+      ? `, logged AS (
+       INSERT INTO ${s}.events (type, task_id, queue, at, attempt)
+       SELECT 'started', id, queue, $2, attempts FROM claimed ORDER BY priority DESC, seq
+       RETURNING id AS event_id, task_id)`
+      : ""
+  }
+     SELECT claimed.*, ${logged ? "logged.event_id" : "NULL::int8 AS event_id"},
+       due.found AS due
+     FROM due LEFT JOIN claimed ON true
+     ${logged ? "LEFT JOIN logged ON logged.task_id = claimed.id" : ""}`;
+}
+
+// ---- a running attempt (fenced by its token)
+
+/** Extend a lease, on the server's clock: `(lease, id, token)`. */
+export function renew(s: string): string {
+  return `UPDATE ${s}.tasks SET lease_until = ${NOW_MS} + $1
+     WHERE id = $2 AND state = 'running' AND token = $3 RETURNING 1`;
+}
+
+/** Record progress: `(progress, id, token)`. */
+export function setProgress(s: string): string {
+  return `UPDATE ${s}.tasks SET progress = $1 WHERE id = $2 AND state = 'running' AND token = $3
+     RETURNING v, id, queue, attempts`;
+}
+
+/**
+ * Complete a batch of attempts of tasks no other task depends on, storing their results
+ * when `kept` and their events when `logged`: `(ids[], tokens[], completed_ats[],
+ * states[], values[] (hex), errors[] (JSON), expires_ats[], version)`. Each row is a task
+ * it completed, with its event's id; an attempt it leaves out changed nothing.
+ */
+export function completeAlone(s: string, kept: boolean, logged: boolean): string {
+  return `WITH input AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[],
+         $6::text[], $7::int8[])
+         WITH ORDINALITY AS x(id, token, completed_at, state, value, error, expires_at, n)
+     ), done AS (
+       UPDATE ${s}.tasks t SET state = 'completed', completed_at = i.completed_at,
+         token = NULL, lease_until = NULL
+       FROM input i
+       WHERE t.id = i.id AND t.state = 'running' AND t.token = i.token AND t.v <= $8
+         AND NOT t.has_dependents
+       RETURNING t.v, t.id, t.queue, t.attempts, i.n, i.completed_at, i.state, i.value,
+         i.error, i.expires_at
+     )${
+    kept
+      ? `, kept AS (
+       INSERT INTO ${s}.results (task_id, v, state, value, error, completed_at,
+         expires_at)
+       SELECT id, $8, state, decode(value, 'hex'), error::jsonb, completed_at, expires_at
+       FROM done
+       ON CONFLICT (task_id) DO UPDATE SET v = excluded.v, state = excluded.state,
+         value = excluded.value, error = excluded.error,
+         completed_at = excluded.completed_at, expires_at = excluded.expires_at)`
+      : ""
+  }${
+    logged
+      ? `, logged AS (
+       INSERT INTO ${s}.events (type, task_id, queue, at, attempt)
+       SELECT 'completed', id, queue, completed_at, nullif(attempts, 0) FROM done ORDER BY n
+       RETURNING id, task_id)`
+      : ""
+  }
+     SELECT done.v, done.id, done.queue, done.attempts,
+       ${logged ? "logged.id" : "NULL::int8"} AS event_id
+     FROM done ${logged ? "LEFT JOIN logged ON logged.task_id = done.id" : ""}`;
+}
+
+/** Complete one attempt: `(completed_at, id, token)`. */
+export function markCompleted(s: string): string {
+  return `UPDATE ${s}.tasks SET state = 'completed', completed_at = $1, token = NULL,
+       lease_until = NULL
+     WHERE id = $2 AND state = 'running' AND token = $3
+     RETURNING v, id, queue, attempts, has_dependents`;
+}
+
+/** Back to wait for a retry: `(state, run_at, error (JSON), id, token)`. */
+export function markRetrying(s: string): string {
+  return `UPDATE ${s}.tasks SET state = $1, run_at = $2, error = $3::text::jsonb,
+       token = NULL, lease_until = NULL
+     WHERE id = $4 AND state = 'running' AND token = $5
+     RETURNING v, id, queue, attempts`;
+}
+
+/** Fail for good: `(completed_at, error (JSON), id, token)`. */
+export function markFailed(s: string): string {
+  return `UPDATE ${s}.tasks SET state = 'failed', completed_at = $1, error = $2::text::jsonb,
+       token = NULL, lease_until = NULL
+     WHERE id = $3 AND state = 'running' AND token = $4
+     RETURNING v, id, queue, attempts`;
+}
+
+// ---- ends, reruns and the cascade
+
+/** A live task, locked: `(id)`. */
+export function lockLive(s: string): string {
+  return `SELECT * FROM ${s}.tasks WHERE id = $1 AND state IN ${LIVE} FOR UPDATE`;
+}
+
+/** A task to a final state: `(state, completed_at, error (JSON), id)`. */
+export function end(s: string): string {
+  return `UPDATE ${s}.tasks SET state = $1, completed_at = $2, error = $3::text::jsonb,
+       token = NULL, lease_until = NULL
+     WHERE id = $4`;
+}
+
+/** A stalled task back to its queue: `(run_at, id)`. */
+export function requeue(s: string): string {
+  return `UPDATE ${s}.tasks SET state = 'queued', run_at = $1, token = NULL,
+       lease_until = NULL
+     WHERE id = $2`;
+}
+
+/** A final task run again as new: `(run_at, id)`. */
+export function reset(s: string): string {
+  return `UPDATE ${s}.tasks SET state = 'queued', attempts = 0, error = NULL,
+       completed_at = NULL, started_at = NULL, progress = NULL, token = NULL,
+       lease_until = NULL, run_at = $1, expires_at = NULL
+     WHERE id = $2 AND state IN ('failed', 'cancelled', 'expired')
+     RETURNING v, id, queue, attempts`;
+}
+
+/** The waiting dependents of a task, in enqueue order: `(id)`. */
+export function waitingDependents(s: string): string {
+  return `SELECT t.id FROM ${s}.deps d JOIN ${s}.tasks t ON t.id = d.task_id
+     WHERE d.depends_on = $1 AND t.state = 'waiting' ORDER BY t.seq`;
+}
+
+/** A task still waiting, locked: `(id)`. */
+export function lockWaiting(s: string): string {
+  return `SELECT * FROM ${s}.tasks WHERE id = $1 AND state = 'waiting' FOR UPDATE`;
+}
+
+/** Whether a live dependency holds a task (`onDependencyFailure: "run"`): `(id)`. */
+export function heldByLive(s: string): string {
+  return `SELECT 1 FROM ${s}.deps d JOIN ${s}.tasks t ON t.id = d.depends_on
+     WHERE d.task_id = $1 AND t.state IN ${LIVE} LIMIT 1`;
+}
+
+/** Whether an uncompleted dependency holds a task (`"cancel"`): `(id)`. */
+export function heldByUncompleted(s: string): string {
+  return `SELECT 1 FROM ${s}.deps d JOIN ${s}.tasks t ON t.id = d.depends_on
+     WHERE d.task_id = $1 AND t.state <> 'completed' LIMIT 1`;
+}
+
+/** A task's state set: `(state, id)`. */
+export function setState(s: string): string {
+  return `UPDATE ${s}.tasks SET state = $1 WHERE id = $2`;
+}
+
+// ---- sweep
+
+/**
+ * Running tasks whose lease lapsed on the server's clock, the one that set it, locked:
+ * `(version, limit)`.
+ */
+export function stalled(s: string): string {
+  return `SELECT * FROM ${s}.tasks WHERE state = 'running' AND lease_until < ${NOW_MS}
+       AND v <= $1
+     ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED`;
+}
+
+/** Unstarted tasks whose ttl passed, locked: `(now, version, limit)`. */
+export function expired(s: string): string {
+  return `SELECT * FROM ${s}.tasks
+     WHERE expires_at IS NOT NULL AND state IN ${UNSTARTED} AND expires_at <= $1 AND v <= $2
+     ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`;
+}
+
+/** Delete final tasks ended before a time, returning their ids: `(before, limit)`. */
+export function purge(s: string): string {
+  return `DELETE FROM ${s}.tasks WHERE seq IN (
+       SELECT seq FROM ${s}.tasks WHERE state IN ${FINAL} AND completed_at < $1
+       LIMIT $2 FOR UPDATE SKIP LOCKED)
+     RETURNING id`;
+}
+
+/** Delete the dependency links of tasks: `(ids)`, a JSON array. */
+export function deleteDeps(s: string): string {
+  return `DELETE FROM ${s}.deps
+     WHERE task_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+}
+
+// ---- schedules
+
+/** Store or replace a schedule: the 22 columns in order (`backoff` as JSON text). */
+export function putSchedule(s: string): string {
+  return `INSERT INTO ${s}.schedules (id, v, task, payload, cron, every, tz, start_at, end_at,
+       misfire, misfire_grace, paused, next_run_at, last_run_at, created_at, queue, priority,
+       max_attempts, backoff, timeout, ttl, result_ttl)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+       $19::text::jsonb, $20, $21, $22)
+     ON CONFLICT (id) DO UPDATE SET v = excluded.v, task = excluded.task,
+       payload = excluded.payload, cron = excluded.cron, every = excluded.every,
+       tz = excluded.tz, start_at = excluded.start_at, end_at = excluded.end_at,
+       misfire = excluded.misfire, misfire_grace = excluded.misfire_grace,
+       paused = excluded.paused, next_run_at = excluded.next_run_at,
+       last_run_at = excluded.last_run_at, created_at = excluded.created_at,
+       queue = excluded.queue, priority = excluded.priority,
+       max_attempts = excluded.max_attempts, backoff = excluded.backoff,
+       timeout = excluded.timeout, ttl = excluded.ttl, result_ttl = excluded.result_ttl`;
+}
+
+/** A schedule: `(id)`. */
+export function getSchedule(s: string): string {
+  return `SELECT * FROM ${s}.schedules WHERE id = $1`;
+}
+
+/** Every schedule, by id (bytewise, as every engine orders them). */
+export function listSchedules(s: string): string {
+  return `SELECT * FROM ${s}.schedules ORDER BY id COLLATE "C"`;
+}
+
+/** Whether a schedule is paused, locked: `(id)`. */
+export function lockPaused(s: string): string {
+  return `SELECT paused FROM ${s}.schedules WHERE id = $1 FOR UPDATE`;
+}
+
+/** Pause a schedule: `(id)`. */
+export function pauseSchedule(s: string): string {
+  return `UPDATE ${s}.schedules SET paused = true WHERE id = $1`;
+}
+
+/** Resume a schedule: `(next_run_at, id)`. */
+export function resumeSchedule(s: string): string {
+  return `UPDATE ${s}.schedules SET paused = false, next_run_at = $1 WHERE id = $2`;
+}
+
+/** Delete a schedule: `(id)`. */
+export function deleteSchedule(s: string): string {
+  return `DELETE FROM ${s}.schedules WHERE id = $1 RETURNING 1`;
+}
+
+/** Schedules due by a time: `(now, limit)`. */
+export function dueSchedules(s: string): string {
+  return `SELECT * FROM ${s}.schedules
+     WHERE NOT paused AND next_run_at IS NOT NULL AND next_run_at <= $1
+     ORDER BY next_run_at, id COLLATE "C" LIMIT $2`;
+}
+
+/** The next run of any unpaused schedule. */
+export function nextScheduleAt(s: string): string {
+  return `SELECT min(next_run_at) AS next FROM ${s}.schedules
+     WHERE NOT paused AND next_run_at IS NOT NULL`;
+}
+
+/**
+ * The compare-and-set of a tick: `(next_run_at, last_run_at, id, tick)`. A second
+ * scheduler waits on the row lock, then finds `next_run_at` moved on and updates nothing.
+ */
+export function advanceSchedule(s: string): string {
+  return `UPDATE ${s}.schedules SET next_run_at = $1, last_run_at = $2
+     WHERE id = $3 AND NOT paused AND next_run_at = $4 RETURNING 1`;
+}

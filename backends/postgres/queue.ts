@@ -1,0 +1,355 @@
+/**
+ * The PostgreSQL engine's task queue: enqueue, claim, the fenced changes of a running
+ * attempt, sweeps and schedules. The claim from one queue and the batched completion are
+ * single statements (the hot path, in `queries.ts` and `completions.ts`); every other
+ * change is the shared SQL step code of `backends/sql/steps.ts`, run by `runAsync` in one
+ * transaction whose events, results and wake-ups travel with its `COMMIT`.
+ *
+ * @module
+ */
+
+import type {
+  Attachment,
+  ClaimedTask,
+  ClaimRequest,
+  Effects,
+  EnqueueOutcome,
+  Failure,
+  NewEvent,
+  NewTask,
+  StoredEvent,
+  StoredResult,
+  StoredSchedule,
+  StoredTask,
+  Subscription,
+  SweepOptions,
+  TaskQueue,
+  TickClaim,
+} from "../../src/backend.ts";
+import { RECORD_VERSION, taskEvent } from "../../src/kit/policy.ts";
+import type { ListOptions, QueueStats } from "../../src/types.ts";
+import { numbered, taskWhere } from "../sql/filters.ts";
+import { toSchedule, toStats, toTask } from "../sql/rows.ts";
+import { SWEEP_BATCH } from "../sql/states.ts";
+import * as steps from "../sql/steps.ts";
+import { inBatches, runAsync } from "../sql/steps.ts";
+import { Completions } from "./completions.ts";
+import { type Connection, type Param, type Row, run, type Tx } from "./connection.ts";
+import { storeTasks } from "./enqueue.ts";
+import * as q from "./queries.ts";
+import { codec, inStep, type PostgresTable, type Step } from "./table.ts";
+
+/** No tasks, no effects. */
+function nothing(): { tasks: ClaimedTask[]; effects: Effects } {
+  return { tasks: [], effects: { events: [], results: [] } };
+}
+
+/** A claimed task from a row that `RETURNING t.*` of a claim gave. */
+function claimed(row: Row): ClaimedTask {
+  return { ...toTask(row, codec), token: row.token, leaseUntil: row.lease_until };
+}
+
+/** By priority, then FIFO: the order the claim took them in. */
+function byPriority(a: Row, b: Row): number {
+  return b.priority - a.priority || a.seq - b.seq;
+}
+
+/** The task queue of a PostgreSQL engine. */
+export class PostgresQueue implements TaskQueue {
+  readonly #c: Connection;
+  readonly #completions: Completions;
+
+  constructor(c: Connection) {
+    this.#c = c;
+    this.#completions = new Completions(c);
+  }
+
+  attach(attachment: Attachment): void {
+    this.#c.attached = { results: attachment.results, events: attachment.events };
+  }
+
+  subscribe(queues: string[], onWake: () => void): Subscription {
+    return this.#c.subscribe(queues, onWake);
+  }
+
+  enqueue(tasks: NewTask[]): Promise<EnqueueOutcome> {
+    return inStep(this.#c, "enqueue", async (_table, step, tx, tail) => {
+      const { ids, created } = await storeTasks(this.#c, tx, {
+        step,
+        tail,
+        tasks,
+        dedupe: true,
+      });
+      return { ids, created, effects: step.effects() };
+    });
+  }
+
+  get(id: string): Promise<StoredTask | undefined> {
+    const c = this.#c;
+    return c.read("get", async (db) => {
+      const rows = await run(db, q.getTask(c.s), [id]);
+      return rows.length ? toTask(rows[0], codec) : undefined;
+    });
+  }
+
+  list(filter: ListOptions): Promise<StoredTask[]> {
+    const c = this.#c;
+    const p = numbered();
+    const where = taskWhere(filter, p);
+    if (where === undefined) return c.read("list", () => Promise.resolve([]));
+    const text = `SELECT * FROM ${c.s}.tasks ${where}
+      ORDER BY seq LIMIT ${p.one(filter.limit ?? 100)} OFFSET ${p.one(filter.offset ?? 0)}`;
+    const params = p.values as Param[];
+    return c.read("list", async (db) => (await run(db, text, params)).map((r) => toTask(r, codec)));
+  }
+
+  stats(): Promise<QueueStats> {
+    const c = this.#c;
+    return c.read("stats", async (db) => toStats(await run(db, q.stats(c.s))));
+  }
+
+  async claim(request: ClaimRequest): Promise<{ tasks: ClaimedTask[]; effects: Effects }> {
+    const c = this.#c;
+    c.check();
+    if (request.limit <= 0 || request.queues.length === 0) return nothing();
+    if (request.queues.length === 1) {
+      const taken = await this.#claimOne(request);
+      if (taken) return taken;
+    } else {
+      // An idle poll takes no lock and opens no transaction.
+      const ready = await c.read(
+        "claim",
+        (db) => run(db, q.ready(c.s), [request.queues, Date.now()]),
+      );
+      if (!ready[0].ready) return nothing();
+    }
+    return inStep(c, "claim", async (_table, step, tx) => {
+      const now = step.now;
+      // Sent with BEGIN, not awaited: the claims below see what it queued.
+      const promoted = run(tx, q.promoteDue(c.s), [request.queues, now]);
+      promoted.catch(() => {}); // its failure fails the claims after it too
+      const tasks: ClaimedTask[] = [];
+      for (const queue of request.queues) {
+        if (tasks.length >= request.limit) break;
+        // Rows another worker is claiming right now are skipped, not waited for.
+        const rows = await run(tx, q.claim(c.s), [
+          queue,
+          now,
+          RECORD_VERSION,
+          request.limit - tasks.length,
+          request.lease,
+          request.worker,
+        ]);
+        for (const row of rows.sort(byPriority)) {
+          const task = claimed(row);
+          tasks.push(task);
+          step.emit(taskEvent("started", task, now));
+        }
+      }
+      await promoted;
+      return { tasks, effects: step.effects() };
+    });
+  }
+
+  /**
+   * The claim from one queue in one statement, outside a transaction: the common case, in
+   * one round trip, and an idle poll takes no lock. It takes nothing when a scheduled task
+   * of the queue is due (`undefined`): the transaction above first queues those, so that
+   * priority and FIFO order count them.
+   */
+  async #claimOne(
+    request: ClaimRequest,
+  ): Promise<{ tasks: ClaimedTask[]; effects: Effects } | undefined> {
+    const c = this.#c;
+    const now = Date.now();
+    const logged = c.attached.events;
+    const rows = await c.write("claim", (db) =>
+      run(db, q.claimOne(c.s, logged), [
+        request.queues[0],
+        now,
+        RECORD_VERSION,
+        request.limit,
+        request.lease,
+        request.worker,
+      ]));
+    if (rows[0]?.due) return undefined;
+    const tasks: ClaimedTask[] = [];
+    const events: (NewEvent | StoredEvent)[] = [];
+    for (const row of rows.filter((row) => row.id !== null).sort(byPriority)) {
+      const task = claimed(row);
+      tasks.push(task);
+      const event = taskEvent("started", task, now);
+      events.push(logged ? { ...event, id: String(row.event_id) } : event);
+    }
+    return { tasks, effects: { events, results: [] } };
+  }
+
+  renew(id: string, token: string, lease: number): Promise<boolean> {
+    const c = this.#c;
+    return c.read(
+      "renew",
+      async (db) => (await run(db, q.renew(c.s), [lease, id, token])).length > 0,
+    );
+  }
+
+  progress(id: string, token: string, value: number): Promise<Effects | undefined> {
+    return this.#step("progress", (table, step) => steps.progress(table, step, id, token, value));
+  }
+
+  async complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined> {
+    this.#c.check();
+    // Left out of the shared statement: dependents to release, or a stale token.
+    return await this.#completions.add(id, token, result) ??
+      await this.#step("complete", (table, step) => steps.complete(table, step, id, token, result));
+  }
+
+  fail(id: string, token: string, failure: Failure): Promise<Effects | undefined> {
+    return this.#step("fail", (table, step) => steps.fail(table, step, id, token, failure));
+  }
+
+  cancel(id: string, reason: string): Promise<Effects | undefined> {
+    return this.#step("cancel", (table, step) => steps.cancel(table, step, id, reason));
+  }
+
+  retry(id: string): Promise<Effects | undefined> {
+    return this.#step("retry", (table, step) => steps.rerun(table, step, id));
+  }
+
+  /** One shared step in one transaction. */
+  #step<T>(what: string, plan: (table: PostgresTable, step: Step) => steps.Plan<T>): Promise<T> {
+    return inStep(this.#c, what, (table, step) => runAsync(plan(table, step)));
+  }
+
+  async sweep(options: SweepOptions): Promise<Effects> {
+    const c = this.#c;
+    const { now, purgeBefore } = options;
+    const effects: Effects = { events: [], results: [] };
+    const batch = (
+      what: string,
+      part: (table: PostgresTable, step: Step, tx: Tx) => Promise<number>,
+    ) =>
+      inBatches(effects, SWEEP_BATCH, () =>
+        inStep(c, what, async (table, step, tx) => {
+          const n = await part(table, step, tx);
+          return [n, step.effects()] as const;
+        }));
+    await batch("sweep (stalled)", async (table, step, tx) => {
+      const rows = await run(tx, q.stalled(c.s), [RECORD_VERSION, SWEEP_BATCH]);
+      for (const row of rows) await runAsync(steps.stall(table, step, toTask(row, codec)));
+      return rows.length;
+    });
+    await batch("sweep (expired)", async (table, step, tx) => {
+      const rows = await run(tx, q.expired(c.s), [now, RECORD_VERSION, SWEEP_BATCH]);
+      for (const row of rows) await runAsync(steps.expire(table, step, toTask(row, codec)));
+      return rows.length;
+    });
+    if (purgeBefore !== undefined) {
+      await batch("sweep (purge)", async (_table, _step, tx) => {
+        const rows = await run(tx, q.purge(c.s), [purgeBefore, SWEEP_BATCH]);
+        if (rows.length) {
+          await run(tx, q.deleteDeps(c.s), [JSON.stringify(rows.map((r) => r.id))]);
+        }
+        return rows.length;
+      });
+    }
+    return effects;
+  }
+
+  putSchedule(s: StoredSchedule): Promise<void> {
+    const c = this.#c;
+    return c.tx("putSchedule", async (tx) => {
+      await run(tx, q.putSchedule(c.s), [
+        s.id,
+        RECORD_VERSION,
+        s.task,
+        s.payload,
+        s.cron ?? null,
+        s.every ?? null,
+        s.tz ?? null,
+        s.startAt ?? null,
+        s.endAt ?? null,
+        s.misfire,
+        s.misfireGrace,
+        s.paused,
+        s.nextRunAt ?? null,
+        s.lastRunAt ?? null,
+        s.createdAt,
+        s.queue,
+        s.priority,
+        s.maxAttempts,
+        JSON.stringify(s.backoff),
+        s.timeout ?? null,
+        s.ttl ?? null,
+        s.resultTtl ?? null,
+      ]);
+    });
+  }
+
+  getSchedule(id: string): Promise<StoredSchedule | undefined> {
+    const c = this.#c;
+    return c.read("getSchedule", async (db) => {
+      const rows = await run(db, q.getSchedule(c.s), [id]);
+      return rows.length ? toSchedule(rows[0], codec) : undefined;
+    });
+  }
+
+  listSchedules(): Promise<StoredSchedule[]> {
+    const c = this.#c;
+    return c.read(
+      "listSchedules",
+      async (db) => (await run(db, q.listSchedules(c.s))).map((r) => toSchedule(r, codec)),
+    );
+  }
+
+  setSchedulePaused(
+    id: string,
+    paused: boolean,
+    nextRunAt?: number,
+  ): Promise<Effects | undefined> {
+    return this.#step(
+      "setSchedulePaused",
+      (table, step) => steps.pauseSchedule(table, step, id, paused, nextRunAt),
+    );
+  }
+
+  deleteSchedule(id: string): Promise<boolean> {
+    const c = this.#c;
+    return c.tx(
+      "deleteSchedule",
+      async (tx) => (await run(tx, q.deleteSchedule(c.s), [id])).length > 0,
+    );
+  }
+
+  dueSchedules(now: number, limit: number): Promise<StoredSchedule[]> {
+    const c = this.#c;
+    return c.read(
+      "dueSchedules",
+      async (db) =>
+        (await run(db, q.dueSchedules(c.s), [now, limit])).map((r) => toSchedule(r, codec)),
+    );
+  }
+
+  nextScheduleAt(): Promise<number | undefined> {
+    const c = this.#c;
+    return c.read("nextScheduleAt", async (db) => {
+      const rows = await run(db, q.nextScheduleAt(c.s));
+      return typeof rows[0]?.next === "number" ? rows[0].next : undefined;
+    });
+  }
+
+  fireTick(claim: TickClaim): Promise<Effects | undefined> {
+    return this.#step("fireTick", (table, step) => steps.fireTick(table, step, claim));
+  }
+
+  nextDue(queues: string[]): Promise<number | undefined> {
+    const c = this.#c;
+    return c.read("nextDue", async (db) => {
+      const rows = await run(db, q.nextDue(c.s), [JSON.stringify(queues)]);
+      return typeof rows[0]?.due === "number" ? rows[0].due : undefined;
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#c.close();
+  }
+}
