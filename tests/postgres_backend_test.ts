@@ -11,6 +11,9 @@ import type { NewTask } from "../src/backend.ts";
 import { dropSchema, freshSchema as fresh, postgresUrl, schemaUrl } from "./fixtures/postgres.ts";
 import { newTask as baseTask } from "./fixtures/tasks.ts";
 import { within } from "../src/kit/async.ts";
+import { Connection, createPool } from "../backends/postgres/connection.ts";
+import { migrate, MIGRATIONS } from "../backends/postgres/migrations/mod.ts";
+import { resolveOptions } from "../backends/postgres/options.ts";
 
 /** A task record for the engine itself, due now: one attempt. */
 function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
@@ -83,6 +86,52 @@ Deno.test("postgres: concurrent opens of a new schema migrate it once", async ()
     const error = await openPostgres(schemaUrl(schema)).then(() => undefined, (e) => e);
     assert.ok(error instanceof OmniQError, String(error));
     assert.match(error.message, /newer OmniQ \(version 99/);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: a schema at version 1 takes migration 2 once and keeps its tasks; dependencies stored without the mark still release", async () => {
+  const schema = freshSchema();
+  const url = schemaUrl(schema);
+  try {
+    // A schema as the first release left it: migration 1 alone.
+    const old = new Connection(createPool(resolveOptions({ url })), resolveOptions({ url }));
+    assert.equal(await migrate(old, MIGRATIONS.slice(0, 1)), 0);
+    await old.close();
+    await using sql = admin();
+    const s = `"${schema}"`;
+    const now = Date.now();
+    const insert = (id: string, state: string, token: string | null, deps: string[]) =>
+      sql.unsafe(
+        `INSERT INTO ${s}.tasks (id, v, task, queue, priority, state, payload, created_at,
+           run_at, max_attempts, backoff, on_dep_failure, attempts, token, lease_until,
+           depends_on)
+         VALUES ($1, 1, 'pg-echo', 'mig', 0, $2, '\\x00', $3, $3, 1, '{}', 'cancel', $4, $5,
+           $6, $7::text::jsonb)`,
+        [id, state, now, token ? 1 : 0, token, token ? now + 60_000 : null, JSON.stringify(deps)],
+      );
+    await insert("a", "running", "tok-a", []);
+    await insert("b", "waiting", null, ["a"]);
+    await sql.unsafe(`INSERT INTO ${s}.deps (task_id, depends_on) VALUES ('b', 'a')`);
+    await using backend = await openPostgres(url);
+    const versions = await sql.unsafe(`SELECT version FROM ${s}.migrations ORDER BY version`);
+    assert.deepEqual(versions.map((r) => r.version), [1, 2]);
+    const marks = await sql.unsafe(`SELECT id, has_dependents FROM ${s}.tasks ORDER BY id`);
+    assert.deepEqual(marks.map((r) => [r.id, r.has_dependents]), [["a", true], ["b", false]]);
+    // A process still on version 1's code adds a deps row without the mark: the trigger sets it.
+    await insert("c", "running", "tok-c", []);
+    await insert("d", "waiting", null, ["c"]);
+    await sql.unsafe(`INSERT INTO ${s}.deps (task_id, depends_on) VALUES ('d', 'c')`);
+    for (const [id, token] of [["a", "tok-a"], ["c", "tok-c"]]) {
+      const result = { taskId: id, state: "completed" as const, completedAt: Date.now() };
+      assert.ok(await backend.queue.complete(id, token, result), `${id} completed`);
+    }
+    assert.equal((await backend.queue.get("b"))?.state, "queued");
+    assert.equal((await backend.queue.get("d"))?.state, "queued");
+    // Opened again: nothing left to migrate.
+    await (await openPostgres(url)).close();
+    assert.equal((await sql.unsafe(`SELECT count(*)::int AS n FROM ${s}.migrations`))[0].n, 2);
   } finally {
     await dropSchema(schema);
   }
