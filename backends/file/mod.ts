@@ -20,11 +20,16 @@
  * across processes. A step that changes several files writes the list of changes to
  * `meta/journal.json` first and deletes it once they are made; a holder that dies part way
  * leaves it, and the next holder of the lock makes the rest of the changes (each can be made
- * twice safely), so a step is never left half done. All access goes through the {@linkcode Storage} interface of
- * `backends/file/storage.ts`, so other stores can implement it.
+ * twice safely), so a step is never left half done. All access goes through the
+ * {@linkcode Storage} interface of `backends/file/storage.ts`, so other stores can implement it.
  *
  * A foreign, truncated or corrupt file is skipped and reported once per process with a
  * warning naming it; it never stops a worker or hides other tasks.
+ *
+ * The parts: `options.ts` (the target, the lock's timings), `storage.ts` (the
+ * {@linkcode Storage} interface and the local directory), `space.ts` (the lock, the steps, the
+ * reads), `tx.ts` (one step's changes and their commit), `journal.ts` (a commit's list of
+ * changes, replayed after a crash) and `stores.ts` (queue, results, events).
  *
  * @example A queue in a directory
  * ```ts
@@ -36,11 +41,6 @@
  * await q.run({ until: "idle" });
  * console.assert((await q.wait(id)) === 42);
  * ```
- *
- * The parts: `options.ts` (the target, the lock's timings), `storage.ts` (the
- * {@linkcode Storage} interface and the local directory), `space.ts` (the lock, the steps, the
- * reads), `tx.ts` (one step's changes and their commit), `journal.ts` (a commit's list of
- * changes, replayed after a crash) and `stores.ts` (queue, results, events).
  *
  * @module
  */

@@ -32,7 +32,7 @@
  * its workers at once.
  *
  * ## Keys (under the prefix, `["omniq"]` by default)
- * `["t", id]` task records; `["i", …path]` index entries (see `backends/records/queue.ts`);
+ * `["t", id]` task records; `["i", …path]` index entries (see `backends/records/space.ts`);
  * `["k", key]` the live task of a dedupe key; `["s", id]` schedules; `["r", id]` results
  * (with `expireIn` for a result TTL) and `["rv", id, n]` their parts; `["e", id]` events and
  * `["et", taskId, id]` an index of them by task; `["meta", "seq"]` the sequences.
