@@ -21,6 +21,7 @@ import "./backends/builtin.ts";
 import "./workers/builtin.ts";
 import { configFromEnv, loadConfig, resolveConfig } from "./src/config_sources.ts";
 import { ConfigError, OmniQError } from "./src/errors.ts";
+import { runtime } from "./src/runtime/mod.ts";
 import { OmniQ, type OmniQConfig } from "./src/omniq.ts";
 import type { EnqueueOptions, EventType, TaskState, WorkerOptions } from "./src/types.ts";
 import { EVENT_TYPES, TASK_STATES } from "./src/types.ts";
@@ -205,14 +206,12 @@ async function worker(p: Parsed): Promise<number> {
     console.error("omniq: stopping: finishing running tasks, handing back the rest");
     stopping = w.stop();
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  const unlisten = runtime.onTerminate(stop);
   await w.start();
   console.error(`omniq: worker ${w.id} started (${options.type ?? "async"})`);
   await w.done;
   await stopping;
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
+  unlisten();
   await q.close();
   console.error("omniq: worker stopped");
   return 0;
@@ -297,7 +296,7 @@ async function command(name: string, p: Parsed): Promise<number> {
       const stop = () => controller.abort();
       const follow = p.flags.has("follow");
       const type = oneOf<EventType>(p, "type", EVENT_TYPES);
-      if (follow) Deno.addSignalListener("SIGINT", stop);
+      const unlisten = follow ? runtime.onTerminate(stop) : undefined;
       try {
         for await (
           const e of q.events({
@@ -316,7 +315,7 @@ async function command(name: string, p: Parsed): Promise<number> {
           );
         }
       } finally {
-        if (follow) Deno.removeSignalListener("SIGINT", stop);
+        unlisten?.();
       }
       return 0;
     }
@@ -386,4 +385,4 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) runtime.exit(await main(runtime.args()));

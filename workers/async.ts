@@ -12,7 +12,7 @@ import type { ClaimedTask } from "../src/backend.ts";
 import { TaskCancelledError, TimeoutError } from "../src/errors.ts";
 import type { WorkerHost } from "../src/host.ts";
 import { newId } from "../src/id.ts";
-import { delay } from "../src/kit/async.ts";
+import { delay, withResolvers } from "../src/kit/async.ts";
 import type { ResolvedWorkerOptions } from "../src/options.ts";
 import { HANDED_BACK, Outcomes } from "../src/outcome.ts";
 import { type Executor, InlineExecutor } from "./executor.ts";
@@ -71,7 +71,7 @@ export class AsyncWorker implements Worker {
   #stop = new AbortController();
   #started = false;
   /** Settles once the loop is subscribed to wake-ups and has made its first claim. */
-  #listening = Promise.withResolvers<void>();
+  #listening = withResolvers<void>();
   #done: Promise<void> = Promise.resolve();
   #slotFreed: (() => void) | undefined;
   /**

@@ -5,7 +5,10 @@
  * @module
  */
 
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type {
+  SqliteDatabase as DatabaseSync,
+  SqliteStatement as StatementSync,
+} from "../../src/runtime/types.ts";
 import type { Attachment } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { delay } from "../../src/kit/async.ts";

@@ -37,7 +37,7 @@
  * @module
  */
 
-import { DatabaseSync } from "node:sqlite";
+import { runtime, type SqliteDatabase as DatabaseSync } from "../../src/runtime/mod.ts";
 import type { Backend, EventStore, ResultStore, TaskQueue } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { Connection } from "./connection.ts";
@@ -112,7 +112,7 @@ export class SqliteBackend implements Backend, AsyncDisposable {
     const { path, busyTimeout } = resolveOptions(options);
     let db: DatabaseSync;
     try {
-      db = new DatabaseSync(path);
+      db = await runtime.openSqlite(path);
     } catch (error) {
       throw new OmniQError(`sqlite "${path}": cannot open: ${(error as Error).message}`, {
         cause: error,

@@ -93,3 +93,28 @@ export async function within<T>(promise: Promise<T>, ms: number): Promise<T | un
 function unref(timer: ReturnType<typeof setTimeout>): void {
   runtime.unrefTimer(timer);
 }
+
+/** A promise with its resolve and reject, as `Promise.withResolvers` (Node 22+) gives. */
+export interface Resolvers<T> {
+  /** The promise. */
+  promise: Promise<T>;
+  /** Resolve it. */
+  resolve: (value: T | PromiseLike<T>) => void;
+  /** Reject it. */
+  reject: (reason?: unknown) => void;
+}
+
+/**
+ * `Promise.withResolvers`, for runtimes that lack it (Node 20).
+ *
+ * @returns A new pending promise with its resolve and reject.
+ */
+export function withResolvers<T>(): Resolvers<T> {
+  let resolve!: (value: T | PromiseLike<T>) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}

@@ -115,6 +115,7 @@ export const denoRuntime: Runtime = {
   },
   env: (name) => Deno.env.get(name),
   envObject: () => Deno.env.toObject(),
+  args: () => [...Deno.args],
   cwd: () => Deno.cwd(),
   fs,
   unrefTimer: (timer) => Deno.unrefTimer(timer as unknown as number),

@@ -223,6 +223,7 @@ export const nodeRuntime: Runtime = {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) out[k] = v;
     return out;
   },
+  args: () => process.argv.slice(2),
   cwd: () => process.cwd(),
   fs,
   unrefTimer: (timer) => (timer as unknown as { unref?: () => void }).unref?.(),

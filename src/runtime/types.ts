@@ -138,6 +138,8 @@ export interface Runtime {
   env(name: string): string | undefined;
   /** Every environment variable. */
   envObject(): Record<string, string>;
+  /** The program's arguments, after the runtime's own and the script. */
+  args(): string[];
   /** The working directory. */
   cwd(): string;
   /** The files. */

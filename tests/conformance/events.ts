@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import type { EventRecord } from "../../mod.ts";
-import { type Case, eventsOf, sleep as pause, until } from "./harness.ts";
+import { type Case, collect, eventsOf, sleep as pause, until } from "./harness.ts";
 import { echo, progress } from "./tasks.ts";
 
 export const eventCases: Case[] = [
@@ -40,7 +40,7 @@ export const eventCases: Case[] = [
       await pause(3);
       const b = await q.enqueue(echo, ["b"], { queue: "qb" });
       await q.run({ until: "idle", queues: ["qb"] });
-      const list = (filter: Parameters<typeof q.events>[0]) => Array.fromAsync(q.events(filter));
+      const list = (filter: Parameters<typeof q.events>[0]) => collect(q.events(filter));
       const all = await list({});
       assert.deepEqual(all.map((e) => [e.taskId, e.type]), [
         [a, "enqueued"],

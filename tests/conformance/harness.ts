@@ -115,7 +115,7 @@ export function untilState(
 
 /** Every stored event of a task, oldest first. */
 export async function eventsOf(q: OmniQ, taskId: string): Promise<EventRecord[]> {
-  return await Array.fromAsync(q.events({ taskId }));
+  return await collect(q.events({ taskId }));
 }
 
 /** The types of a task's stored events, oldest first. */
@@ -149,4 +149,14 @@ export async function totalTasks(q: OmniQ): Promise<number> {
 /** A plain pause (for the few cases that must let time pass, such as a TTL). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Every item of an async iterable, in order: `Array.fromAsync`, which Node 20 lacks (the
+ * suite also runs under Node, against the npm build).
+ */
+export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
 }

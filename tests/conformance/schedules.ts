@@ -14,7 +14,7 @@ import {
   type ScheduleOptions,
   type TaskRecord,
 } from "../../mod.ts";
-import { type Case, sleep as pause, typesOf, until } from "./harness.ts";
+import { type Case, collect, sleep as pause, typesOf, until } from "./harness.ts";
 import { echo } from "./tasks.ts";
 
 /** Once a year, so its next tick is never due during a case. */
@@ -45,7 +45,7 @@ function assertConsecutive(tasks: TaskRecord[], scheduleId: string, every: numbe
 
 /** The `schedule_fired` events of a schedule. */
 async function firedEvents(q: OmniQ, scheduleId: string): Promise<EventRecord[]> {
-  return (await Array.fromAsync(q.events({ type: "schedule_fired" })))
+  return (await collect(q.events({ type: "schedule_fired" })))
     .filter((e) => e.data?.scheduleId === scheduleId);
 }
 
@@ -160,7 +160,7 @@ export const scheduleCases: Case[] = [
       const ticks = (await tickTasks(q, id)).map((t) => tickOf(t.id));
       assert.deepEqual(ticks, [first, next], "ticks missed while paused never fire");
       for (const type of ["schedule_paused", "schedule_resumed"] as const) {
-        const events = await Array.fromAsync(q.events({ type }));
+        const events = await collect(q.events({ type }));
         assert.equal(events.length, 1, `one ${type} event`);
         assert.equal(events[0].data?.scheduleId, id);
         assert.equal(events[0].taskId, undefined);

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import type { EventRecord } from "../../mod.ts";
-import { type Case, typesOf, until } from "./harness.ts";
+import { type Case, collect, typesOf, until } from "./harness.ts";
 import { echo, gated, openGate, probe, track } from "./tasks.ts";
 
 export const sharingCases: Case[] = [
@@ -76,7 +76,7 @@ export const sharingCases: Case[] = [
         assert.equal(record?.state, "completed");
         assert.equal(record.attempts, 1);
       }
-      const completed = await Array.fromAsync(a.events({ type: "completed" }));
+      const completed = await collect(a.events({ type: "completed" }));
       assert.equal(completed.length, 40);
     },
   },

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { OmniQError, taskContext } from "../../mod.ts";
-import { type Case, mostAtOnce, typesOf, until } from "./harness.ts";
+import { type Case, collect, mostAtOnce, typesOf, until } from "./harness.ts";
 import { context, echo, gated, openGate, probe, sleep, track } from "./tasks.ts";
 
 export const workerCases: Case[] = [
@@ -41,7 +41,7 @@ export const workerCases: Case[] = [
       for (const id of ids) assert.equal((await q.get(id))?.state, "completed");
       // The event log agrees: a completion is dated when its handler returned, before a
       // task claimed into the freed slot started (its write may come after that claim).
-      const { most, points } = mostAtOnce(await Array.fromAsync(q.events({})));
+      const { most, points } = mostAtOnce(await collect(q.events({})));
       assert.equal(points, 40);
       assert.equal(most, 5, `by the events, at most 5 at once; got ${most}`);
     },

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { DatabaseSync } from "node:sqlite";
+import type { SqliteDatabase as DatabaseSync } from "../../../src/runtime/types.ts";
 import { OmniQError } from "../../../src/errors.ts";
 import { initial } from "./001_initial.ts";
 
