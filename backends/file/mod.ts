@@ -45,6 +45,7 @@
  * @module
  */
 
+import { runtime } from "../../src/runtime/mod.ts";
 import type { Backend } from "../../src/backend.ts";
 import { FileSpace } from "./space.ts";
 import { LocalStorage, type Storage } from "./storage.ts";
@@ -116,6 +117,6 @@ export async function openFile(
 ): Promise<FileBackend> {
   if (options.storage) return new FileBackend(options.storage);
   const dir = filePath(target);
-  await Deno.mkdir(dir, { recursive: true });
+  await runtime.fs.mkdir(dir);
   return new FileBackend(new LocalStorage(dir));
 }

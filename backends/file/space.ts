@@ -9,6 +9,7 @@
  * @module
  */
 
+import { runtime } from "../../src/runtime/mod.ts";
 import type { StoredEvent, StoredSchedule } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { decName, encName } from "../../src/kit/encoding.ts";
@@ -29,7 +30,7 @@ export class FileSpace implements RecordSpace {
   /** Told of each unreadable file once (the queue turns it into a `corrupt` event). */
   onCorrupt?: (path: string, reason: string) => void;
   /** This process's name in event logs and lock tokens. */
-  readonly writer = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  readonly writer = `${runtime.pid}-${crypto.randomUUID().slice(0, 8)}`;
   /** Whether the engine was closed. */
   closed = false;
   #chain: Promise<void> = Promise.resolve();

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { runtime } from "../../src/runtime/mod.ts";
+
 /** An entry of a {@linkcode Storage} listing. */
 export interface StorageEntry {
   /** The key's last segment (its name under the listed prefix). */
@@ -42,8 +44,10 @@ export interface Storage {
   close(): Promise<void>;
 }
 
+const fs = runtime.fs;
+
 function isNotFound(error: unknown): boolean {
-  return error instanceof Deno.errors.NotFound;
+  return fs.isNotFound(error);
 }
 
 function parentOf(path: string): string {
@@ -73,7 +77,7 @@ export class LocalStorage implements Storage {
   async #ensureDir(path: string): Promise<void> {
     const dir = parentOf(path);
     if (this.#made.has(dir)) return;
-    await Deno.mkdir(dir, { recursive: true });
+    await fs.mkdir(dir);
     this.#made.add(dir);
   }
 
@@ -81,7 +85,7 @@ export class LocalStorage implements Storage {
   async list(prefix: string): Promise<string[]> {
     const out: string[] = [];
     try {
-      for await (const e of Deno.readDir(this.#path(prefix))) out.push(e.name);
+      for await (const e of fs.readDir(this.#path(prefix))) out.push(e.name);
     } catch (error) {
       if (isNotFound(error)) return [];
       throw error;
@@ -92,7 +96,7 @@ export class LocalStorage implements Storage {
   /** The bytes at a key. */
   async read(key: string): Promise<Uint8Array | undefined> {
     try {
-      return await Deno.readFile(this.#path(key));
+      return await fs.readFile(this.#path(key));
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -102,7 +106,7 @@ export class LocalStorage implements Storage {
   /** When a key was last written. */
   async modified(key: string): Promise<number | undefined> {
     try {
-      return (await Deno.stat(this.#path(key))).mtime?.getTime();
+      return (await fs.stat(this.#path(key))).mtime?.getTime();
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -115,15 +119,15 @@ export class LocalStorage implements Storage {
     await this.#ensureDir(path);
     const tmp = `${this.location}/tmp/${crypto.randomUUID()}.tmp`;
     await this.#ensureDir(tmp);
-    await Deno.writeFile(tmp, data);
+    await fs.writeFile(tmp, data);
     try {
-      await Deno.rename(tmp, path);
+      await fs.rename(tmp, path);
     } catch (error) {
       if (!isNotFound(error)) throw error;
       // The directory was removed meanwhile: make it again.
       this.#made.delete(parentOf(path));
       await this.#ensureDir(path);
-      await Deno.rename(tmp, path);
+      await fs.rename(tmp, path);
     }
   }
 
@@ -134,15 +138,15 @@ export class LocalStorage implements Storage {
     // Write the content under a temporary name, then link it: the key appears whole.
     const tmp = `${this.location}/tmp/${crypto.randomUUID()}.tmp`;
     await this.#ensureDir(tmp);
-    await Deno.writeFile(tmp, data);
+    await fs.writeFile(tmp, data);
     try {
-      await Deno.link(tmp, path);
+      await fs.link(tmp, path);
       return true;
     } catch (error) {
-      if (error instanceof Deno.errors.AlreadyExists) return false;
+      if (fs.isAlreadyExists(error)) return false;
       throw error;
     } finally {
-      await Deno.remove(tmp).catch(() => {});
+      await fs.remove(tmp).catch(() => {});
     }
   }
 
@@ -151,17 +155,17 @@ export class LocalStorage implements Storage {
     const target = this.#path(to);
     await this.#ensureDir(target);
     try {
-      await Deno.link(this.#path(from), target);
+      await fs.link(this.#path(from), target);
     } catch (error) {
-      if (isNotFound(error) || error instanceof Deno.errors.AlreadyExists) return false;
+      if (isNotFound(error) || fs.isAlreadyExists(error)) return false;
       throw error;
     }
     try {
-      await Deno.remove(this.#path(from));
+      await fs.remove(this.#path(from));
     } catch (error) {
       // Another caller linked and removed it first: it won, undo ours.
       if (isNotFound(error)) {
-        await Deno.remove(target).catch(() => {});
+        await fs.remove(target).catch(() => {});
         return false;
       }
       throw error;
@@ -173,14 +177,14 @@ export class LocalStorage implements Storage {
   async append(key: string, data: Uint8Array): Promise<void> {
     const path = this.#path(key);
     await this.#ensureDir(path);
-    await Deno.writeFile(path, data, { append: true });
+    await fs.writeFile(path, data, { append: true });
   }
 
   /** Set a key's modification time to now. */
   async touch(key: string): Promise<boolean> {
     try {
       const now = new Date();
-      await Deno.utime(this.#path(key), now, now);
+      await fs.utime(this.#path(key), now, now);
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;
@@ -191,7 +195,7 @@ export class LocalStorage implements Storage {
   /** Delete a key. */
   async delete(key: string): Promise<boolean> {
     try {
-      await Deno.remove(this.#path(key));
+      await fs.remove(this.#path(key));
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;

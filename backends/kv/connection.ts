@@ -6,6 +6,7 @@
  * @module
  */
 
+import { runtime } from "../../src/runtime/mod.ts";
 import { ConfigError } from "../../src/errors.ts";
 
 /** A part of a KV key. */
@@ -75,19 +76,15 @@ export function isLocked(error: unknown): boolean {
  * @throws {ConfigError} When Deno KV is not enabled (`--unstable-kv`) or it cannot be opened.
  */
 export async function openDatabase(path: string | undefined): Promise<KvLike> {
-  const open = (Deno as unknown as { openKv?: (path?: string) => Promise<KvLike> }).openKv;
-  if (typeof open !== "function") {
-    throw new ConfigError(
-      'kv: Deno KV is not enabled: run with --unstable-kv (or "unstable": ["kv"] in deno.json)',
-    );
-  }
   const name = path === undefined || path === ":memory:" ? undefined : await absolute(path);
   let shared = name === undefined ? undefined : SHARED.get(name);
   if (!shared) {
     let kv: KvLike;
     try {
-      kv = await open(path);
+      kv = await runtime.openKv(path) as KvLike;
     } catch (error) {
+      // Not available here (Deno without --unstable-kv, Node without @deno/kv): as it is.
+      if (error instanceof ConfigError) throw error;
       throw new ConfigError(
         `kv: cannot open ${path ?? "the default database"}: ${(error as Error).message}`,
       );
@@ -117,7 +114,7 @@ async function absolute(path: string): Promise<string> {
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
   const base = path.slice(path.lastIndexOf("/") + 1);
   try {
-    return `${await Deno.realPath(dir)}/${base}`;
+    return `${await runtime.fs.realPath(dir)}/${base}`;
   } catch {
     return path;
   }

@@ -127,7 +127,7 @@ export async function openKv(
   if (!Array.isArray(prefix)) throw new ConfigError("prefix: expected an array of key parts");
   if (typeof target !== "string") {
     if (!target || typeof target.atomic !== "function") {
-      throw new ConfigError("kv: expected a kv: URL or a Deno.Kv");
+      throw new ConfigError("kv: expected a kv: URL or an open Deno KV database");
     }
     return new KvBackend(target, prefix, false);
   }

@@ -5,7 +5,7 @@
 import { createClient } from "redis";
 import type { Attachment, Effects, Subscription } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
-import { delay, within } from "../../src/kit/async.ts";
+import { delay, withResolvers, within } from "../../src/kit/async.ts";
 import { closedError } from "../../src/kit/policy.ts";
 import { arr, type Json, toEvent, toResult } from "./codec.ts";
 import { functionLibrary, SCRIPT_NAMES, type ScriptName, SCRIPTS } from "./lua/mod.ts";
@@ -225,7 +225,7 @@ export class Connection {
     const subscriber: Subscriber = { queues: new Set(queues), onWake };
     this.#subscribers.add(subscriber);
     if (!this.#listening) {
-      const first = Promise.withResolvers<void>();
+      const first = withResolvers<void>();
       this.#subscribed = first.promise;
       // A subscriber that cannot even be made leaves the workers polling, as a failed one.
       this.#listening = this.#listen(first.resolve).catch(() => {}).then(first.resolve);

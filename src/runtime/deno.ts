@@ -6,7 +6,7 @@
  * @module
  */
 
-import { OmniQError } from "../errors.ts";
+import { ConfigError, OmniQError } from "../errors.ts";
 import type {
   ChildProcess,
   FileInfo,
@@ -32,7 +32,10 @@ const fs: FileSystem = {
   readTextFile: (path) => Deno.readTextFile(path),
   readTextFileSync: (path) => Deno.readTextFileSync(path),
   writeFile: (path, data, options) =>
-    Deno.writeFile(path, data, options?.createNew ? { createNew: true } : undefined),
+    Deno.writeFile(path, data, {
+      ...(options?.createNew ? { createNew: true } : {}),
+      ...(options?.append ? { append: true } : {}),
+    }),
   mkdir: (path) => Deno.mkdir(path, { recursive: true }),
   remove: (path, options) => Deno.remove(path, options),
   rename: (from, to) => Deno.rename(from, to),
@@ -147,5 +150,13 @@ export const denoRuntime: Runtime = {
   },
   exit: (code) => Deno.exit(code),
   openSqlite,
-  openKv: (path) => Deno.openKv(path),
+  openKv(path) {
+    const open = (Deno as unknown as { openKv?: (path?: string) => Promise<unknown> }).openKv;
+    if (typeof open !== "function") {
+      throw new ConfigError(
+        'kv: Deno KV is not enabled: run with --unstable-kv (or "unstable": ["kv"] in deno.json)',
+      );
+    }
+    return open(path);
+  },
 };

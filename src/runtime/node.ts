@@ -18,7 +18,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker as NodeWorker } from "node:worker_threads";
-import { OmniQError } from "../errors.ts";
+import { ConfigError, OmniQError } from "../errors.ts";
 import type {
   ChildProcess,
   FileInfo,
@@ -43,7 +43,7 @@ const fs: FileSystem = {
   readTextFile: (path) => fsp.readFile(path, "utf8"),
   readTextFileSync: (path) => fsSync.readFileSync(path, "utf8"),
   writeFile: (path, data, options) =>
-    fsp.writeFile(path, data, options?.createNew ? { flag: "wx" } : undefined),
+    fsp.writeFile(path, data, { flag: options?.createNew ? "wx" : options?.append ? "a" : "w" }),
   mkdir: async (path) => {
     await fsp.mkdir(path, { recursive: true });
   },
@@ -117,7 +117,15 @@ function spawn(options: { args: string[] }): ChildProcess {
       new Promise<void>((resolve, reject) =>
         child.stdin!.write(bytes, (error) => error ? reject(error) : resolve())
       ),
-    closeStdin: () => new Promise<void>((resolve) => child.stdin!.end(() => resolve())),
+    // `end`'s callback never comes for a pipe the child's death destroyed: settle on any end.
+    closeStdin: () =>
+      new Promise<void>((resolve) => {
+        const stdin = child.stdin!;
+        if (stdin.destroyed || stdin.writableFinished) return resolve();
+        stdin.once("close", () => resolve());
+        stdin.once("error", () => resolve());
+        stdin.end(() => resolve());
+      }),
     stdout: child.stdout! as AsyncIterable<Uint8Array>,
     exited,
     kill: () => {
@@ -150,18 +158,24 @@ function fromBetterSqlite(db: {
         ? Buffer.from(p.buffer, p.byteOffset, p.byteLength)
         : p
     );
+  // It returns blobs as Buffers; the codec takes plain Uint8Arrays only, as node:sqlite gives.
+  const row = (r: unknown) => {
+    if (r === undefined) return undefined;
+    const out = r as Record<string, unknown>;
+    for (const key in out) {
+      const v = out[key];
+      if (Buffer.isBuffer(v)) out[key] = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    }
+    return out;
+  };
   return {
     exec: (sql) => db.exec(sql),
     prepare(sql): SqliteStatement {
       const s = db.prepare(sql);
       return {
         run: (...p) => s.run(...bind(p)),
-        get: (...p) =>
-          (s.reader ? s.get(...bind(p)) : (s.run(...bind(p)), undefined)) as
-            | Record<string, unknown>
-            | undefined,
-        all: (...p) =>
-          (s.reader ? s.all(...bind(p)) : (s.run(...bind(p)), [])) as Record<string, unknown>[],
+        get: (...p) => s.reader ? row(s.get(...bind(p))) : (s.run(...bind(p)), undefined),
+        all: (...p) => s.reader ? s.all(...bind(p)).map((r) => row(r)!) : (s.run(...bind(p)), []),
       };
     },
     get isTransaction() {
@@ -199,7 +213,7 @@ async function openKv(path?: string): Promise<unknown> {
   try {
     mod = await importOptional("@deno/kv");
   } catch (error) {
-    throw new OmniQError(
+    throw new ConfigError(
       "kv: Deno KV on Node needs the @deno/kv package (npm install @deno/kv), or use the " +
         "sqlite: or file: engine",
       { cause: error },

@@ -98,8 +98,12 @@ export interface FileSystem {
   readTextFile(path: string): Promise<string>;
   /** A file's text, blocking. */
   readTextFileSync(path: string): string;
-  /** Write a file; `createNew` fails when it exists (`isAlreadyExists`). */
-  writeFile(path: string, data: Uint8Array, options?: { createNew?: boolean }): Promise<void>;
+  /** Write a file; `createNew` fails when it exists (`isAlreadyExists`); `append` adds to it. */
+  writeFile(
+    path: string,
+    data: Uint8Array,
+    options?: { createNew?: boolean; append?: boolean },
+  ): Promise<void>;
   /** Make a directory and its parents; an existing one is fine. */
   mkdir(path: string): Promise<void>;
   /** Remove a file, or a directory with what it holds when `recursive`. */
@@ -180,7 +184,7 @@ export interface Runtime {
   /**
    * Open a Deno KV store (Deno: `Deno.openKv`; Node: the `@deno/kv` package).
    *
-   * @throws {OmniQError} Naming what to install when it cannot be opened here.
+   * @throws {ConfigError} Naming what to enable or install when KV is not available here.
    */
   openKv(path?: string): Promise<unknown>;
 }
