@@ -5,7 +5,7 @@
 import { createClient } from "redis";
 import type { Attachment, Effects, Subscription } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
-import { delay, withResolvers, within } from "../../src/kit/async.ts";
+import { delay, within, withResolvers } from "../../src/kit/async.ts";
 import { closedError } from "../../src/kit/policy.ts";
 import { arr, type Json, toEvent, toResult } from "./codec.ts";
 import { functionLibrary, SCRIPT_NAMES, type ScriptName, SCRIPTS } from "./lua/mod.ts";
