@@ -7,10 +7,10 @@
 // `deno.json`'s one for one, each target built.
 
 import assert from "node:assert/strict";
-import { buildNpm } from "../scripts/build_npm.ts";
-import { TEST_ENV } from "./servers.ts";
+import { buildNpm } from "../../scripts/build_npm.ts";
+import { TEST_ENV } from "../servers.ts";
 
-const ROOT = new URL("../", import.meta.url);
+const ROOT = new URL("../../", import.meta.url);
 const PROJECT = new URL("dist/node-project/", ROOT);
 
 async function run(
