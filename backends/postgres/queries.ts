@@ -5,12 +5,16 @@
  * or JSON parameter). The parameters each expects are listed after its name.
  *
  * The claim from one queue and the completion of a batch are single statements with
- * common table expressions: they are the hot path, one round trip each.
+ * common table expressions: they are the hot path, one round trip each. The transitions
+ * SQLite writes alike are spelled once, in `backends/sql/transitions.ts`, and taken here in
+ * this engine's dialect.
  *
  * @module
  */
 
 import { FINAL, LIVE, UNSTARTED } from "../sql/states.ts";
+import * as t from "../sql/transitions.ts";
+import { postgresDialect } from "../sql/transitions.ts";
 
 /** The server's clock in epoch ms: leases use it, so workers on skewed machines agree. */
 const NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::int8";
@@ -244,8 +248,7 @@ export function renew(s: string): string {
 
 /** Record progress: `(progress, id, token)`. */
 export function setProgress(s: string): string {
-  return `UPDATE ${s}.tasks SET progress = $1 WHERE id = $2 AND state = 'running' AND token = $3
-     RETURNING v, id, queue, attempts`;
+  return t.setProgress(postgresDialect(s));
 }
 
 /**
@@ -293,84 +296,64 @@ export function completeAlone(s: string, kept: boolean, logged: boolean): string
 
 /** Complete one attempt: `(completed_at, id, token)`. */
 export function markCompleted(s: string): string {
-  return `UPDATE ${s}.tasks SET state = 'completed', completed_at = $1, token = NULL,
-       lease_until = NULL
-     WHERE id = $2 AND state = 'running' AND token = $3
-     RETURNING v, id, queue, attempts, has_dependents`;
+  return t.markCompleted(postgresDialect(s), ", has_dependents");
 }
 
 /** Back to wait for a retry: `(state, run_at, error (JSON), id, token)`. */
 export function markRetrying(s: string): string {
-  return `UPDATE ${s}.tasks SET state = $1, run_at = $2, error = $3::text::jsonb,
-       token = NULL, lease_until = NULL
-     WHERE id = $4 AND state = 'running' AND token = $5
-     RETURNING v, id, queue, attempts`;
+  return t.markRetrying(postgresDialect(s));
 }
 
 /** Fail for good: `(completed_at, error (JSON), id, token)`. */
 export function markFailed(s: string): string {
-  return `UPDATE ${s}.tasks SET state = 'failed', completed_at = $1, error = $2::text::jsonb,
-       token = NULL, lease_until = NULL
-     WHERE id = $3 AND state = 'running' AND token = $4
-     RETURNING v, id, queue, attempts`;
+  return t.markFailed(postgresDialect(s));
 }
 
 // ---- ends, reruns and the cascade
 
 /** A live task, locked: `(id)`. */
 export function lockLive(s: string): string {
-  return `SELECT * FROM ${s}.tasks WHERE id = $1 AND state IN ${LIVE} FOR UPDATE`;
+  return t.lockLive(postgresDialect(s));
 }
 
 /** A task to a final state: `(state, completed_at, error (JSON), id)`. */
 export function end(s: string): string {
-  return `UPDATE ${s}.tasks SET state = $1, completed_at = $2, error = $3::text::jsonb,
-       token = NULL, lease_until = NULL
-     WHERE id = $4`;
+  return t.end(postgresDialect(s));
 }
 
 /** A stalled task back to its queue: `(run_at, id)`. */
 export function requeue(s: string): string {
-  return `UPDATE ${s}.tasks SET state = 'queued', run_at = $1, token = NULL,
-       lease_until = NULL
-     WHERE id = $2`;
+  return t.requeue(postgresDialect(s));
 }
 
 /** A final task run again as new: `(run_at, id)`. */
 export function reset(s: string): string {
-  return `UPDATE ${s}.tasks SET state = 'queued', attempts = 0, error = NULL,
-       completed_at = NULL, started_at = NULL, progress = NULL, token = NULL,
-       lease_until = NULL, run_at = $1, expires_at = NULL
-     WHERE id = $2 AND state IN ('failed', 'cancelled', 'expired')
-     RETURNING v, id, queue, attempts`;
+  return t.reset(postgresDialect(s));
 }
 
 /** The waiting dependents of a task, in enqueue order: `(id)`. */
 export function waitingDependents(s: string): string {
-  return `SELECT t.id FROM ${s}.deps d JOIN ${s}.tasks t ON t.id = d.task_id
-     WHERE d.depends_on = $1 AND t.state = 'waiting' ORDER BY t.seq`;
+  return t.waitingDependents(postgresDialect(s));
 }
 
 /** A task still waiting, locked: `(id)`. */
 export function lockWaiting(s: string): string {
-  return `SELECT * FROM ${s}.tasks WHERE id = $1 AND state = 'waiting' FOR UPDATE`;
+  return t.lockWaiting(postgresDialect(s));
 }
 
 /** Whether a live dependency holds a task (`onDependencyFailure: "run"`): `(id)`. */
 export function heldByLive(s: string): string {
-  return `SELECT 1 FROM ${s}.deps d JOIN ${s}.tasks t ON t.id = d.depends_on
-     WHERE d.task_id = $1 AND t.state IN ${LIVE} LIMIT 1`;
+  return t.heldByLive(postgresDialect(s));
 }
 
 /** Whether an uncompleted dependency holds a task (`"cancel"`): `(id)`. */
 export function heldByUncompleted(s: string): string {
-  return `SELECT 1 FROM ${s}.deps d JOIN ${s}.tasks t ON t.id = d.depends_on
-     WHERE d.task_id = $1 AND t.state <> 'completed' LIMIT 1`;
+  return t.heldByUncompleted(postgresDialect(s));
 }
 
 /** A task's state set: `(state, id)`. */
 export function setState(s: string): string {
-  return `UPDATE ${s}.tasks SET state = $1 WHERE id = $2`;
+  return t.setState(postgresDialect(s));
 }
 
 // ---- sweep
@@ -410,20 +393,7 @@ export function deleteDeps(s: string): string {
 
 /** Store or replace a schedule: the 22 columns in order (`backoff` as JSON text). */
 export function putSchedule(s: string): string {
-  return `INSERT INTO ${s}.schedules (id, v, task, payload, cron, every, tz, start_at, end_at,
-       misfire, misfire_grace, paused, next_run_at, last_run_at, created_at, queue, priority,
-       max_attempts, backoff, timeout, ttl, result_ttl)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-       $19::text::jsonb, $20, $21, $22)
-     ON CONFLICT (id) DO UPDATE SET v = excluded.v, task = excluded.task,
-       payload = excluded.payload, cron = excluded.cron, every = excluded.every,
-       tz = excluded.tz, start_at = excluded.start_at, end_at = excluded.end_at,
-       misfire = excluded.misfire, misfire_grace = excluded.misfire_grace,
-       paused = excluded.paused, next_run_at = excluded.next_run_at,
-       last_run_at = excluded.last_run_at, created_at = excluded.created_at,
-       queue = excluded.queue, priority = excluded.priority,
-       max_attempts = excluded.max_attempts, backoff = excluded.backoff,
-       timeout = excluded.timeout, ttl = excluded.ttl, result_ttl = excluded.result_ttl`;
+  return t.putSchedule(postgresDialect(s));
 }
 
 /** A schedule: `(id)`. */

@@ -32,17 +32,13 @@ import { numbered, taskWhere } from "../sql/filters.ts";
 import { toSchedule, toStats, toTask } from "../sql/rows.ts";
 import { SWEEP_BATCH } from "../sql/states.ts";
 import * as steps from "../sql/steps.ts";
-import { inBatches, runAsync } from "../sql/steps.ts";
+import { inBatches, noClaim, runAsync } from "../sql/steps.ts";
+import { scheduleValues } from "../sql/transitions.ts";
 import { Completions } from "./completions.ts";
 import { type Connection, type Param, type Row, run, type Tx } from "./connection.ts";
 import { storeTasks } from "./enqueue.ts";
 import * as q from "./queries.ts";
 import { codec, inStep, type PostgresTable, type Step } from "./table.ts";
-
-/** No tasks, no effects. */
-function nothing(): { tasks: ClaimedTask[]; effects: Effects } {
-  return { tasks: [], effects: { events: [], results: [] } };
-}
 
 /** A claimed task from a row that `RETURNING t.*` of a claim gave. */
 function claimed(row: Row): ClaimedTask {
@@ -111,7 +107,7 @@ export class PostgresQueue implements TaskQueue {
   async claim(request: ClaimRequest): Promise<{ tasks: ClaimedTask[]; effects: Effects }> {
     const c = this.#c;
     c.check();
-    if (request.limit <= 0 || request.queues.length === 0) return nothing();
+    if (request.limit <= 0 || request.queues.length === 0) return noClaim();
     if (request.queues.length === 1) {
       const taken = await this.#claimOne(request);
       if (taken) return taken;
@@ -121,7 +117,7 @@ export class PostgresQueue implements TaskQueue {
         "claim",
         (db) => run(db, q.ready(c.s), [request.queues, Date.now()]),
       );
-      if (!ready[0].ready) return nothing();
+      if (!ready[0].ready) return noClaim();
     }
     return inStep(c, "claim", async (_table, step, tx) => {
       const now = step.now;
@@ -258,30 +254,7 @@ export class PostgresQueue implements TaskQueue {
   putSchedule(s: StoredSchedule): Promise<void> {
     const c = this.#c;
     return c.tx("putSchedule", async (tx) => {
-      await run(tx, q.putSchedule(c.s), [
-        s.id,
-        RECORD_VERSION,
-        s.task,
-        s.payload,
-        s.cron ?? null,
-        s.every ?? null,
-        s.tz ?? null,
-        s.startAt ?? null,
-        s.endAt ?? null,
-        s.misfire,
-        s.misfireGrace,
-        s.paused,
-        s.nextRunAt ?? null,
-        s.lastRunAt ?? null,
-        s.createdAt,
-        s.queue,
-        s.priority,
-        s.maxAttempts,
-        JSON.stringify(s.backoff),
-        s.timeout ?? null,
-        s.ttl ?? null,
-        s.resultTtl ?? null,
-      ]);
+      await run(tx, q.putSchedule(c.s), scheduleValues(s, (paused) => paused));
     });
   }
 

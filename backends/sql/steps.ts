@@ -14,6 +14,7 @@
  */
 
 import type {
+  ClaimedTask,
   Effects,
   Failure,
   NewEvent,
@@ -448,4 +449,9 @@ export async function inBatches(
     effects.results.push(...out.results);
     if (n < size) return;
   }
+}
+
+/** The answer of a claim that took nothing: no tasks, no effects. */
+export function noClaim(): { tasks: ClaimedTask[]; effects: Effects } {
+  return { tasks: [], effects: { events: [], results: [] } };
 }

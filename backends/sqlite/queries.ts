@@ -1,12 +1,16 @@
 /**
  * The SQL of the SQLite engine, one statement per export. The connection prepares each
  * text once and caches it, so these are constants (the few built from a filter are
- * composed where they are used, from `backends/sql/filters.ts`).
+ * composed where they are used, from `backends/sql/filters.ts`). The transitions PostgreSQL
+ * writes alike are spelled once, in `backends/sql/transitions.ts`, and taken here in the
+ * SQLite dialect.
  *
  * @module
  */
 
 import { FINAL, LIVE, UNSTARTED } from "../sql/states.ts";
+import * as t from "../sql/transitions.ts";
+import { SQLITE } from "../sql/transitions.ts";
 
 // ---- enqueue
 
@@ -75,67 +79,45 @@ export const RENEW =
   "UPDATE tasks SET lease_until = ? WHERE id = ? AND state = 'running' AND token = ?";
 
 /** Record progress: `(progress, id, token)`. */
-export const SET_PROGRESS = `UPDATE tasks SET progress = ? WHERE id = ? AND state = 'running'
-   AND token = ?
-   RETURNING v, id, queue, attempts`;
+export const SET_PROGRESS: string = t.setProgress(SQLITE);
 
 /** Complete: `(completed_at, id, token)`. */
-export const MARK_COMPLETED = `UPDATE tasks SET state = 'completed', completed_at = ?,
-     token = NULL, lease_until = NULL
-   WHERE id = ? AND state = 'running' AND token = ?
-   RETURNING v, id, queue, attempts`;
+export const MARK_COMPLETED: string = t.markCompleted(SQLITE);
 
 /** Back to wait for a retry: `(state, run_at, error, id, token)`. */
-export const MARK_RETRYING = `UPDATE tasks SET state = ?, run_at = ?, error = ?, token = NULL,
-     lease_until = NULL
-   WHERE id = ? AND state = 'running' AND token = ?
-   RETURNING v, id, queue, attempts`;
+export const MARK_RETRYING: string = t.markRetrying(SQLITE);
 
 /** Fail for good: `(completed_at, error, id, token)`. */
-export const MARK_FAILED = `UPDATE tasks SET state = 'failed', completed_at = ?, error = ?,
-     token = NULL, lease_until = NULL
-   WHERE id = ? AND state = 'running' AND token = ?
-   RETURNING v, id, queue, attempts`;
+export const MARK_FAILED: string = t.markFailed(SQLITE);
 
 // ---- ends, reruns and the cascade
 
 /** A live task: `(id)`. */
-export const LIVE_TASK = `SELECT * FROM tasks WHERE id = ? AND state IN ${LIVE}`;
+export const LIVE_TASK: string = t.lockLive(SQLITE);
 
 /** A task to a final state: `(state, completed_at, error, id)`. */
-export const END = `UPDATE tasks SET state = ?, completed_at = ?, error = ?, token = NULL,
-     lease_until = NULL
-   WHERE id = ?`;
+export const END: string = t.end(SQLITE);
 
 /** A stalled task back to its queue: `(run_at, id)`. */
-export const REQUEUE = `UPDATE tasks SET state = 'queued', run_at = ?, token = NULL,
-     lease_until = NULL
-   WHERE id = ?`;
+export const REQUEUE: string = t.requeue(SQLITE);
 
 /** A final task run again as new: `(run_at, id)`. */
-export const RESET = `UPDATE tasks SET state = 'queued', attempts = 0, error = NULL,
-     completed_at = NULL, started_at = NULL, progress = NULL, token = NULL,
-     lease_until = NULL, run_at = ?, expires_at = NULL
-   WHERE id = ? AND state IN ('failed', 'cancelled', 'expired')
-   RETURNING v, id, queue, attempts`;
+export const RESET: string = t.reset(SQLITE);
 
 /** The waiting dependents of a task, in enqueue order: `(id)`. */
-export const WAITING_DEPENDENTS = `SELECT t.id FROM deps d JOIN tasks t ON t.id = d.task_id
-   WHERE d.depends_on = ? AND t.state = 'waiting' ORDER BY t.seq`;
+export const WAITING_DEPENDENTS: string = t.waitingDependents(SQLITE);
 
 /** A task still waiting: `(id)`. */
-export const WAITING_TASK = "SELECT * FROM tasks WHERE id = ? AND state = 'waiting'";
+export const WAITING_TASK: string = t.lockWaiting(SQLITE);
 
 /** Whether a live dependency holds a task (`onDependencyFailure: "run"`): `(id)`. */
-export const HELD_BY_LIVE = `SELECT 1 FROM deps d JOIN tasks t ON t.id = d.depends_on
-   WHERE d.task_id = ? AND t.state IN ${LIVE} LIMIT 1`;
+export const HELD_BY_LIVE: string = t.heldByLive(SQLITE);
 
 /** Whether an uncompleted dependency holds a task (`"cancel"`): `(id)`. */
-export const HELD_BY_UNCOMPLETED = `SELECT 1 FROM deps d JOIN tasks t ON t.id = d.depends_on
-   WHERE d.task_id = ? AND t.state <> 'completed' LIMIT 1`;
+export const HELD_BY_UNCOMPLETED: string = t.heldByUncompleted(SQLITE);
 
 /** A task's state set: `(state, id)`. */
-export const SET_STATE = "UPDATE tasks SET state = ? WHERE id = ?";
+export const SET_STATE: string = t.setState(SQLITE);
 
 // ---- sweep
 
@@ -161,20 +143,7 @@ export const DELETE_DEPS = "DELETE FROM deps WHERE task_id = ?";
 // ---- schedules
 
 /** Store or replace a schedule: the 22 columns in order. */
-export const PUT_SCHEDULE =
-  `INSERT INTO schedules (id, v, task, payload, cron, every, tz, start_at, end_at,
-     misfire, misfire_grace, paused, next_run_at, last_run_at, created_at, queue, priority,
-     max_attempts, backoff, timeout, ttl, result_ttl)
-   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-   ON CONFLICT (id) DO UPDATE SET v = excluded.v, task = excluded.task,
-     payload = excluded.payload, cron = excluded.cron, every = excluded.every,
-     tz = excluded.tz, start_at = excluded.start_at, end_at = excluded.end_at,
-     misfire = excluded.misfire, misfire_grace = excluded.misfire_grace,
-     paused = excluded.paused, next_run_at = excluded.next_run_at,
-     last_run_at = excluded.last_run_at, created_at = excluded.created_at,
-     queue = excluded.queue, priority = excluded.priority,
-     max_attempts = excluded.max_attempts, backoff = excluded.backoff,
-     timeout = excluded.timeout, ttl = excluded.ttl, result_ttl = excluded.result_ttl`;
+export const PUT_SCHEDULE: string = t.putSchedule(SQLITE);
 
 /** A schedule: `(id)`. */
 export const GET_SCHEDULE = "SELECT * FROM schedules WHERE id = ?";

@@ -28,15 +28,11 @@ import { questionMarks, taskWhere } from "../sql/filters.ts";
 import { toSchedule, toStats, toTask } from "../sql/rows.ts";
 import { SWEEP_BATCH } from "../sql/states.ts";
 import * as steps from "../sql/steps.ts";
-import { inBatches, runSync } from "../sql/steps.ts";
+import { inBatches, noClaim, runSync } from "../sql/steps.ts";
+import { scheduleValues } from "../sql/transitions.ts";
 import type { Connection } from "./connection.ts";
 import * as q from "./queries.ts";
 import { codec, SqliteTable, Step } from "./table.ts";
-
-/** No tasks, no effects. */
-function nothing(): { tasks: ClaimedTask[]; effects: Effects } {
-  return { tasks: [], effects: { events: [], results: [] } };
-}
 
 /** The task queue of a SQLite engine. */
 export class SqliteQueue implements TaskQueue {
@@ -106,14 +102,14 @@ export class SqliteQueue implements TaskQueue {
 
   async claim(request: ClaimRequest): Promise<{ tasks: ClaimedTask[]; effects: Effects }> {
     const c = this.#c;
-    if (request.limit <= 0 || request.queues.length === 0) return c.retry(nothing);
+    if (request.limit <= 0 || request.queues.length === 0) return c.retry(noClaim);
     // An idle poll should not take the write lock that every other process competes for:
     // look first, outside a transaction.
     const idle = await c.retry(() => {
       const now = Date.now();
       return request.queues.every((queue) => !c.sql(q.READY_IN_QUEUE).get(queue, queue, now));
     });
-    if (idle) return nothing();
+    if (idle) return noClaim();
     return c.write(() => {
       const step = new Step(c);
       const now = step.now;
@@ -208,30 +204,7 @@ export class SqliteQueue implements TaskQueue {
   putSchedule(s: StoredSchedule): Promise<void> {
     const c = this.#c;
     return c.write(() => {
-      c.sql(q.PUT_SCHEDULE).run(
-        s.id,
-        RECORD_VERSION,
-        s.task,
-        s.payload,
-        s.cron ?? null,
-        s.every ?? null,
-        s.tz ?? null,
-        s.startAt ?? null,
-        s.endAt ?? null,
-        s.misfire,
-        s.misfireGrace,
-        s.paused ? 1 : 0,
-        s.nextRunAt ?? null,
-        s.lastRunAt ?? null,
-        s.createdAt,
-        s.queue,
-        s.priority,
-        s.maxAttempts,
-        JSON.stringify(s.backoff),
-        s.timeout ?? null,
-        s.ttl ?? null,
-        s.resultTtl ?? null,
-      );
+      c.sql(q.PUT_SCHEDULE).run(...scheduleValues(s, (paused) => paused ? 1 : 0));
     });
   }
 

@@ -1,0 +1,234 @@
+/**
+ * The statements of the state transitions both SQL engines write alike, spelled once: what
+ * a completion, a retry, a failure, an end, a requeue, a rerun and a release set on a task
+ * row, the reads of the cascade, and the upsert of a schedule. Each engine's `queries.ts`
+ * exports them in its own {@linkcode Dialect} (placeholders, the schema, row locks).
+ *
+ * The statements that differ by more than spelling stay in each engine's `queries.ts`: the
+ * claim (PostgreSQL skips locked rows, draws the token and reads its lease from the
+ * server's clock; SQLite holds the whole file's write lock), the renewal (server clock),
+ * the batched inserts and completions of PostgreSQL (array parameters), and the sweeps.
+ *
+ * @module
+ */
+
+import type { StoredSchedule } from "../../src/backend.ts";
+import { RECORD_VERSION } from "../../src/kit/policy.ts";
+import { LIVE } from "./states.ts";
+
+/** How an engine spells the parts of a statement that differ between the SQL engines. */
+export interface Dialect {
+  /** A table's name as a statement writes it (PostgreSQL: qualified by the schema). */
+  table(name: "tasks" | "deps" | "schedules"): string;
+  /**
+   * The placeholder of the `n`-th parameter, from 1. SQLite's `?` does not say `n`, so each
+   * statement here names its parameters in their order.
+   */
+  param(n: number): string;
+  /** The placeholder of the `n`-th parameter when it is JSON text for a JSON column. */
+  json(n: number): string;
+  /** What a read that locks its rows for the transaction ends with (`""` where none do). */
+  readonly lock: string;
+}
+
+/** SQLite: `?` placeholders, JSON as text, no row locks (a write locks the whole file). */
+export const SQLITE: Dialect = {
+  table: (name) => name,
+  param: () => "?",
+  json: () => "?",
+  lock: "",
+};
+
+/**
+ * PostgreSQL in the schema `s` (quoted): numbered placeholders, JSON cast to `jsonb`, and
+ * `FOR UPDATE` on the reads that a transition follows.
+ */
+export function postgresDialect(s: string): Dialect {
+  return {
+    table: (name) => `${s}.${name}`,
+    param: (n) => `$${n}`,
+    json: (n) => `$${n}::text::jsonb`,
+    lock: " FOR UPDATE",
+  };
+}
+
+/** The columns a fenced change returns: what `taskEvent` needs, and the record version. */
+const REF = "v, id, queue, attempts";
+
+/** A claim's fence: the row is running and the token is still its own. */
+function fenced(d: Dialect, id: number): string {
+  return `id = ${d.param(id)} AND state = 'running' AND token = ${d.param(id + 1)}`;
+}
+
+/** The states a task can be rerun from. */
+const RERUNNABLE = "('failed', 'cancelled', 'expired')";
+
+// ---- a running attempt (fenced by its token)
+
+/** Record progress: `(progress, id, token)`. */
+export function setProgress(d: Dialect): string {
+  return `UPDATE ${d.table("tasks")} SET progress = ${d.param(1)} WHERE ${fenced(d, 2)}
+     RETURNING ${REF}`;
+}
+
+/**
+ * Complete one attempt: `(completed_at, id, token)`. `returning` adds columns to the ref
+ * (PostgreSQL's `has_dependents`).
+ */
+export function markCompleted(d: Dialect, returning = ""): string {
+  return `UPDATE ${d.table("tasks")} SET state = 'completed', completed_at = ${d.param(1)},
+       token = NULL, lease_until = NULL
+     WHERE ${fenced(d, 2)}
+     RETURNING ${REF}${returning}`;
+}
+
+/** Back to wait for a retry: `(state, run_at, error (JSON), id, token)`. */
+export function markRetrying(d: Dialect): string {
+  return `UPDATE ${d.table("tasks")} SET state = ${d.param(1)}, run_at = ${d.param(2)},
+       error = ${d.json(3)}, token = NULL, lease_until = NULL
+     WHERE ${fenced(d, 4)}
+     RETURNING ${REF}`;
+}
+
+/** Fail for good: `(completed_at, error (JSON), id, token)`. */
+export function markFailed(d: Dialect): string {
+  return `UPDATE ${d.table("tasks")} SET state = 'failed', completed_at = ${d.param(1)},
+       error = ${d.json(2)}, token = NULL, lease_until = NULL
+     WHERE ${fenced(d, 3)}
+     RETURNING ${REF}`;
+}
+
+// ---- ends, reruns and the cascade
+
+/** A task to a final state: `(state, completed_at, error (JSON), id)`. */
+export function end(d: Dialect): string {
+  return `UPDATE ${d.table("tasks")} SET state = ${d.param(1)}, completed_at = ${d.param(2)},
+       error = ${d.json(3)}, token = NULL, lease_until = NULL
+     WHERE id = ${d.param(4)}`;
+}
+
+/** A stalled task back to its queue: `(run_at, id)`. */
+export function requeue(d: Dialect): string {
+  return `UPDATE ${d.table("tasks")} SET state = 'queued', run_at = ${d.param(1)}, token = NULL,
+       lease_until = NULL
+     WHERE id = ${d.param(2)}`;
+}
+
+/** A final task (but `completed`) run again as new: `(run_at, id)`. */
+export function reset(d: Dialect): string {
+  return `UPDATE ${d.table("tasks")} SET state = 'queued', attempts = 0, error = NULL,
+       completed_at = NULL, started_at = NULL, progress = NULL, token = NULL,
+       lease_until = NULL, run_at = ${d.param(1)}, expires_at = NULL
+     WHERE id = ${d.param(2)} AND state IN ${RERUNNABLE}
+     RETURNING ${REF}`;
+}
+
+/** A waiting task released (or any task's state set): `(state, id)`. */
+export function setState(d: Dialect): string {
+  return `UPDATE ${d.table("tasks")} SET state = ${d.param(1)} WHERE id = ${d.param(2)}`;
+}
+
+/** A live task, locked where the engine locks rows: `(id)`. */
+export function lockLive(d: Dialect): string {
+  return `SELECT * FROM ${d.table("tasks")} WHERE id = ${d.param(1)} AND state IN ${LIVE}${d.lock}`;
+}
+
+/** A task still waiting, locked where the engine locks rows: `(id)`. */
+export function lockWaiting(d: Dialect): string {
+  return `SELECT * FROM ${d.table("tasks")} WHERE id = ${
+    d.param(1)
+  } AND state = 'waiting'${d.lock}`;
+}
+
+/** The waiting dependents of a task, in enqueue order: `(id)`. */
+export function waitingDependents(d: Dialect): string {
+  return `SELECT t.id FROM ${d.table("deps")} d JOIN ${d.table("tasks")} t ON t.id = d.task_id
+     WHERE d.depends_on = ${d.param(1)} AND t.state = 'waiting' ORDER BY t.seq`;
+}
+
+/** Whether a live dependency holds a task (`onDependencyFailure: "run"`): `(id)`. */
+export function heldByLive(d: Dialect): string {
+  return heldBy(d, `IN ${LIVE}`);
+}
+
+/** Whether an uncompleted dependency holds a task (`"cancel"`): `(id)`. */
+export function heldByUncompleted(d: Dialect): string {
+  return heldBy(d, "<> 'completed'");
+}
+
+/** Whether a dependency in a state matching `held` holds a task: `(id)`. */
+function heldBy(d: Dialect, held: string): string {
+  return `SELECT 1 FROM ${d.table("deps")} d JOIN ${d.table("tasks")} t ON t.id = d.depends_on
+     WHERE d.task_id = ${d.param(1)} AND t.state ${held} LIMIT 1`;
+}
+
+// ---- schedules
+
+/** The columns of `schedules`, in the order {@linkcode scheduleValues} gives them. */
+export const SCHEDULE_COLUMNS: readonly string[] = [
+  "id",
+  "v",
+  "task",
+  "payload",
+  "cron",
+  "every",
+  "tz",
+  "start_at",
+  "end_at",
+  "misfire",
+  "misfire_grace",
+  "paused",
+  "next_run_at",
+  "last_run_at",
+  "created_at",
+  "queue",
+  "priority",
+  "max_attempts",
+  "backoff",
+  "timeout",
+  "ttl",
+  "result_ttl",
+];
+
+/** Store or replace a schedule: the columns of {@linkcode SCHEDULE_COLUMNS}, in order. */
+export function putSchedule(d: Dialect): string {
+  const values = SCHEDULE_COLUMNS.map((c, i) => c === "backoff" ? d.json(i + 1) : d.param(i + 1));
+  const updates = SCHEDULE_COLUMNS.filter((c) => c !== "id").map((c) => `${c} = excluded.${c}`);
+  return `INSERT INTO ${d.table("schedules")} (${SCHEDULE_COLUMNS.join(", ")})
+     VALUES (${values.join(", ")})
+     ON CONFLICT (id) DO UPDATE SET ${updates.join(", ")}`;
+}
+
+/**
+ * A schedule's values for {@linkcode putSchedule}, in the order of
+ * {@linkcode SCHEDULE_COLUMNS}; `bool` writes `paused` as the engine stores a boolean.
+ */
+export function scheduleValues(
+  s: StoredSchedule,
+  bool: (value: boolean) => number | boolean,
+): (string | number | boolean | Uint8Array | null)[] {
+  return [
+    s.id,
+    RECORD_VERSION,
+    s.task,
+    s.payload,
+    s.cron ?? null,
+    s.every ?? null,
+    s.tz ?? null,
+    s.startAt ?? null,
+    s.endAt ?? null,
+    s.misfire,
+    s.misfireGrace,
+    bool(s.paused),
+    s.nextRunAt ?? null,
+    s.lastRunAt ?? null,
+    s.createdAt,
+    s.queue,
+    s.priority,
+    s.maxAttempts,
+    JSON.stringify(s.backoff),
+    s.timeout ?? null,
+    s.ttl ?? null,
+    s.resultTtl ?? null,
+  ];
+}
