@@ -19,6 +19,7 @@ import {
 } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { encName } from "../../src/kit/encoding.ts";
+import { isLiveResult } from "../../src/kit/policy.ts";
 import { decodeResult, encodeResult } from "../records/json.ts";
 import { RecordQueue } from "../records/queue.ts";
 import { TMP_STALE_MS } from "./options.ts";
@@ -78,7 +79,7 @@ export class FileResults implements ResultStore {
     this.#s.check();
     const key = `results/${encName(taskId)}.json`;
     const r = await this.#read(key);
-    return r && (r.expiresAt === undefined || r.expiresAt > Date.now()) ? r : undefined;
+    return r && isLiveResult(r, Date.now()) ? r : undefined;
   }
   async #read(key: string): Promise<StoredResult | undefined> {
     const bytes = await this.#s.storage.read(key);

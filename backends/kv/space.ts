@@ -33,6 +33,8 @@ export class KvSpace implements RecordSpace {
   readonly owned: boolean;
   closed = false;
   onCorrupt?: (path: string, reason: string) => void;
+  /** A result value over Deno KV's size budget fails its task (see `KV_MAX_RESULT`). */
+  readonly resultLimit = { bytes: KV_MAX_RESULT, engine: "kv" } as const;
   #steps = new StepQueue(GROUP_STEPS, (take) => this.#run(take()));
   #reported = new Set<string>();
 

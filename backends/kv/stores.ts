@@ -1,14 +1,13 @@
 /**
  * The stores of a `kv:` database: its task queue (the shared record queue, with batches too
- * large for one commit split, results over the engine's limit failing their task, and
- * wake-ups by a watch), its results (a TTL by `expireIn`) and its events (by id, with an
+ * large for one commit split and wake-ups by a watch; a result over the space's limit fails
+ * its task there), its results (a TTL by `expireIn`) and its events (by id, with an
  * index by task).
  *
  * @module
  */
 
 import {
-  type Effects,
   type EnqueueOutcome,
   type EventQuery,
   type EventStore,
@@ -22,10 +21,11 @@ import {
   type Subscription,
 } from "../../src/backend.ts";
 import { DuplicateTaskError, OmniQError } from "../../src/errors.ts";
+import { isLiveResult } from "../../src/kit/policy.ts";
 import { RecordQueue } from "../records/queue.ts";
 import { type Obj, StepTooLarge } from "./codec.ts";
 import type { KvKey } from "./connection.ts";
-import { BATCH, KV_MAX_PAYLOAD, KV_MAX_RESULT } from "./options.ts";
+import { BATCH, KV_MAX_PAYLOAD } from "./options.ts";
 import type { KvSpace } from "./space.ts";
 
 /** The task queue of a `kv:` store. */
@@ -94,26 +94,6 @@ export class KvQueue extends RecordQueue {
     }
   }
 
-  /** Complete an attempt; a result over the engine's limit fails the task instead. */
-  override complete(
-    id: string,
-    token: string,
-    result: StoredResult,
-  ): Promise<Effects | undefined> {
-    if (result.value !== undefined && result.value.length > KV_MAX_RESULT) {
-      const error = {
-        name: "ResultTooLargeError",
-        message:
-          `the result takes ${result.value.length} bytes; the kv engine stores at most ${KV_MAX_RESULT}`,
-      };
-      return this.fail(id, token, {
-        error,
-        result: { taskId: id, state: "failed", error, completedAt: result.completedAt },
-      });
-    }
-    return super.complete(id, token, result);
-  }
-
   /**
    * Wake an idle worker when another handle in this process changes the store: a watch on
    * the sequence record, which every enqueue and every event changes. (Another process's
@@ -165,7 +145,7 @@ export class KvResults implements ResultStore {
   async get(taskId: string): Promise<StoredResult | undefined> {
     this.#s.check();
     const r = await this.#s.readResult(taskId);
-    return r && (r.expiresAt === undefined || r.expiresAt > Date.now()) ? r : undefined;
+    return r && isLiveResult(r, Date.now()) ? r : undefined;
   }
   /** Delete results. */
   async delete(taskIds: string[]): Promise<void> {

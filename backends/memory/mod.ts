@@ -30,6 +30,7 @@ import {
   type StoredEvent,
   type StoredResult,
 } from "../../src/backend.ts";
+import { isLiveResult } from "../../src/kit/policy.ts";
 import { RecordQueue } from "../records/queue.ts";
 import { MemorySpace, MemoryState } from "./space.ts";
 
@@ -73,7 +74,7 @@ export class MemoryResults implements ResultStore {
   get(taskId: string): Promise<StoredResult | undefined> {
     const r = this.#s.results.get(taskId);
     return Promise.resolve(
-      r && (r.expiresAt === undefined || r.expiresAt > Date.now()) ? r : undefined,
+      r && isLiveResult(r, Date.now()) ? r : undefined,
     );
   }
   /** Delete results. */

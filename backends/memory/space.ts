@@ -24,6 +24,7 @@ import {
 } from "../../src/backend.ts";
 import { closedError } from "../../src/kit/policy.ts";
 import { encName, indexKeys, type RecordSpace, type RecordTx, type Row } from "../records/queue.ts";
+import { indexMoves, keyMoves } from "../records/staging.ts";
 
 /** Sorted index entry names of one directory; cheap to add at the end and take from the front. */
 class SortedNames {
@@ -281,21 +282,18 @@ class MemoryTx implements RecordTx {
       }
       if (!row) continue;
       if (!old || reindexed(old, row)) {
-        const before = old ? indexKeys(old) : [];
-        const after = indexKeys(row);
-        for (const k of before) if (!after.includes(k)) s.deleteEntry(k);
-        for (const k of after) if (!before.includes(k)) s.addEntry(k);
+        const moves = indexMoves(old ? indexKeys(old) : [], row);
+        for (const k of moves.del) s.deleteEntry(k);
+        for (const k of moves.add) s.addEntry(k);
       }
-      const wasLive = old !== undefined && !isFinal(old.state);
-      const live = !isFinal(row.state);
-      if (
-        wasLive && old.key !== undefined && (!live || row.key !== old.key) &&
-        s.liveKeys.get(old.key) === id
-      ) s.liveKeys.delete(old.key);
-      if (
-        live && row.key !== undefined && !(wasLive && old.key === row.key) &&
-        !s.liveKeys.has(row.key)
-      ) s.liveKeys.set(row.key, id);
+      // Only a record with a key can move one: most have none, and skip the allocations.
+      if (row.key !== undefined || old?.key !== undefined) {
+        const keys = keyMoves(old && { key: old.key, live: !isFinal(old.state) }, row);
+        if (keys.release !== undefined && s.liveKeys.get(keys.release) === id) {
+          s.liveKeys.delete(keys.release);
+        }
+        if (keys.take !== undefined && !s.liveKeys.has(keys.take)) s.liveKeys.set(keys.take, id);
+      }
       if (old) s.tasks.set(id, row);
       else added.push(row);
     }

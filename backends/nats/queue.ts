@@ -1,9 +1,9 @@
 // The task queue of a `nats:` store: the record engines' queue (backends/records/queue.ts)
-// over the mirrored bucket, with this engine's result limit and its wake-ups.
+// over the mirrored bucket (whose result limit it applies: store.ts), with its wake-ups.
 
-import type { Effects, StoredResult, Subscription } from "../../src/backend.ts";
+import type { Subscription } from "../../src/backend.ts";
 import { RecordQueue } from "../records/queue.ts";
-import { NATS_MAX_PAYLOAD, NATS_MAX_RESULT } from "./limits.ts";
+import { NATS_MAX_PAYLOAD } from "./limits.ts";
 import type { NatsStore } from "./store.ts";
 
 /** The task queue of a `nats:` store: the record engines' queue over the mirrored bucket. */
@@ -16,26 +16,6 @@ export class NatsQueue extends RecordQueue {
     this.#s = store;
     store.onCorrupt = (path, reason) =>
       this.report({ type: "corrupt", at: Date.now(), data: { key: path, reason } });
-  }
-
-  /** Complete an attempt; a result over the engine's limit fails the task instead. */
-  override complete(
-    id: string,
-    token: string,
-    result: StoredResult,
-  ): Promise<Effects | undefined> {
-    if (result.value !== undefined && result.value.length > NATS_MAX_RESULT) {
-      const error = {
-        name: "ResultTooLargeError",
-        message:
-          `the result takes ${result.value.length} bytes; the nats engine stores at most ${NATS_MAX_RESULT}`,
-      };
-      return this.fail(id, token, {
-        error,
-        result: { taskId: id, state: "failed", error, completedAt: result.completedAt },
-      });
-    }
-    return super.complete(id, token, result);
   }
 
   /**

@@ -31,6 +31,8 @@ const utf8 = new TextEncoder();
 
 /** The connection, the buckets and the mirror of one open `nats:` store, and its steps. */
 export class NatsStore extends NatsMirror implements RecordSpace {
+  /** A result value over the message size budget fails its task (see `NATS_MAX_RESULT`). */
+  readonly resultLimit = { bytes: NATS_MAX_RESULT, engine: "nats" } as const;
   #steps = new StepQueue(GROUP_MAX, (take) => this.#turn(take()));
 
   // ---- steps ----

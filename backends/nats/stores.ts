@@ -12,6 +12,7 @@ import {
   type StoredResult,
 } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
+import { isLiveResult } from "../../src/kit/policy.ts";
 import { bounded, decodeResult, tok, untok } from "./codec.ts";
 import type { NatsStore } from "./store.ts";
 
@@ -41,7 +42,7 @@ export class NatsResults implements ResultStore {
       this.#s.corrupt(`${this.#s.names.resultsBucket}/${e.key}`, error);
       return undefined;
     }
-    return r.expiresAt === undefined || r.expiresAt > Date.now() ? r : undefined;
+    return isLiveResult(r, Date.now()) ? r : undefined;
   }
   /** Delete results. */
   async delete(taskIds: string[]): Promise<void> {

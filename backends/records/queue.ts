@@ -34,6 +34,7 @@ import {
   cancelError,
   EXPIRED_ERROR,
   isFinal,
+  oversizedResult,
   taskEvent,
   withStandIns,
   zeroCounts,
@@ -346,8 +347,11 @@ export class RecordQueue implements TaskQueue {
     });
   }
 
-  /** Complete an attempt. */
+  /** Complete an attempt; a result over the engine's limit fails the task instead. */
   complete(id: string, token: string, result: StoredResult): Promise<Effects | undefined> {
+    const limit = this.#s.resultLimit;
+    const oversized = limit && oversizedResult(id, result, limit);
+    if (oversized) return this.fail(id, token, oversized);
     return this.#s.step(async (tx) => {
       const row = await this.#held(tx, id, token);
       if (!row) return undefined;

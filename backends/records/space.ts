@@ -90,6 +90,11 @@ export interface RecordSpace {
   allSchedules(): Promise<StoredSchedule[]>;
   /** Index entry names under a directory, sorted, outside a step; the first `limit`. */
   entries(dir: string, limit?: number): Promise<string[]>;
+  /**
+   * The largest result value the engine stores, and its name for the error; a completion
+   * with a larger one fails its task instead (see `oversizedResult`). Absent: no limit.
+   */
+  readonly resultLimit?: { readonly bytes: number; readonly engine: string };
 }
 
 /** The states a task's `ttl` can expire it in (the ones with an `expires/` entry). */

@@ -223,7 +223,7 @@ export function indexMoves(
 
 /** The dedupe key a changed record gives up, and the one it takes, if any. */
 export function keyMoves(
-  before: ReadState | undefined,
+  before: Pick<ReadState, "key" | "live"> | undefined,
   row: Row,
 ): { release?: string; take?: string } {
   const live = !isFinal(row.state);

@@ -11,6 +11,7 @@ import {
   type StoredResult,
 } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
+import { isLiveResult } from "../../src/kit/policy.ts";
 import { arr, eventJson, type Json, pairs, resultJson, toEvent, toResult } from "./codec.ts";
 import { type Connection, message } from "./connection.ts";
 import { describeTarget } from "./options.ts";
@@ -55,7 +56,7 @@ export class RedisResults implements ResultStore {
         }`,
       );
     }
-    return r.expiresAt === undefined || r.expiresAt > Date.now() ? r : undefined;
+    return isLiveResult(r, Date.now()) ? r : undefined;
   }
 
   async delete(taskIds: string[]): Promise<void> {

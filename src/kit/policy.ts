@@ -16,7 +16,14 @@
  * @module
  */
 
-import type { NewEvent, NewTask, StoredResult, StoredTask, TaskLinks } from "../backend.ts";
+import type {
+  Failure,
+  NewEvent,
+  NewTask,
+  StoredResult,
+  StoredTask,
+  TaskLinks,
+} from "../backend.ts";
 import { OmniQError } from "../errors.ts";
 import {
   type EventType,
@@ -227,4 +234,42 @@ export function checkRecordVersion(version: unknown, what: string, required = fa
 /** The error of a call on a closed engine. */
 export function closedError(engine: string): OmniQError {
   return new OmniQError(`the ${engine} backend is closed`);
+}
+
+/**
+ * Whether a stored result still counts: it has no expiry, or its expiry is still ahead.
+ *
+ * @param result The stored result.
+ * @param now The time to judge by.
+ * @returns Whether `get` should return it.
+ */
+export function isLiveResult(result: StoredResult, now: number): boolean {
+  return result.expiresAt === undefined || result.expiresAt > now;
+}
+
+/**
+ * The failure that replaces a completion whose result an engine cannot store: a task whose
+ * value is over the engine's limit fails, with an error naming the limit, rather than
+ * completing with a result nobody could read.
+ *
+ * @param id The task.
+ * @param result The result the attempt produced.
+ * @param limit The largest value the engine stores, in bytes, and its name for the message.
+ * @returns The failure to record, or `undefined` when the result fits.
+ */
+export function oversizedResult(
+  id: string,
+  result: StoredResult,
+  limit: { bytes: number; engine: string },
+): Failure | undefined {
+  if (result.value === undefined || result.value.length <= limit.bytes) return undefined;
+  const error = {
+    name: "ResultTooLargeError",
+    message:
+      `the result takes ${result.value.length} bytes; the ${limit.engine} engine stores at most ${limit.bytes}`,
+  };
+  return {
+    error,
+    result: { taskId: id, state: "failed", error, completedAt: result.completedAt },
+  };
 }
