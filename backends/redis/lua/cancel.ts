@@ -5,12 +5,10 @@ export const CANCEL: string = `--[[
   Cancel a task that is not final, and cascade to its dependents.
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due, running,
       expiring, ended, keys, deps:<id>, counts, result:<id>, results:ttl, events, wake
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
     ARGV[5] reason
 

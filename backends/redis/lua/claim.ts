@@ -10,12 +10,10 @@ export const CLAIM: string = `--[[
   fresh token and a lease on the server's clock.
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due, running,
       expiring, ended, keys, deps:<id>, counts, result:<id>, results:ttl, events, wake
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] limit: the most tasks to claim
     ARGV[5] lease: the lease (ms)
     ARGV[6] worker: the claiming worker's id

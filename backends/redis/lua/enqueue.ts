@@ -14,13 +14,11 @@ export const ENQUEUE: string = `--[[
   in the state \`dependencyVerdict\` would give it.
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, tasks, seq, keys, deps:<id>,
       {<queue>}:ready, {<queue>}:due, expiring, ended, counts, result:<id>, results:ttl,
       events, wake
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] n: how many tasks
     ARGV[5..] n groups of TASK_ARGS (13) entries each: id, queue, priority, runAt, expiresAt
       or '', maxAttempts, resultTtl or '', key or '', onDependencyFailure, dependencies

@@ -8,12 +8,10 @@ export const FAIL: string = `--[[
   ends failed, and its dependents are cancelled or released (\`cascade\`).
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, keys, deps:<id>,
       {<queue>}:ready, {<queue>}:due, counts, result:<id>, results:ttl, events, wake
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
     ARGV[5] token: the claim's token
     ARGV[6] error JSON

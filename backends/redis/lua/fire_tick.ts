@@ -10,13 +10,11 @@ export const FIRE_TICK: string = `--[[
   it; the task is inserted only when its id is new.
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): schedule:<id>, schedules:next, task:<id>, tasks, seq,
       keys, deps:<id>, {<queue>}:ready, {<queue>}:due, expiring, ended, counts,
       result:<id>, results:ttl, events, wake
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id: the schedule's id
     ARGV[5] tick: the tick fired (ms)
     ARGV[6] the next tick (ms) or '' when none follows
@@ -30,13 +28,7 @@ local id, tick = ARGV[4], tonumber(ARGV[5])
 local k = P .. 'schedule:' .. id
 local v = redis.call('HMGET', k, 'paused', 'next')
 if not v[1] or v[1] == '1' or not v[2] or tonumber(v[2]) ~= tick then return finish(false) end
-if ARGV[6] == '' then
-  redis.call('HDEL', k, 'next')
-  redis.call('ZREM', P .. 'schedules:next', id)
-else
-  redis.call('HSET', k, 'next', ARGV[6])
-  redis.call('ZADD', P .. 'schedules:next', tonumber(ARGV[6]), id)
-end
+setNext(k, id, ARGV[6])
 redis.call('HSET', k, 'last', ARGV[5])
 if ARGV[7] == '1' and redis.call('EXISTS', tkey(ARGV[8])) == 0 then
   local a = {}

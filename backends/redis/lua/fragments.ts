@@ -1,8 +1,8 @@
 // The Lua shared by every script of the Redis engine: `LIB`, the helpers each body calls
-// (`begin`, `load`, `place`, `endTask`, `cascade`, `insert`, `finish` …), and the layouts
-// the client and the scripts agree on (`CLAIM_FIELDS`, `TASK_ARGS`). The bodies, one per
-// file beside this one, are joined to `LIB` by mod.ts: the helpers exist once, not in
-// every script.
+// (`begin`, `load`, `place`, `endTask`, `cascade`, `insert`, `setNext`, `finish` …), and the
+// layouts the client and the scripts agree on (`CLAIM_FIELDS`, `TASK_ARGS`). The bodies,
+// one per file beside this one, are joined to `LIB` by mod.ts: the helpers exist once, not
+// in every script.
 //
 // The keys, under the prefix P (ARGV[1]), as the helpers name them:
 //   P task:<id> (hash), P {<queue>}:ready and P {<queue>}:due (sorted sets), P running,
@@ -130,29 +130,36 @@ local function checked(t)
   return t
 end
 
--- A task's control fields, or nil (and why) when the key is not a well-formed task hash.
+-- The fields \`names\` of a task, checked, or nil (and why) when the key is not a
+-- well-formed task hash; then the values as HMGET gave them (an absent one is false).
 -- (A pcall'd read instead of TYPE first: one call on the common path.)
-local function load(id)
+local function read(id, names)
   local k = tkey(id)
-  local v = redis.pcall('HMGET', k, unpack(FIELDS))
+  local v = redis.pcall('HMGET', k, unpack(names))
   if v.err then return nil, notTask(k, v) end
   local t = {}
-  for i, f in ipairs(FIELDS) do if v[i] then t[f] = v[i] end end
-  if not t.state and redis.call('EXISTS', k) == 0 then return nil, 'missing' end
-  return checked(t)
-end
-
--- Like \`load\`, but reads the fields of RECORD, their values returned too (as HMGET gives
--- them: an absent one is false).
-local function loadRecord(id)
-  local k = tkey(id)
-  local v = redis.pcall('HMGET', k, unpack(RECORD))
-  if v.err then return nil, notTask(k, v) end
-  local t = {}
-  for i, f in ipairs(RECORD) do if v[i] then t[f] = v[i] end end
+  for i, f in ipairs(names) do if v[i] then t[f] = v[i] end end
   if not t.state and redis.call('EXISTS', k) == 0 then return nil, 'missing' end
   local c, why = checked(t)
   return c, why, v
+end
+
+-- A task's control fields (FIELDS), or nil and why.
+local function load(id) return read(id, FIELDS) end
+
+-- A task's RECORD fields, or nil and why, and their values as HMGET gave them.
+local function loadRecord(id) return read(id, RECORD) end
+
+-- Set a schedule's next tick (ms, as text), or clear it (''), with its place among the
+-- unpaused schedules by next tick.
+local function setNext(k, id, at)
+  if at == '' then
+    redis.call('HDEL', k, 'next')
+    redis.call('ZREM', P .. 'schedules:next', id)
+  else
+    redis.call('HSET', k, 'next', at)
+    redis.call('ZADD', P .. 'schedules:next', tonumber(at), id)
+  end
 end
 
 local function emit(type_, id, q, attempts, data, at)

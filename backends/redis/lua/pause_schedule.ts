@@ -5,11 +5,9 @@ export const PAUSE_SCHEDULE: string = `--[[
   Pause or resume a schedule.
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): schedule:<id>, schedules:next, events
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
     ARGV[5] paused: '1' to pause, '0' to resume
     ARGV[6] nextRunAt (ms) or '', when resuming
@@ -25,13 +23,7 @@ redis.call('HSET', k, 'paused', paused)
 if paused == '1' then
   redis.call('ZREM', P .. 'schedules:next', id)
 else
-  if ARGV[6] == '' then
-    redis.call('HDEL', k, 'next')
-    redis.call('ZREM', P .. 'schedules:next', id)
-  else
-    redis.call('HSET', k, 'next', ARGV[6])
-    redis.call('ZADD', P .. 'schedules:next', tonumber(ARGV[6]), id)
-  end
+  setNext(k, id, ARGV[6])
 end
 emit(paused == '1' and 'schedule_paused' or 'schedule_resumed', nil, nil, 0,
   {scheduleId = id})

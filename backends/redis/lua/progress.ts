@@ -5,11 +5,9 @@ export const PROGRESS: string = `--[[
   Record a running task's progress, if the token still holds it.
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, events
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
     ARGV[5] token: the claim's token
     ARGV[6] value: the progress (a number)

@@ -5,11 +5,9 @@ export const PUT_RESULTS: string = `--[[
   Store results, each with its expiry.
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): result:<id>, results:ttl
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4..] groups of three: task id, result JSON, expiresAt (ms) or ''
 
   Output:

@@ -8,13 +8,11 @@ export const SWEEP: string = `--[[
   StalledError (\`stallVerdict\` in src/kit/policy.ts). Each part handles at most a batch.
 
   Input:
-    KEYS: none; the keys are built from the prefix (ARGV[1]), see fragments.ts.
+    KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, tasks, keys,
       deps:<id>, {<queue>}:ready, {<queue>}:due, counts, result:<id>, results:ttl, events,
       wake
-    ARGV[1] prefix: every key's start, e.g. 'omniq:'
-    ARGV[2] flags: two characters, '1' when results / events are attached (written here)
-    ARGV[3] maxLen: the events stream's approximate MAXLEN
+    ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] purgeBefore: purge final records that ended before this (ms), or '' to keep them
     ARGV[5] batch: the most entries each part handles
 
