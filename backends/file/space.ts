@@ -11,11 +11,10 @@
 
 import { runtime } from "../../src/runtime/mod.ts";
 import type { StoredEvent, StoredSchedule } from "../../src/backend.ts";
-import { OmniQError } from "../../src/errors.ts";
 import { decName, encName } from "../../src/kit/encoding.ts";
 import { delay } from "../../src/kit/async.ts";
 import { closedError } from "../../src/kit/policy.ts";
-import { decodeRow, decodeSchedule } from "../records/json.ts";
+import { decodeRow, decodeSchedule, readable } from "../records/json.ts";
 import type { RecordSpace, RecordTx, Row } from "../records/space.ts";
 import { type PendingStep, runSteps, StepQueue } from "../records/steps.ts";
 import { applyOp, decodeJournal, encodeJournal, JOURNAL, type Op } from "./journal.ts";
@@ -156,13 +155,7 @@ export class FileSpace implements RecordSpace {
     const key = `tasks/${encName(id)}.json`;
     const bytes = await this.storage.read(key);
     if (!bytes) return undefined;
-    try {
-      return decodeRow(bytes);
-    } catch (error) {
-      if (error instanceof OmniQError) throw error;
-      this.corrupt(key, error);
-      return undefined;
-    }
+    return readable(() => decodeRow(bytes), (why) => this.corrupt(key, why));
   }
 
   async allRows(): Promise<Row[]> {
@@ -189,13 +182,7 @@ export class FileSpace implements RecordSpace {
   async readSchedule(key: string): Promise<StoredSchedule | undefined> {
     const bytes = await this.storage.read(key);
     if (!bytes) return undefined;
-    try {
-      return decodeSchedule(bytes);
-    } catch (error) {
-      if (error instanceof OmniQError) throw error;
-      this.corrupt(key, error);
-      return undefined;
-    }
+    return readable(() => decodeSchedule(bytes), (why) => this.corrupt(key, why));
   }
 
   async allSchedules(): Promise<StoredSchedule[]> {

@@ -113,13 +113,22 @@ export class LocalStorage implements Storage {
     }
   }
 
+  /**
+   * Write `data` under a fresh name in `tmp/`, whole, for a rename or link into place (a
+   * crashed writer's leftovers there are swept by the queue).
+   */
+  async #temporary(data: Uint8Array): Promise<string> {
+    const tmp = `${this.location}/tmp/${crypto.randomUUID()}.tmp`;
+    await this.#ensureDir(tmp);
+    await fs.writeFile(tmp, data);
+    return tmp;
+  }
+
   /** Write to a temporary name, then rename into place. */
   async writeAtomic(key: string, data: Uint8Array): Promise<void> {
     const path = this.#path(key);
     await this.#ensureDir(path);
-    const tmp = `${this.location}/tmp/${crypto.randomUUID()}.tmp`;
-    await this.#ensureDir(tmp);
-    await fs.writeFile(tmp, data);
+    const tmp = await this.#temporary(data);
     try {
       await fs.rename(tmp, path);
     } catch (error) {
@@ -136,9 +145,7 @@ export class LocalStorage implements Storage {
     const path = this.#path(key);
     await this.#ensureDir(path);
     // Write the content under a temporary name, then link it: the key appears whole.
-    const tmp = `${this.location}/tmp/${crypto.randomUUID()}.tmp`;
-    await this.#ensureDir(tmp);
-    await fs.writeFile(tmp, data);
+    const tmp = await this.#temporary(data);
     try {
       await fs.link(tmp, path);
       return true;

@@ -17,10 +17,9 @@ import {
   type StoredResult,
   type SweepOptions,
 } from "../../src/backend.ts";
-import { OmniQError } from "../../src/errors.ts";
 import { encName } from "../../src/kit/encoding.ts";
 import { isLiveResult } from "../../src/kit/policy.ts";
-import { decodeResult, encodeResult } from "../records/json.ts";
+import { decodeResult, encodeResult, readable } from "../records/json.ts";
 import { RecordQueue } from "../records/queue.ts";
 import { TMP_STALE_MS } from "./options.ts";
 import type { FileSpace } from "./space.ts";
@@ -84,13 +83,7 @@ export class FileResults implements ResultStore {
   async #read(key: string): Promise<StoredResult | undefined> {
     const bytes = await this.#s.storage.read(key);
     if (!bytes) return undefined;
-    try {
-      return decodeResult(bytes);
-    } catch (error) {
-      if (error instanceof OmniQError) throw error;
-      this.#s.corrupt(key, error);
-      return undefined;
-    }
+    return readable(() => decodeResult(bytes), (why) => this.#s.corrupt(key, why));
   }
   /** Delete results. */
   async delete(taskIds: string[]): Promise<void> {

@@ -14,6 +14,7 @@ import { delay } from "../../src/kit/async.ts";
 import { checkRecordVersion, closedError, RECORD_VERSION } from "../../src/kit/policy.ts";
 import type { RecordSpace, RecordTx, Row } from "../records/space.ts";
 import { type PendingStep, StepQueue } from "../records/steps.ts";
+import { readable } from "../records/json.ts";
 import { decodeRow, decodeSchedule, type Obj, StepTooLarge } from "./codec.ts";
 import {
   keyText,
@@ -127,24 +128,15 @@ export class KvSpace implements RecordSpace {
 
   decodeRow(entry: KvEntryMaybe): Row | undefined {
     if (entry.versionstamp === null) return undefined;
-    try {
-      return decodeRow(entry.value);
-    } catch (error) {
-      if (error instanceof OmniQError) throw error;
-      this.corrupt(keyText(entry.key), error);
-      return undefined;
-    }
+    return readable(() => decodeRow(entry.value), (why) => this.corrupt(keyText(entry.key), why));
   }
 
   decodeSchedule(entry: KvEntryMaybe): StoredSchedule | undefined {
     if (entry.versionstamp === null) return undefined;
-    try {
-      return decodeSchedule(entry.value);
-    } catch (error) {
-      if (error instanceof OmniQError) throw error;
-      this.corrupt(keyText(entry.key), error);
-      return undefined;
-    }
+    return readable(
+      () => decodeSchedule(entry.value),
+      (why) => this.corrupt(keyText(entry.key), why),
+    );
   }
 
   async readRow(id: string): Promise<Row | undefined> {

@@ -11,8 +11,8 @@ import {
   type StoredEvent,
   type StoredResult,
 } from "../../src/backend.ts";
-import { OmniQError } from "../../src/errors.ts";
 import { isLiveResult } from "../../src/kit/policy.ts";
+import { readable } from "../records/json.ts";
 import { bounded, decodeResult, tok, untok } from "./codec.ts";
 import type { NatsStore } from "./store.ts";
 
@@ -34,15 +34,11 @@ export class NatsResults implements ResultStore {
     this.#s.check();
     const e = await this.#s.rkv.get(this.#s.resultKey(taskId));
     if (!e || e.operation !== "PUT") return undefined;
-    let r: StoredResult;
-    try {
-      r = decodeResult(e.value);
-    } catch (error) {
-      if (error instanceof OmniQError) throw error;
-      this.#s.corrupt(`${this.#s.names.resultsBucket}/${e.key}`, error);
-      return undefined;
-    }
-    return isLiveResult(r, Date.now()) ? r : undefined;
+    const r = readable(
+      () => decodeResult(e.value),
+      (why) => this.#s.corrupt(`${this.#s.names.resultsBucket}/${e.key}`, why),
+    );
+    return r && isLiveResult(r, Date.now()) ? r : undefined;
   }
   /** Delete results. */
   async delete(taskIds: string[]): Promise<void> {

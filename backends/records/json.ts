@@ -8,11 +8,29 @@
  */
 
 import type { StoredResult, StoredSchedule } from "../../src/backend.ts";
+import { OmniQError } from "../../src/errors.ts";
 import { fromBase64, jsonBytes, parseJson, toBase64 } from "../../src/kit/encoding.ts";
 import { checkRecordVersion, RECORD_VERSION } from "../../src/kit/policy.ts";
 import type { Row } from "./space.ts";
 
 type Obj = Record<string, unknown>;
+
+/**
+ * Decode a stored record, or report it as corrupt and skip it (`undefined`). A record of a
+ * newer OmniQ is not corrupt: its `OmniQError` is thrown, asking for an upgrade.
+ *
+ * @param decode The decoding, which throws a plain `Error` for a record that is not one.
+ * @param report Report the record as corrupt (the engine warns once per record).
+ */
+export function readable<T>(decode: () => T, report: (why: unknown) => void): T | undefined {
+  try {
+    return decode();
+  } catch (error) {
+    if (error instanceof OmniQError) throw error;
+    report(error);
+    return undefined;
+  }
+}
 
 /** A task record from its JSON bytes. */
 export function decodeRow(bytes: Uint8Array): Row {

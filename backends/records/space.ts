@@ -126,9 +126,16 @@ export function indexKeys(row: Row): string[] {
 /** The id at the end of an index entry name (`…-<id>`). */
 export function entryId(name: string): string | undefined {
   const dash = name.indexOf("-");
-  if (dash === -1) return undefined;
+  return dash === -1 ? undefined : nameId(name.slice(dash + 1));
+}
+
+/**
+ * The id an entry named by the id alone stands for (`running/<id>`, `deps/<dep>/<id>`);
+ * `undefined` for a name `encName` did not make (a stray file, say), which readers skip.
+ */
+export function nameId(name: string): string | undefined {
   try {
-    return decName(name.slice(dash + 1));
+    return decName(name);
   } catch {
     return undefined;
   }

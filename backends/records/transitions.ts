@@ -9,7 +9,7 @@
  */
 
 import type { NewEvent, NewTask, StoredResult, SweepOptions } from "../../src/backend.ts";
-import { decName, pad } from "../../src/kit/encoding.ts";
+import { pad } from "../../src/kit/encoding.ts";
 import {
   dependencyCancel,
   dependencyVerdict,
@@ -26,6 +26,7 @@ import {
   entryId,
   entryTime,
   LIVE_WAIT,
+  nameId,
   type RecordSpace,
   type RecordTx,
   type Row,
@@ -87,12 +88,8 @@ export async function end(tx: RecordTx, row: Row, ending: Ending, out: StepOut):
 /** The dependents of a task that just ended: cancelled with it, or released when it was the last. */
 export async function cascade(tx: RecordTx, row: Row, now: number, out: StepOut): Promise<void> {
   for (const name of await tx.entries(`deps/${encName(row.id)}`)) {
-    let depId: string;
-    try {
-      depId = decName(name);
-    } catch {
-      continue;
-    }
+    const depId = nameId(name);
+    if (depId === undefined) continue;
     const dependent = await tx.row(depId);
     if (!dependent || dependent.state !== "waiting") continue;
     if (row.state !== "completed" && dependent.onDependencyFailure === "cancel") {
@@ -191,12 +188,8 @@ export async function sweepStep(tx: RecordTx, options: SweepOptions, out: StepOu
   const { now } = options;
   for (const name of await tx.entries("running")) {
     if (!tx.room()) break;
-    let id: string;
-    try {
-      id = decName(name);
-    } catch {
-      continue;
-    }
+    const id = nameId(name);
+    if (id === undefined) continue;
     const row = await tx.row(id);
     if (!row || row.state !== "running") {
       tx.dropEntry(`running/${name}`);
