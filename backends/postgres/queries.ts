@@ -12,7 +12,7 @@
  * @module
  */
 
-import { FINAL, LIVE, UNSTARTED } from "../sql/states.ts";
+import { FINAL, LIVE } from "../sql/states.ts";
 import * as t from "../sql/transitions.ts";
 import { postgresDialect } from "../sql/transitions.ts";
 
@@ -370,9 +370,7 @@ export function stalled(s: string): string {
 
 /** Unstarted tasks whose ttl passed, locked: `(now, version, limit)`. */
 export function expired(s: string): string {
-  return `SELECT * FROM ${s}.tasks
-     WHERE expires_at IS NOT NULL AND state IN ${UNSTARTED} AND expires_at <= $1 AND v <= $2
-     ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED`;
+  return t.expired(postgresDialect(s));
 }
 
 /** Delete final tasks ended before a time, returning their ids: `(before, limit)`. */
@@ -413,12 +411,12 @@ export function lockPaused(s: string): string {
 
 /** Pause a schedule: `(id)`. */
 export function pauseSchedule(s: string): string {
-  return `UPDATE ${s}.schedules SET paused = true WHERE id = $1`;
+  return t.pauseSchedule(postgresDialect(s));
 }
 
 /** Resume a schedule: `(next_run_at, id)`. */
 export function resumeSchedule(s: string): string {
-  return `UPDATE ${s}.schedules SET paused = false, next_run_at = $1 WHERE id = $2`;
+  return t.resumeSchedule(postgresDialect(s));
 }
 
 /** Delete a schedule: `(id)`. */
@@ -444,6 +442,5 @@ export function nextScheduleAt(s: string): string {
  * scheduler waits on the row lock, then finds `next_run_at` moved on and updates nothing.
  */
 export function advanceSchedule(s: string): string {
-  return `UPDATE ${s}.schedules SET next_run_at = $1, last_run_at = $2
-     WHERE id = $3 AND NOT paused AND next_run_at = $4 RETURNING 1`;
+  return t.advanceSchedule(postgresDialect(s), " RETURNING 1");
 }

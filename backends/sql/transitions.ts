@@ -1,7 +1,8 @@
 /**
  * The statements of the state transitions both SQL engines write alike, spelled once: what
  * a completion, a retry, a failure, an end, a requeue, a rerun and a release set on a task
- * row, the reads of the cascade, and the upsert of a schedule. Each engine's `queries.ts`
+ * row, the reads of the cascade and of the expiry sweep, and a schedule's upsert, tick and
+ * pause. Each engine's `queries.ts`
  * exports them in its own {@linkcode Dialect} (placeholders, the schema, row locks).
  *
  * The statements that differ by more than spelling stay in each engine's `queries.ts`: the
@@ -14,7 +15,7 @@
 
 import type { StoredSchedule } from "../../src/backend.ts";
 import { RECORD_VERSION } from "../../src/kit/policy.ts";
-import { LIVE } from "./states.ts";
+import { LIVE, UNSTARTED } from "./states.ts";
 
 /** How an engine spells the parts of a statement that differ between the SQL engines. */
 export interface Dialect {
@@ -29,6 +30,12 @@ export interface Dialect {
   json(n: number): string;
   /** What a read that locks its rows for the transaction ends with (`""` where none do). */
   readonly lock: string;
+  /** The same for a sweep's read, which passes over rows another transaction holds. */
+  readonly skipLocked: string;
+  /** A boolean as a literal of the engine (SQLite stores 0 and 1). */
+  bool(value: boolean): string;
+  /** The condition of an unpaused schedule, spelled as the engine's partial index spells it. */
+  readonly unpaused: string;
 }
 
 /** SQLite: `?` placeholders, JSON as text, no row locks (a write locks the whole file). */
@@ -37,11 +44,14 @@ export const SQLITE: Dialect = {
   param: () => "?",
   json: () => "?",
   lock: "",
+  skipLocked: "",
+  bool: (value) => value ? "1" : "0",
+  unpaused: "paused = 0",
 };
 
 /**
- * PostgreSQL in the schema `s` (quoted): numbered placeholders, JSON cast to `jsonb`, and
- * `FOR UPDATE` on the reads that a transition follows.
+ * PostgreSQL in the schema `s` (quoted): numbered placeholders, JSON cast to `jsonb`,
+ * `FOR UPDATE` on the reads that a transition follows, real booleans.
  */
 export function postgresDialect(s: string): Dialect {
   return {
@@ -49,6 +59,9 @@ export function postgresDialect(s: string): Dialect {
     param: (n) => `$${n}`,
     json: (n) => `$${n}::text::jsonb`,
     lock: " FOR UPDATE",
+    skipLocked: " FOR UPDATE SKIP LOCKED",
+    bool: (value) => String(value),
+    unpaused: "NOT paused",
   };
 }
 
@@ -146,6 +159,18 @@ export function waitingDependents(d: Dialect): string {
      WHERE d.depends_on = ${d.param(1)} AND t.state = 'waiting' ORDER BY t.seq`;
 }
 
+/**
+ * Unstarted tasks whose ttl passed, for the sweep to expire, oldest deadline first:
+ * `(now, version, limit)`. Rows of a newer record version are left to the OmniQ that
+ * wrote them.
+ */
+export function expired(d: Dialect): string {
+  return `SELECT * FROM ${d.table("tasks")}
+     WHERE expires_at IS NOT NULL AND state IN ${UNSTARTED} AND expires_at <= ${d.param(1)}
+       AND v <= ${d.param(2)}
+     ORDER BY expires_at LIMIT ${d.param(3)}${d.skipLocked}`;
+}
+
 /** Whether a live dependency holds a task (`onDependencyFailure: "run"`): `(id)`. */
 export function heldByLive(d: Dialect): string {
   return heldBy(d, `IN ${LIVE}`);
@@ -163,6 +188,29 @@ function heldBy(d: Dialect, held: string): string {
 }
 
 // ---- schedules
+
+/**
+ * The compare-and-set of a tick: `(next_run_at, last_run_at, id, tick)`. Only the
+ * scheduler that still sees `tick` as the next run of an unpaused schedule advances it.
+ * `returning` is what the engine reads to know it did (PostgreSQL: a row).
+ */
+export function advanceSchedule(d: Dialect, returning = ""): string {
+  return `UPDATE ${d.table("schedules")} SET next_run_at = ${d.param(1)},
+       last_run_at = ${d.param(2)}
+     WHERE id = ${d.param(3)} AND ${d.unpaused} AND next_run_at = ${d.param(4)}${returning}`;
+}
+
+/** Pause a schedule: `(id)`. */
+export function pauseSchedule(d: Dialect): string {
+  return `UPDATE ${d.table("schedules")} SET paused = ${d.bool(true)} WHERE id = ${d.param(1)}`;
+}
+
+/** Resume a schedule at its next run: `(next_run_at, id)`. */
+export function resumeSchedule(d: Dialect): string {
+  return `UPDATE ${d.table("schedules")} SET paused = ${d.bool(false)}, next_run_at = ${
+    d.param(1)
+  } WHERE id = ${d.param(2)}`;
+}
 
 /** The columns of `schedules`, in the order {@linkcode scheduleValues} gives them. */
 export const SCHEDULE_COLUMNS: readonly string[] = [

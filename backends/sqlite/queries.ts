@@ -8,7 +8,7 @@
  * @module
  */
 
-import { FINAL, LIVE, UNSTARTED } from "../sql/states.ts";
+import { FINAL, LIVE } from "../sql/states.ts";
 import * as t from "../sql/transitions.ts";
 import { SQLITE } from "../sql/transitions.ts";
 
@@ -126,9 +126,7 @@ export const STALLED = `SELECT * FROM tasks WHERE state = 'running' AND lease_un
    ORDER BY lease_until LIMIT ?`;
 
 /** Unstarted tasks whose ttl passed: `(now, version, limit)`. */
-export const EXPIRED = `SELECT * FROM tasks
-   WHERE expires_at IS NOT NULL AND state IN ${UNSTARTED} AND expires_at <= ? AND v <= ?
-   ORDER BY expires_at LIMIT ?`;
+export const EXPIRED: string = t.expired(SQLITE);
 
 /** Final tasks ended before a time: `(before, limit)`. */
 export const PURGEABLE = `SELECT id FROM tasks WHERE state IN ${FINAL} AND completed_at < ?
@@ -155,10 +153,10 @@ export const LIST_SCHEDULES = "SELECT * FROM schedules ORDER BY id";
 export const SCHEDULE_PAUSED = "SELECT paused FROM schedules WHERE id = ?";
 
 /** Pause a schedule: `(id)`. */
-export const PAUSE_SCHEDULE = "UPDATE schedules SET paused = 1 WHERE id = ?";
+export const PAUSE_SCHEDULE: string = t.pauseSchedule(SQLITE);
 
 /** Resume a schedule: `(next_run_at, id)`. */
-export const RESUME_SCHEDULE = "UPDATE schedules SET paused = 0, next_run_at = ? WHERE id = ?";
+export const RESUME_SCHEDULE: string = t.resumeSchedule(SQLITE);
 
 /** Delete a schedule: `(id)`. */
 export const DELETE_SCHEDULE = "DELETE FROM schedules WHERE id = ?";
@@ -176,8 +174,7 @@ export const NEXT_SCHEDULE_AT = `SELECT MIN(next_run_at) AS next FROM schedules
  * The compare-and-set of a tick: `(next_run_at, last_run_at, id, tick)`. Only the
  * scheduler that still sees `tick` as next advances it.
  */
-export const ADVANCE_SCHEDULE = `UPDATE schedules SET next_run_at = ?, last_run_at = ?
-   WHERE id = ? AND paused = 0 AND next_run_at = ?`;
+export const ADVANCE_SCHEDULE: string = t.advanceSchedule(SQLITE);
 
 // ---- results and events
 
