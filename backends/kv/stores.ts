@@ -21,6 +21,7 @@ import {
   type Subscription,
 } from "../../src/backend.ts";
 import { DuplicateTaskError, OmniQError } from "../../src/errors.ts";
+import { withResolvers } from "../../src/kit/async.ts";
 import { isLiveResult } from "../../src/kit/policy.ts";
 import { RecordQueue } from "../records/queue.ts";
 import { type Obj, StepTooLarge } from "./codec.ts";
@@ -104,8 +105,7 @@ export class KvQueue extends RecordQueue {
     const kv = this.#s.kv;
     if (!kv.watch) return () => {};
     const reader = kv.watch([this.#s.key("meta", "seq")]).getReader();
-    let live!: () => void;
-    const ready = new Promise<void>((resolve) => live = resolve);
+    const { promise: ready, resolve: live } = withResolvers<void>();
     (async () => {
       // The first reading is the current value, not a change.
       for (let first = true;; first = false) {

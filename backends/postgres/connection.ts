@@ -10,7 +10,7 @@ import { Buffer } from "node:buffer";
 import postgres from "postgres";
 import type { Attachment, Subscription } from "../../src/backend.ts";
 import { ConfigError, OmniQError } from "../../src/errors.ts";
-import { delay } from "../../src/kit/async.ts";
+import { deadline, delay } from "../../src/kit/async.ts";
 import { describeTarget, type ResolvedPostgresOptions } from "./options.ts";
 
 /** The pool. */
@@ -179,25 +179,15 @@ export async function transaction<T>(
   // that never comes (or for a pool slot that never frees): after TX_TIMEOUT the step fails
   // as a lost connection, its connection is abandoned, and the caller's retry (or the
   // task's lease) carries on.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new OmniQError(
-        `postgres: no answer to a transaction for ${
-          TX_TIMEOUT / 1000
-        } s; its connection is abandoned`,
-      );
-      (error as { code?: string }).code = "CONNECTION_TIMEOUT";
-      reject(error);
-    }, TX_TIMEOUT);
+  return await deadline(runTransaction(sql, fn), TX_TIMEOUT, () => {
+    const error = new OmniQError(
+      `postgres: no answer to a transaction for ${
+        TX_TIMEOUT / 1000
+      } s; its connection is abandoned`,
+    );
+    (error as { code?: string }).code = "CONNECTION_TIMEOUT";
+    return error;
   });
-  const work = runTransaction(sql, fn);
-  work.catch(() => {}); // settled late, after the guard, it is nobody's error
-  try {
-    return await Promise.race([work, guard]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function runTransaction<T>(

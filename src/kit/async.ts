@@ -118,3 +118,29 @@ export function withResolvers<T>(): Resolvers<T> {
   });
   return { promise, resolve, reject };
 }
+
+/**
+ * Resolve as `promise` does, or reject with `timeout()` once `ms` pass first (the timer
+ * never outlives the race). The promise itself goes on; a late rejection of it is nobody's
+ * error once the deadline has passed.
+ *
+ * @param promise What to wait for.
+ * @param ms The most to wait.
+ * @param timeout The error to reject with when the time is up.
+ */
+export async function deadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  timeout: () => unknown,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  promise.catch(() => {});
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => timer = setTimeout(() => reject(timeout()), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
