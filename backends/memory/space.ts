@@ -12,6 +12,13 @@
  * per directory as sorted arrays of names: most entries join at the end (FIFO sequence, later
  * times) and leave at the front (claims, promotions), both cheap here.
  *
+ * Its step is not `StagedTx` (`backends/records/staging.ts`), the staging the `file:`, `kv:`
+ * and `nats:` steps share: that one allocates every collection up front and keeps marks to
+ * roll back one step of a group, which a store that runs one step at a time in memory does
+ * not need, and the memory engine's speed is mostly how little a step allocates. What a
+ * commit decides (the index entries and dedupe keys a changed record moves) is the shared
+ * `indexMoves` and `keyMoves`.
+ *
  * @module
  */
 
