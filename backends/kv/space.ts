@@ -77,6 +77,10 @@ export class KvSpace implements RecordSpace {
     return this.#steps.idle();
   }
 
+  // Not the shared `runSteps` (records/steps.ts), which rejects a failed step at once: here
+  // a step that failed may have read what another writer changed, and if that writer wins
+  // the commit the whole group runs again on fresh reads, that step too; and a group larger
+  // than one commit's room leaves steps for the next.
   async #run(group: PendingStep[]): Promise<void> {
     for (let conflicts = 0;; conflicts++) {
       this.check();
