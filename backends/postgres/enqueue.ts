@@ -11,7 +11,16 @@ import { DuplicateTaskError } from "../../src/errors.ts";
 import { isFinal, RECORD_VERSION, withStandIns } from "../../src/kit/policy.ts";
 import type { SerializedError, TaskState } from "../../src/types.ts";
 import { admit, type StepSink } from "../sql/steps.ts";
-import { type Connection, errorCode, hex, json, run, type Tail, type Tx } from "./connection.ts";
+import { TASK_COLUMNS, taskValues } from "../sql/transitions.ts";
+import {
+  type Connection,
+  errorCode,
+  hex,
+  type Param,
+  run,
+  type Tail,
+  type Tx,
+} from "./connection.ts";
 import * as q from "./queries.ts";
 
 /** What {@linkcode storeTasks} stores, and where its effects go. */
@@ -104,28 +113,16 @@ export async function storeTasks(
   if (!rows.length) return { ids, created };
   const dependedOn = new Set(rows.flatMap((r) => r.t.dependsOn));
   const now = step.now;
+  // The shared values of each task, as one array per column (the statement unnests them).
+  const values = rows.map((r) => taskValues(r.t, r, now));
+  const columns = TASK_COLUMNS.flatMap((name, i) =>
+    name === "v" ? [] : [
+      values.map((v) => name === "payload" ? hex(v[i] as Uint8Array) : v[i]) as Param,
+    ]
+  );
   const inserted = run(tx, q.insertTasks(s), [
     RECORD_VERSION,
-    rows.map((r) => r.t.id),
-    rows.map((r) => r.t.task),
-    rows.map((r) => r.t.queue),
-    rows.map((r) => r.t.priority),
-    rows.map((r) => r.state),
-    rows.map((r) => hex(r.t.payload)),
-    rows.map((r) => r.t.createdAt),
-    rows.map((r) => r.t.runAt),
-    rows.map((r) => r.t.expiresAt ?? null),
-    rows.map((r) => r.t.maxAttempts),
-    rows.map((r) => JSON.stringify(r.t.backoff)),
-    rows.map((r) => r.t.timeout ?? null),
-    rows.map((r) => r.t.resultTtl ?? null),
-    rows.map((r) => r.t.key ?? null),
-    rows.map((r) => r.t.onDependencyFailure),
-    rows.map((r) => r.t.scheduleId ?? null),
-    rows.map((r) => r.error ? now : null),
-    rows.map((r) => json(r.error)),
-    rows.map((r) => JSON.stringify(r.t.dependsOn)),
-    rows.map((r) => json(r.t.links)),
+    ...columns,
     // As text: postgres.js sends an array of booleans as one boolean.
     rows.map((r) => dependedOn.has(r.t.id) ? "t" : "f"),
   ]).catch((e) => {

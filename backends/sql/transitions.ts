@@ -1,7 +1,7 @@
 /**
  * The statements of the state transitions both SQL engines write alike, spelled once: what
- * a completion, a retry, a failure, an end, a requeue, a rerun and a release set on a task
- * row, the reads of the cascade and of the expiry sweep, and a schedule's upsert, tick and
+ * a new task's row, what a completion, a retry, a failure, an end, a requeue, a rerun and a
+ * release set on it, the reads of the cascade and of the expiry sweep, and a schedule's upsert, tick and
  * pause. Each engine's `queries.ts`
  * exports them in its own {@linkcode Dialect} (placeholders, the schema, row locks).
  *
@@ -13,9 +13,10 @@
  * @module
  */
 
-import type { StoredSchedule } from "../../src/backend.ts";
+import type { NewTask, StoredSchedule } from "../../src/backend.ts";
 import { RECORD_VERSION } from "../../src/kit/policy.ts";
 import { LIVE, UNSTARTED } from "./states.ts";
+import type { Admission } from "./steps.ts";
 
 /** How an engine spells the parts of a statement that differ between the SQL engines. */
 export interface Dialect {
@@ -75,6 +76,80 @@ function fenced(d: Dialect, id: number): string {
 
 /** The states a task can be rerun from. */
 const RERUNNABLE = "('failed', 'cancelled', 'expired')";
+
+/** A value of a column, as both drivers take it. */
+export type Value = string | number | boolean | Uint8Array | null;
+
+// ---- a new task
+
+/** The columns of `tasks` a new task fills, in the order {@linkcode taskValues} gives them. */
+export const TASK_COLUMNS: readonly string[] = [
+  "id",
+  "v",
+  "task",
+  "queue",
+  "priority",
+  "state",
+  "payload",
+  "created_at",
+  "run_at",
+  "expires_at",
+  "max_attempts",
+  "backoff",
+  "timeout",
+  "result_ttl",
+  "key",
+  "on_dep_failure",
+  "schedule_id",
+  "completed_at",
+  "error",
+  "depends_on",
+  "links",
+];
+
+/**
+ * A new task's values for {@linkcode TASK_COLUMNS}: the state `admit` decided, and for a
+ * task cancelled at once its end time (`now`) and error. JSON columns are text.
+ */
+export function taskValues(t: NewTask, admission: Admission, now: number): Value[] {
+  const { state, error } = admission;
+  return [
+    t.id,
+    RECORD_VERSION,
+    t.task,
+    t.queue,
+    t.priority,
+    state,
+    t.payload,
+    t.createdAt,
+    t.runAt,
+    t.expiresAt ?? null,
+    t.maxAttempts,
+    JSON.stringify(t.backoff),
+    t.timeout ?? null,
+    t.resultTtl ?? null,
+    t.key ?? null,
+    t.onDependencyFailure,
+    t.scheduleId ?? null,
+    error ? now : null,
+    error ? JSON.stringify(error) : null,
+    JSON.stringify(t.dependsOn),
+    t.links === undefined ? null : JSON.stringify(t.links),
+  ];
+}
+
+/**
+ * Store one task: {@linkcode TASK_COLUMNS}, in order. No `ON CONFLICT`: an existing id
+ * fails the insert. (PostgreSQL stores a batch in one statement of array parameters, its
+ * own; the values are these.)
+ */
+export function insertTask(d: Dialect): string {
+  const values = TASK_COLUMNS.map((c, i) =>
+    ["backoff", "error", "depends_on", "links"].includes(c) ? d.json(i + 1) : d.param(i + 1)
+  );
+  return `INSERT INTO ${d.table("tasks")} (${TASK_COLUMNS.join(", ")})
+     VALUES (${values.join(", ")})`;
+}
 
 // ---- a running attempt (fenced by its token)
 
@@ -254,7 +329,7 @@ export function putSchedule(d: Dialect): string {
 export function scheduleValues(
   s: StoredSchedule,
   bool: (value: boolean) => number | boolean,
-): (string | number | boolean | Uint8Array | null)[] {
+): Value[] {
   return [
     s.id,
     RECORD_VERSION,

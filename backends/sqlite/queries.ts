@@ -24,12 +24,8 @@ export const STATE_OF = "SELECT state FROM tasks WHERE id = ?";
 /** Whether a task exists: `(id)`. */
 export const TASK_EXISTS = "SELECT 1 FROM tasks WHERE id = ?";
 
-/** Store a task: the 21 columns in order. */
-export const INSERT_TASK =
-  `INSERT INTO tasks (id, v, task, queue, priority, state, payload, created_at, run_at,
-     expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-     schedule_id, completed_at, error, depends_on, links)
-   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+/** Store a task: the columns of `TASK_COLUMNS`, in order. */
+export const INSERT_TASK: string = t.insertTask(SQLITE);
 
 /** Store a dependency link: `(task_id, depends_on)`. */
 export const INSERT_DEP = "INSERT OR IGNORE INTO deps (task_id, depends_on) VALUES (?, ?)";

@@ -27,6 +27,7 @@ import {
   type StepSink,
   type TaskTable,
 } from "../sql/steps.ts";
+import { taskValues } from "../sql/transitions.ts";
 import type { Connection } from "./connection.ts";
 import * as q from "./queries.ts";
 
@@ -126,29 +127,7 @@ export class SqliteTable implements TaskTable, ScheduleTable {
       (id) => c.sql(q.STATE_OF).get(id)?.state as TaskState | undefined,
     );
     try {
-      c.sql(q.INSERT_TASK).run(
-        t.id,
-        RECORD_VERSION,
-        t.task,
-        t.queue,
-        t.priority,
-        state,
-        t.payload,
-        t.createdAt,
-        t.runAt,
-        t.expiresAt ?? null,
-        t.maxAttempts,
-        JSON.stringify(t.backoff),
-        t.timeout ?? null,
-        t.resultTtl ?? null,
-        t.key ?? null,
-        t.onDependencyFailure,
-        t.scheduleId ?? null,
-        error ? step.now : null,
-        error ? JSON.stringify(error) : null,
-        JSON.stringify(t.dependsOn),
-        t.links === undefined ? null : JSON.stringify(t.links),
-      );
+      c.sql(q.INSERT_TASK).run(...taskValues(t, { state, error }, step.now));
     } catch (e) {
       if (e instanceof Error && /UNIQUE constraint failed: tasks\.id/.test(e.message)) {
         throw new DuplicateTaskError(`id: a task with id "${t.id}" exists`, { cause: e });
