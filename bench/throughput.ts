@@ -15,7 +15,8 @@
  * the table.
  *
  * Run with `deno task bench` (`-- --tasks 5000` for a quicker run, `--engines memory,kv` to
- * pick engines).
+ * pick engines). `bench/node.ts` imports {@linkcode measure} and the URL helpers to take the
+ * same figures beside the npm build's under Node.
  *
  * @module
  */
@@ -25,14 +26,8 @@ import { measureBullmq } from "./peers_redis.ts";
 import { measureJetStream } from "./peers_nats.ts";
 import { startNats, startPostgres, startRedis, type TestServer } from "../tests/servers.ts";
 
-const TASKS = Number(flag("--tasks") ?? 20_000);
-const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
-const ENGINES = (
-  flag("--engines") ??
-    "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis,bullmq,nats,nats-raw"
-).split(",");
-
-function flag(name: string): string | undefined {
+/** The value after `name` on the command line, if given. */
+export function flag(name: string): string | undefined {
   const i = Deno.args.indexOf(name);
   return i === -1 ? undefined : Deno.args[i + 1];
 }
@@ -43,16 +38,44 @@ const probe = defineTask("bench-probe", () => {
   onStart?.(performance.now());
 });
 
-interface Row {
+/** One engine's figures. */
+export interface Row {
+  /** The engine (or peer) measured. */
   engine: string;
+  /** Enqueue one task per call, tasks/s. */
   enqueueOne: number;
+  /** Enqueue in batches of 500, tasks/s. */
   enqueueMany: number;
+  /** Process no-op tasks, one async worker at concurrency 10, tasks/s. */
   process: number;
+  /** Enqueue→start latency of a single task sent to an idle worker, median, ms. */
   p50: number;
+  /** Enqueue→start latency, 99th percentile, ms. */
   p99: number;
 }
 
-async function measure(engine: string, url: () => Promise<[string, () => Promise<void>]>) {
+/** How much work each phase does. */
+export interface Workload {
+  /** Tasks per throughput phase. */
+  tasks: number;
+  /** Latency samples. */
+  samples: number;
+}
+
+/** A fresh store's URL and how to remove it, made anew for each phase. */
+export type StoreFactory = () => Promise<[string, () => Promise<void>]>;
+
+/**
+ * Measure one engine: each phase on a fresh store from `url`.
+ *
+ * @param engine The row's label.
+ * @param url Makes a fresh store per phase.
+ * @param workload Tasks per throughput phase and latency samples.
+ * @returns The engine's row.
+ * @throws When the engine loses tasks.
+ */
+export async function measure(engine: string, url: StoreFactory, workload: Workload): Promise<Row> {
+  const { tasks: TASKS, samples: LATENCY_SAMPLES } = workload;
   const row: Row = { engine, enqueueOne: 0, enqueueMany: 0, process: 0, p50: 0, p99: 0 };
   {
     const [u, dispose] = await url();
@@ -105,12 +128,13 @@ async function measure(engine: string, url: () => Promise<[string, () => Promise
   return row;
 }
 
-async function tempSqlite(): Promise<[string, () => Promise<void>]> {
-  const dir = await Deno.makeTempDir({ prefix: "omniq-bench-" });
-  return [`sqlite:${dir}/bench.db`, () => Deno.remove(dir, { recursive: true })];
-}
-
-function temp(make: (dir: string) => string): () => Promise<[string, () => Promise<void>]> {
+/**
+ * Stores in fresh temp directories, removed after each phase.
+ *
+ * @param make The store's URL for a directory, e.g. ``(dir) => `sqlite:${dir}/bench.db` ``.
+ * @returns The factory.
+ */
+export function temp(make: (dir: string) => string): StoreFactory {
   return async () => {
     const dir = await Deno.makeTempDir({ prefix: "omniq-bench-" });
     return [make(dir), () => Deno.remove(dir, { recursive: true })];
@@ -118,7 +142,8 @@ function temp(make: (dir: string) => string): () => Promise<[string, () => Promi
 }
 
 /** Deno KV's own queue doing the same work: the reference for the `kv:` engine. */
-async function measureKvQueue(): Promise<Row> {
+async function measureKvQueue(workload: Workload): Promise<Row> {
+  const { tasks: TASKS, samples: LATENCY_SAMPLES } = workload;
   const row: Row = {
     engine: "Deno KV kv.enqueue/listenQueue (reference)",
     enqueueOne: 0,
@@ -193,7 +218,13 @@ async function postgresUrl(): Promise<string> {
   return pgServer.url;
 }
 
-function postgresSchema(base: string): () => Promise<[string, () => Promise<void>]> {
+/**
+ * Stores on the PostgreSQL server at `base`, each in a fresh schema.
+ *
+ * @param base The server's URL.
+ * @returns The factory.
+ */
+export function postgresSchema(base: string): StoreFactory {
   return () => {
     const url = new URL(base);
     url.searchParams.set("schema", `omniq_bench_${crypto.randomUUID().slice(0, 8)}`);
@@ -221,7 +252,14 @@ async function natsUrl(): Promise<string> {
   return natsServer.url;
 }
 
-function prefixed(base: string, prefix: (id: string) => string) {
+/**
+ * Stores on the server at `base` (Redis, NATS), each under a fresh name prefix.
+ *
+ * @param base The server's URL.
+ * @param prefix The prefix for a random id.
+ * @returns The factory.
+ */
+export function prefixed(base: string, prefix: (id: string) => string): StoreFactory {
   return () => {
     const url = new URL(base);
     url.searchParams.set("prefix", prefix(crypto.randomUUID().slice(0, 8)));
@@ -229,110 +267,123 @@ function prefixed(base: string, prefix: (id: string) => string) {
   };
 }
 
-const rows: Row[] = [];
-for (const engine of ENGINES) {
-  switch (engine) {
-    case "memory":
-      rows.push(
-        await measure("memory:", () => Promise.resolve(["memory:", () => Promise.resolve()])),
-      );
-      break;
-    case "sqlite":
-      rows.push(await measure("sqlite: (file, WAL)", tempSqlite));
-      break;
-    case "file":
-      rows.push(await measure("file: (directory)", temp((dir) => `file:${dir}/store`)));
-      break;
-    case "kv":
-      rows.push(await measure("kv: (Deno KV file)", temp((dir) => `kv:${dir}/bench.kv`)));
-      break;
-    case "kv-queue":
-      rows.push(await measureKvQueue());
-      break;
-    case "postgres":
-      rows.push(await measure("postgres: (OmniQ)", postgresSchema(await postgresUrl())));
-      break;
-    case "redis":
-      rows.push(await measure("redis: (OmniQ)", prefixed(await redisUrl(), (id) => `b${id}:`)));
-      break;
-    case "bullmq":
-      rows.push(
-        await measureBullmq(await redisUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
-      );
-      break;
-    case "nats":
-      rows.push(await measure("nats: (OmniQ)", prefixed(await natsUrl(), (id) => `b${id}`)));
-      break;
-    case "nats-raw":
-      rows.push(
-        await measureJetStream(await natsUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
-      );
-      break;
-    case "pg-peers":
-      rows.push(
-        ...await measurePeers(await postgresUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
-      );
-      break;
-    default:
-      throw new Error(`--engines: unknown engine "${engine}"`);
+if (import.meta.main) await main();
+
+async function main(): Promise<void> {
+  const TASKS = Number(flag("--tasks") ?? 20_000);
+  const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
+  const ENGINES = (
+    flag("--engines") ??
+      "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis,bullmq,nats,nats-raw"
+  ).split(",");
+  const W: Workload = { tasks: TASKS, samples: LATENCY_SAMPLES };
+  const rows: Row[] = [];
+  for (const engine of ENGINES) {
+    switch (engine) {
+      case "memory":
+        rows.push(
+          await measure("memory:", () => Promise.resolve(["memory:", () => Promise.resolve()]), W),
+        );
+        break;
+      case "sqlite":
+        rows.push(await measure("sqlite: (file, WAL)", temp((dir) => `sqlite:${dir}/bench.db`), W));
+        break;
+      case "file":
+        rows.push(await measure("file: (directory)", temp((dir) => `file:${dir}/store`), W));
+        break;
+      case "kv":
+        rows.push(await measure("kv: (Deno KV file)", temp((dir) => `kv:${dir}/bench.kv`), W));
+        break;
+      case "kv-queue":
+        rows.push(await measureKvQueue(W));
+        break;
+      case "postgres":
+        rows.push(await measure("postgres: (OmniQ)", postgresSchema(await postgresUrl()), W));
+        break;
+      case "redis":
+        rows.push(
+          await measure("redis: (OmniQ)", prefixed(await redisUrl(), (id) => `b${id}:`), W),
+        );
+        break;
+      case "bullmq":
+        rows.push(
+          await measureBullmq(await redisUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
+        );
+        break;
+      case "nats":
+        rows.push(await measure("nats: (OmniQ)", prefixed(await natsUrl(), (id) => `b${id}`), W));
+        break;
+      case "nats-raw":
+        rows.push(
+          await measureJetStream(await natsUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
+        );
+        break;
+      case "pg-peers":
+        rows.push(
+          ...await measurePeers(await postgresUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
+        );
+        break;
+      default:
+        throw new Error(`--engines: unknown engine "${engine}"`);
+    }
   }
-}
 
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-console.log(
-  `\nOmniQ ${TASKS.toLocaleString("en-US")} no-op tasks; latency over ${LATENCY_SAMPLES} samples`,
-);
-console.log(`Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores\n`);
-console.log(
-  "| engine | enqueue one (tasks/s) | enqueueMany (tasks/s) | process, concurrency 10 (tasks/s) | enqueue→start p50 | p99 |",
-);
-console.log("|---|---:|---:|---:|---:|---:|");
-for (const r of rows) {
+  const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
   console.log(
-    `| ${r.engine} | ${fmt(r.enqueueOne)} | ${fmt(r.enqueueMany)} | ${fmt(r.process)} | ${
-      r.p50.toFixed(2)
-    } ms | ${r.p99.toFixed(2)} ms |`,
+    `\nOmniQ ${TASKS.toLocaleString("en-US")} no-op tasks; latency over ${LATENCY_SAMPLES} samples`,
   );
-}
-
-// OmniQ against each peer on the same server: above 1 means OmniQ is faster (for latency,
-// lower is better, so the ratio is the peer's over OmniQ's).
-function ratios(ours: Row | undefined, peers: Row[]): void {
-  if (!ours || peers.length === 0) return;
-  const x = (n: number) => `${n.toFixed(2)}×`;
-  console.log(`\n| ${ours.engine} vs | enqueue one | enqueueMany | process | p50 | p99 |`);
+  console.log(`Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores\n`);
+  console.log(
+    "| engine | enqueue one (tasks/s) | enqueueMany (tasks/s) | process, concurrency 10 (tasks/s) | enqueue→start p50 | p99 |",
+  );
   console.log("|---|---:|---:|---:|---:|---:|");
-  for (const p of peers) {
+  for (const r of rows) {
     console.log(
-      `| ${p.engine} | ${x(ours.enqueueOne / p.enqueueOne)} | ${
-        x(ours.enqueueMany / p.enqueueMany)
-      } | ${x(ours.process / p.process)} | ${x(p.p50 / ours.p50)} | ${x(p.p99 / ours.p99)} |`,
+      `| ${r.engine} | ${fmt(r.enqueueOne)} | ${fmt(r.enqueueMany)} | ${fmt(r.process)} | ${
+        r.p50.toFixed(2)
+      } ms | ${r.p99.toFixed(2)} ms |`,
     );
   }
-}
-ratios(
-  rows.find((r) => r.engine.startsWith("postgres:")),
-  rows.filter((r) => /pg-boss|graphile/.test(r.engine)),
-);
-ratios(
-  rows.find((r) => r.engine.startsWith("redis:")),
-  rows.filter((r) => /BullMQ/.test(r.engine)),
-);
-ratios(
-  rows.find((r) => r.engine.startsWith("nats:")),
-  rows.filter((r) => /raw JetStream/.test(r.engine)),
-);
-const kvRow = rows.find((r) => r.engine.startsWith("kv:"));
-const kvRef = rows.find((r) => r.engine.startsWith("Deno KV"));
-if (kvRow && kvRef) {
-  console.log(
-    `\nkv: engine / Deno KV's own queue: enqueue one ${
-      (kvRow.enqueueOne / kvRef.enqueueOne).toFixed(2)
-    }×, enqueueMany ${(kvRow.enqueueMany / kvRef.enqueueMany).toFixed(2)}×, process ${
-      (kvRow.process / kvRef.process).toFixed(2)
-    }×`,
+
+  // OmniQ against each peer on the same server: above 1 means OmniQ is faster (for latency,
+  // lower is better, so the ratio is the peer's over OmniQ's).
+  function ratios(ours: Row | undefined, peers: Row[]): void {
+    if (!ours || peers.length === 0) return;
+    const x = (n: number) => `${n.toFixed(2)}×`;
+    console.log(`\n| ${ours.engine} vs | enqueue one | enqueueMany | process | p50 | p99 |`);
+    console.log("|---|---:|---:|---:|---:|---:|");
+    for (const p of peers) {
+      console.log(
+        `| ${p.engine} | ${x(ours.enqueueOne / p.enqueueOne)} | ${
+          x(ours.enqueueMany / p.enqueueMany)
+        } | ${x(ours.process / p.process)} | ${x(p.p50 / ours.p50)} | ${x(p.p99 / ours.p99)} |`,
+      );
+    }
+  }
+  ratios(
+    rows.find((r) => r.engine.startsWith("postgres:")),
+    rows.filter((r) => /pg-boss|graphile/.test(r.engine)),
   );
+  ratios(
+    rows.find((r) => r.engine.startsWith("redis:")),
+    rows.filter((r) => /BullMQ/.test(r.engine)),
+  );
+  ratios(
+    rows.find((r) => r.engine.startsWith("nats:")),
+    rows.filter((r) => /raw JetStream/.test(r.engine)),
+  );
+  const kvRow = rows.find((r) => r.engine.startsWith("kv:"));
+  const kvRef = rows.find((r) => r.engine.startsWith("Deno KV"));
+  if (kvRow && kvRef) {
+    console.log(
+      `\nkv: engine / Deno KV's own queue: enqueue one ${
+        (kvRow.enqueueOne / kvRef.enqueueOne).toFixed(2)
+      }×, enqueueMany ${(kvRow.enqueueMany / kvRef.enqueueMany).toFixed(2)}×, process ${
+        (kvRow.process / kvRef.process).toFixed(2)
+      }×`,
+    );
+  }
+  await pgServer?.stop();
+  await redisServer?.stop();
+  await natsServer?.stop();
 }
-await pgServer?.stop();
-await redisServer?.stop();
-await natsServer?.stop();
