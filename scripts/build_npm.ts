@@ -33,7 +33,7 @@ const STARTED = [
 const TOOLS = { "typescript": "5.9.3", "@types/node": "^22" };
 
 /** Optional drivers: named in `peerDependencies`, installed by the user when wanted. */
-const OPTIONAL_PEERS = { "better-sqlite3": ">=12", "@deno/kv": ">=0.8" };
+const OPTIONAL_PEERS = { "better-sqlite3": ">=12" };
 
 /** The lowest Node the package runs on. */
 export const NODE_ENGINES = ">=20";

@@ -65,6 +65,7 @@ import { Waits } from "./waits.ts";
 import { checkPayload, prepareBatch, resolveName } from "./prepare.ts";
 import { toEventRecord, toResultRecord, toTaskRecord } from "./records.ts";
 import { openStores } from "./stores.ts";
+import { runtime } from "./runtime/mod.ts";
 import { fireDueTicks } from "./ticks.ts";
 import { AsyncWorker, type Worker } from "../workers/async.ts";
 import type { Executor } from "../workers/executor.ts";
@@ -182,6 +183,8 @@ export class OmniQ implements AsyncDisposable {
    * @throws {ConfigError} For an unknown key, a bad value or an unknown URL scheme.
    */
   static async open(config: string | OmniQConfig = {}): Promise<OmniQ> {
+    const unsupported = runtime.unsupported();
+    if (unsupported) throw new ConfigError(unsupported);
     const given: OmniQConfig = typeof config === "string" ? { backend: config } : config;
     if (given === null || typeof given !== "object") {
       throw new ConfigError(`config: expected a URL string or an object, got ${typeof given}`);

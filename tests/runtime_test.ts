@@ -1,9 +1,10 @@
 // The runtime seam holds: no module the library's entry points reach calls a `Deno.` API
 // except the Deno edge (src/runtime/deno.ts), and `siblingModule` picks the form the library
-// runs from. The npm build's own checks are in tests/node_test.ts.
+// runs from. The npm build's own checks are in tests/node/suite.ts.
 
 import assert from "node:assert/strict";
 import { runtime, siblingModule } from "../src/runtime/mod.ts";
+import { nodeUnsupported } from "../src/runtime/node.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ENTRIES = [
@@ -84,4 +85,15 @@ Deno.test("siblingModule keeps the calling module's form (.ts sources, .js build
     siblingModule("./thread_entry", "file:///x/node_modules/omniq/workers/thread.js").href,
     "file:///x/node_modules/omniq/workers/thread_entry.js",
   );
+});
+
+Deno.test("a Node older than 20 is refused with the version to install; 20 and later run", () => {
+  const why = nodeUnsupported("18.19.1");
+  assert.ok(why);
+  assert.match(why, /Node 20 or later/);
+  assert.match(why, /18\.19\.1/);
+  assert.equal(nodeUnsupported("v16.0.0")?.includes("Node 20 or later"), true);
+  assert.equal(nodeUnsupported("20.0.0"), undefined);
+  assert.equal(nodeUnsupported("22.13.1"), undefined);
+  assert.equal(runtime.unsupported(), undefined, "this Deno is supported");
 });

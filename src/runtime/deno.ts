@@ -113,6 +113,10 @@ export const denoRuntime: Runtime = {
   get version() {
     return Deno.version.deno;
   },
+  unsupported: () =>
+    Number(Deno.version.deno.split(".")[0]) >= 2
+      ? undefined
+      : `OmniQ needs Deno 2 or later; this is Deno ${Deno.version.deno}`,
   get pid() {
     return Deno.pid;
   },

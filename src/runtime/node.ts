@@ -2,7 +2,7 @@
  * The runtime seam on Node (and on Bun, which implements the same modules): threads on
  * `node:worker_threads`, subprocesses on `node:child_process` running `node`, files on
  * `node:fs`, SQLite on `node:sqlite` where Node has it and on the optional `better-sqlite3`
- * otherwise, Deno KV on the optional `@deno/kv` package. The optional packages are imported
+ * otherwise. Deno KV is refused on Node with a clear error (see `openKv`). The optional packages are imported
  * only when an engine opens, so a missing one is an error at open naming what to install,
  * never a crash at import.
  *
@@ -185,6 +185,22 @@ function fromBetterSqlite(db: {
   };
 }
 
+/** The oldest Node major OmniQ runs on (the npm package's `engines`). */
+export const OLDEST_NODE = 20;
+
+/**
+ * Why a Node version cannot run OmniQ, or `undefined` when it can.
+ *
+ * @param version A Node version as in `process.versions.node`, e.g. `"20.20.2"`.
+ * @returns The reason, naming the version to install, or `undefined`.
+ */
+export function nodeUnsupported(version: string): string | undefined {
+  const major = Number(/^v?(\d+)\./.exec(version)?.[1]);
+  if (major >= OLDEST_NODE) return undefined;
+  return `OmniQ needs Node ${OLDEST_NODE} or later (Node 22.13 or later for the built-in ` +
+    `SQLite driver); this is Node ${version}`;
+}
+
 async function openSqlite(path: string): Promise<SqliteDatabase> {
   let builtin: typeof import("node:sqlite") | undefined;
   try {
@@ -208,18 +224,15 @@ async function openSqlite(path: string): Promise<SqliteDatabase> {
   return fromBetterSqlite(new Database(path));
 }
 
-async function openKv(path?: string): Promise<unknown> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = await importOptional("@deno/kv");
-  } catch (error) {
-    throw new ConfigError(
-      "kv: Deno KV on Node needs the @deno/kv package (npm install @deno/kv), or use the " +
-        "sqlite: or file: engine",
-      { cause: error },
-    );
-  }
-  return await (mod.openKv as (path?: string) => Promise<unknown>)(path);
+// Deno KV on Node would be the @deno/kv package, but under it OmniQ's conformance suite hangs
+// (a dedupe-key case spins), so the engine is refused with a way out rather than run unproven.
+// deno-lint-ignore require-await
+async function openKv(_path?: string): Promise<unknown> {
+  throw new ConfigError(
+    "kv: the Deno KV engine runs on Deno only for now (under Node, the @deno/kv package does " +
+      "not yet pass OmniQ's conformance suite); on Node use the sqlite: or file: engine, which " +
+      "need no server, or a server engine",
+  );
 }
 
 /** The Node edge of the runtime seam. */
@@ -228,6 +241,7 @@ export const nodeRuntime: Runtime = {
   get version() {
     return process.versions.node;
   },
+  unsupported: () => nodeUnsupported(process.versions.node),
   get pid() {
     return process.pid;
   },

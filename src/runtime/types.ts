@@ -138,6 +138,11 @@ export interface Runtime {
   readonly version: string;
   /** This process's id. */
   readonly pid: number;
+  /**
+   * Why this runtime's version cannot run OmniQ (e.g. Node older than 20), or `undefined`
+   * when it can. `OmniQ.open` throws it as a `ConfigError`.
+   */
+  unsupported(): string | undefined;
   /** One environment variable (Deno: needs `--allow-env`). */
   env(name: string): string | undefined;
   /** Every environment variable. */
@@ -182,7 +187,7 @@ export interface Runtime {
    */
   openSqlite(path: string): Promise<SqliteDatabase>;
   /**
-   * Open a Deno KV store (Deno: `Deno.openKv`; Node: the `@deno/kv` package).
+   * Open a Deno KV store (Deno: `Deno.openKv`; Node: refused with a `ConfigError`).
    *
    * @throws {ConfigError} Naming what to enable or install when KV is not available here.
    */
