@@ -1,6 +1,6 @@
 // The npm build under Node: build the package (`scripts/build_npm.ts`), pack it, install
-// the tarball into Node projects of their own under `dist/` (kept between runs, so npm's
-// downloads are paid once), then run under `node --test` the conformance suite for memory,
+// the tarball into fresh Node projects of their own under `dist/` (npm's cache keeps the
+// reinstall cheap), then run under `node --test` the conformance suite for memory,
 // sqlite, file, postgres, redis and nats, the pools, the blocking API and the CLI
 // (tests/node/*.mjs), the errors for a missing optional driver (a project without them),
 // SQLite through node:sqlite on Node 22 (npm's `node-linux-<arch>` build where the PATH's Node
@@ -62,7 +62,7 @@ function pack(): Promise<URL> {
 const projects = new Map<string, Promise<URL>>();
 
 /**
- * A Node project in `dist/<name>/` (kept between runs, so npm's downloads are paid once)
+ * A fresh Node project in `dist/<name>/` (npm's cache keeps the reinstall cheap)
  * with the packed build and `extras` installed, and the test programs copied in.
  */
 function project(name: string, extras: string[]): Promise<URL> {
@@ -166,6 +166,8 @@ async function nodeTest(
   const failures = out.split("\n").filter((l) => /^not ok /.test(l)).join("\n");
   assert.equal(code, 0, `node ${file} ${args.join(" ")} failed:\n${failures}\n${out.slice(-4000)}`);
   assert.equal(count("fail"), 0, out.slice(-4000));
+  // Nothing may pass by being left out: a skipped case is a failure here.
+  assert.equal(count("skipped"), 0, `node skipped tests:\n${out.slice(-2000)}`);
   assert.ok(count("pass") > 0, `node ran no test:\n${out.slice(-2000)}`);
 }
 
