@@ -44,6 +44,42 @@ export interface Storage {
   close(): Promise<void>;
 }
 
+/** A blob's bytes with the store's version of them (an ETag or a generation). */
+export interface Versioned {
+  /** The bytes. */
+  data: Uint8Array;
+  /** The store's version of the blob: changes whenever the blob is written. */
+  version: string;
+}
+
+/**
+ * A {@linkcode Storage} with conditional writes (an object store's `If-Match` /
+ * `If-None-Match: *` or generation preconditions). The `file:` engine uses them to fence its
+ * lock and every record change: of two writers that read one version, exactly one writes
+ * the next, so a writer whose lock was broken can never overwrite a newer attempt.
+ */
+export interface ConditionalStorage extends Storage {
+  /** Marks a storage whose conditional operations are atomic at the store. */
+  readonly conditional: true;
+  /** The bytes at `key` and their version, or `undefined` when absent. */
+  readVersioned(key: string): Promise<Versioned | undefined>;
+  /** The version of `key` (without its bytes), or `undefined` when absent. */
+  versionOf(key: string): Promise<string | undefined>;
+  /**
+   * Write `key` only when its version is `expected` (`null`: only when absent).
+   *
+   * @returns The new version, or `undefined` when the precondition failed (nothing written).
+   */
+  putIf(key: string, data: Uint8Array, expected: string | null): Promise<string | undefined>;
+  /** Delete `key` only when its version is `expected`; whether this call deleted it. */
+  deleteIf(key: string, expected: string): Promise<boolean>;
+}
+
+/** Whether a storage offers conditional writes ({@linkcode ConditionalStorage}). */
+export function isConditional(storage: Storage): storage is ConditionalStorage {
+  return (storage as Partial<ConditionalStorage>).conditional === true;
+}
+
 const fs = runtime.fs;
 
 function isNotFound(error: unknown): boolean {
