@@ -179,7 +179,7 @@ export function storageContract(
     const keys = ["tasks/a%20b.json", "keys/k~-_.!", "ready/q/9999-%C3%BC", "keys/it's(1)"];
     for (const k of keys) await st.writeAtomic(k, enc(k));
     for (const k of keys) assert.deepEqual(dec(await st.read(k)), k);
-    assert.deepEqual(await st.list("keys"), ["k~-_.!"]);
+    assert.deepEqual((await st.list("keys")).sort(), ["it's(1)", "k~-_.!"]);
   });
 
   test("a location names the store and never a credential", (st) => {
