@@ -10,15 +10,18 @@
 
 import type { StoredEvent } from "../../src/backend.ts";
 import { fromBase64, jsonBytes, parseJson, toBase64 } from "../../src/kit/encoding.ts";
-import type { Storage } from "./storage.ts";
+import { isConditional, type Storage } from "./storage.ts";
 
 /**
  * One storage change of a commit: write (`w`), delete (`x`), create when absent (`c`), or
- * append events to a log (`a`).
+ * append events to a log (`a`). On a {@linkcode ConditionalStorage}, a write or delete may
+ * carry `v`, the version the step read (`null`: the key was absent): it is made only on that
+ * version, so it is made at most once however often the journal is replayed, and a replay
+ * that comes after newer changes cannot undo them.
  */
 export type Op =
-  | { w: string; d: Uint8Array }
-  | { x: string }
+  | { w: string; d: Uint8Array; v?: string | null }
+  | { x: string; v?: string | null }
   | { c: string; d: Uint8Array }
   | { a: string; events: StoredEvent[] };
 
@@ -32,27 +35,50 @@ export function eventLines(events: StoredEvent[]): Uint8Array {
 
 /** Make one change (again, when replaying: every change can be made twice). */
 export async function applyOp(st: Storage, op: Op, replay: boolean): Promise<void> {
+  if (isConditional(st)) {
+    if ("w" in op && op.v !== undefined) {
+      // A failed precondition: made already (by this commit or a replay of it), or stale.
+      await st.putIf(op.w, op.d, op.v);
+      return;
+    }
+    if ("x" in op && op.v !== undefined) {
+      if (op.v !== null) await st.deleteIf(op.x, op.v);
+      return;
+    }
+    if ("a" in op) {
+      // An object store rewrites a blob to append anyway: always the idempotent way, on
+      // the version read, so the holder and a replay of its journal never add twice.
+      for (;;) {
+        const old = await st.readVersioned(op.a);
+        const bytes = withEvents(old?.data, op.events);
+        if (await st.putIf(op.a, bytes, old?.version ?? null) !== undefined) return;
+      }
+    }
+  }
   if ("w" in op) await st.writeAtomic(op.w, op.d);
   else if ("x" in op) await st.delete(op.x);
   else if ("c" in op) await st.createIfAbsent(op.c, op.d);
   else if (!replay) await st.append(op.a, eventLines(op.events));
-  else {
-    // The log may hold some of these events, or a torn line: keep its whole lines that are
-    // not among them, then add them all.
-    const ids = new Set(op.events.map((e) => e.id));
-    const old = new TextDecoder().decode(await st.read(op.a) ?? new Uint8Array(0));
-    const lines = old.split("\n");
-    lines.pop(); // the text after the last newline: empty, or a torn line
-    const kept = lines.filter((line) => {
-      try {
-        return !ids.has((JSON.parse(line) as StoredEvent).id);
-      } catch {
-        return true; // a foreign line stays (the reader reports it)
-      }
-    });
-    const head = new TextEncoder().encode(kept.map((line) => line + "\n").join(""));
-    await st.writeAtomic(op.a, concat(head, eventLines(op.events)));
-  }
+  else await st.writeAtomic(op.a, withEvents(await st.read(op.a), op.events));
+}
+
+/**
+ * A log's bytes with `events` at its end once each: the log may hold some of them, or a
+ * torn line, so keep its whole lines that are not among them, then add them all.
+ */
+function withEvents(log: Uint8Array | undefined, events: StoredEvent[]): Uint8Array {
+  const ids = new Set(events.map((e) => e.id));
+  const lines = new TextDecoder().decode(log ?? new Uint8Array(0)).split("\n");
+  lines.pop(); // the text after the last newline: empty, or a torn line
+  const kept = lines.filter((line) => {
+    try {
+      return !ids.has((JSON.parse(line) as StoredEvent).id);
+    } catch {
+      return true; // a foreign line stays (the reader reports it)
+    }
+  });
+  const head = new TextEncoder().encode(kept.map((line) => line + "\n").join(""));
+  return concat(head, eventLines(events));
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

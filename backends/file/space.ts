@@ -19,7 +19,8 @@ import type { RecordSpace, RecordTx, Row } from "../records/space.ts";
 import { type PendingStep, runSteps, StepQueue } from "../records/steps.ts";
 import { applyOp, decodeJournal, encodeJournal, JOURNAL, type Op } from "./journal.ts";
 import { GROUP_MAX, LOCK_HEARTBEAT_MS, LOCK_STALE_MS } from "./options.ts";
-import type { Storage } from "./storage.ts";
+import { isConditional, type Storage } from "./storage.ts";
+import { type FencedHold, FencedLock, LockLostError } from "./fence.ts";
 import { FileTx } from "./tx.ts";
 
 /** The shared machinery of one open directory: storage, lock, steps, corrupt reports. */
@@ -35,9 +36,13 @@ export class FileSpace implements RecordSpace {
   #chain: Promise<void> = Promise.resolve();
   #reported = new Set<string>();
   #steps = new StepQueue(GROUP_MAX, (take) => this.#turn(take));
+  /** On a conditional store (an object store): its fenced lock, and the holding of it. */
+  #fence?: FencedLock;
+  #hold?: FencedHold;
 
   constructor(storage: Storage) {
     this.storage = storage;
+    if (isConditional(storage)) this.#fence = new FencedLock(storage, this.writer);
   }
 
   check(): void {
@@ -83,6 +88,7 @@ export class FileSpace implements RecordSpace {
     await prev;
     try {
       this.check();
+      if (this.#fence) return await this.#lockedFenced(this.#fence, fn);
       const token = await this.#acquire();
       // A holder that crashed (or failed) part way through a commit left its journal.
       await this.#replay();
@@ -105,12 +111,58 @@ export class FileSpace implements RecordSpace {
     }
   }
 
+  /** {@linkcode locked} on a conditional store: the fenced lock (see `fence.ts`). */
+  async #lockedFenced<T>(fence: FencedLock, fn: (tx: FileTx) => Promise<T>): Promise<T> {
+    const hold = await fence.acquire(() => this.closed);
+    this.#hold = hold;
+    const heartbeat = setInterval(() => hold.beat().catch(() => {}), LOCK_HEARTBEAT_MS);
+    try {
+      // A crashed holder's commit, taken over with its lock, is finished first.
+      if (hold.pending.length > 0) await this.#applyFenced(hold, hold.pending);
+      const tx = new FileTx(this);
+      const out = await fn(tx);
+      await tx.commit();
+      return out;
+    } finally {
+      clearInterval(heartbeat);
+      this.#hold = undefined;
+      await hold.release().catch(() => {});
+    }
+  }
+
+  /**
+   * Make a committed journal's changes, each on the version its step read. A holder that
+   * can no longer be sure of its lock stops, and leaves the rest to the next holder.
+   */
+  async #applyFenced(hold: FencedHold, ops: Op[]): Promise<void> {
+    for (const op of ops) {
+      if (!hold.fresh()) {
+        hold.abandoned = true;
+        throw new LockLostError(
+          `${this.storage.location}: this process held the lock too long to finish a commit ` +
+            `safely; the next holder finishes it`,
+        );
+      }
+      try {
+        await applyOp(this.storage, op, true);
+      } catch (error) {
+        hold.abandoned = true;
+        throw error;
+      }
+    }
+  }
+
   /**
    * Make a commit's changes: a single change directly (each is atomic), several through
-   * the journal, so they all happen even when this process dies part way.
+   * the journal, so they all happen even when this process dies part way. On a conditional
+   * store the journal goes into the lock, on the holder's version (the commit point).
    */
   async apply(ops: Op[]): Promise<void> {
     if (ops.length === 0) return;
+    if (this.#hold) {
+      await this.#hold.commit(ops);
+      return await this.#applyFenced(this.#hold, ops);
+    }
     if (ops.length === 1 && !("a" in ops[0])) return applyOp(this.storage, ops[0], false);
     await this.storage.writeAtomic(JOURNAL, encodeJournal(ops));
     for (const op of ops) await applyOp(this.storage, op, false);
@@ -151,6 +203,18 @@ export class FileSpace implements RecordSpace {
     }
   }
 
+  /**
+   * A task's record and, on a conditional store, the version it was read at (`null`:
+   * absent; `undefined` on a store without versions).
+   */
+  async readRowVersioned(id: string): Promise<[Row | undefined, string | null | undefined]> {
+    if (!isConditional(this.storage)) return [await this.readRow(id), undefined];
+    const key = `tasks/${encName(id)}.json`;
+    const got = await this.storage.readVersioned(key);
+    if (!got) return [undefined, null];
+    return [readable(() => decodeRow(got.data), (why) => this.corrupt(key, why)), got.version];
+  }
+
   async readRow(id: string): Promise<Row | undefined> {
     const key = `tasks/${encName(id)}.json`;
     const bytes = await this.storage.read(key);
@@ -176,6 +240,16 @@ export class FileSpace implements RecordSpace {
       if (row) rows.push(row);
     }
     return rows.sort((a, b) => a.seq - b.seq);
+  }
+
+  /** A schedule and the version it was read at, as {@linkcode readRowVersioned}. */
+  async readScheduleVersioned(
+    key: string,
+  ): Promise<[StoredSchedule | undefined, string | null | undefined]> {
+    if (!isConditional(this.storage)) return [await this.readSchedule(key), undefined];
+    const got = await this.storage.readVersioned(key);
+    if (!got) return [undefined, null];
+    return [readable(() => decodeSchedule(got.data), (why) => this.corrupt(key, why)), got.version];
   }
 
   /** The schedule stored at a key (`schedules/<id>.json`), if readable. */

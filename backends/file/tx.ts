@@ -21,6 +21,7 @@ import {
 } from "../records/staging.ts";
 import type { Op } from "./journal.ts";
 import type { FileSpace } from "./space.ts";
+import { isConditional } from "./storage.ts";
 
 const EMPTY = new Uint8Array(0);
 const SEQ_FILE = "meta/seq.json";
@@ -29,6 +30,11 @@ const SEQ_FILE = "meta/seq.json";
 export class FileTx extends StagedTx {
   #s: FileSpace;
   #before = new Map<string, ReadState>();
+  /**
+   * On a conditional store, the version each key was read at (`null`: absent): the
+   * commit changes a key only on that version (see `journal.ts`).
+   */
+  #versions = new Map<string, string | null>();
 
   constructor(space: FileSpace) {
     super(12);
@@ -36,17 +42,43 @@ export class FileTx extends StagedTx {
   }
 
   protected async readRow(id: string): Promise<Row | undefined> {
-    const row = await this.#s.readRow(id);
+    const [row, version] = await this.#s.readRowVersioned(id);
+    if (version !== undefined) this.#versions.set(`tasks/${encName(id)}.json`, version);
     if (row) this.#before.set(id, readState(row));
     return row;
   }
 
-  protected readSchedule(id: string): Promise<StoredSchedule | undefined> {
-    return this.#s.readSchedule(`schedules/${encName(id)}.json`);
+  protected async readSchedule(id: string): Promise<StoredSchedule | undefined> {
+    const key = `schedules/${encName(id)}.json`;
+    const [schedule, version] = await this.#s.readScheduleVersioned(key);
+    if (version !== undefined) this.#versions.set(key, version);
+    return schedule;
+  }
+
+  /** A key's bytes, its version noted on a conditional store. */
+  async #read(key: string): Promise<Uint8Array | undefined> {
+    const st = this.#s.storage;
+    if (!isConditional(st)) return await st.read(key);
+    const got = await st.readVersioned(key);
+    this.#versions.set(key, got?.version ?? null);
+    return got?.data;
+  }
+
+  /**
+   * The version a change of `key` is made on: the one read, else the current one (read
+   * now, under the lock, before the commit point); `undefined` on a store without versions.
+   */
+  async #on(key: string): Promise<string | null | undefined> {
+    const st = this.#s.storage;
+    if (!isConditional(st)) return undefined;
+    if (this.#versions.has(key)) return this.#versions.get(key);
+    const v = (await st.versionOf(key)) ?? null;
+    this.#versions.set(key, v);
+    return v;
   }
 
   protected async readSeqs(): Promise<Seqs> {
-    const bytes = await this.#s.storage.read(SEQ_FILE);
+    const bytes = await this.#read(SEQ_FILE);
     if (!bytes) return { task: 0, event: 0 };
     try {
       const raw = parseJson(bytes) as Seqs;
@@ -72,12 +104,17 @@ export class FileTx extends StagedTx {
   }
 
   async liveKeyOwner(key: string): Promise<string | undefined> {
-    const bytes = await this.#s.storage.read(`keys/${encName(key)}`);
+    const keyFile = `keys/${encName(key)}`;
+    const bytes = await this.#read(keyFile);
     if (!bytes) return undefined;
     const id = new TextDecoder().decode(bytes);
     const row = await this.row(id);
     if (!row || isFinal(row.state) || row.key !== key) {
-      await this.#s.storage.delete(`keys/${encName(key)}`);
+      const st = this.#s.storage;
+      const v = await this.#on(keyFile);
+      if (isConditional(st) && v) await st.deleteIf(keyFile, v);
+      else await st.delete(keyFile);
+      this.#versions.delete(keyFile);
       return undefined;
     }
     return id;
@@ -89,19 +126,20 @@ export class FileTx extends StagedTx {
     // index entry is only ever a hint. The whole list goes through the journal, so a crash
     // part way leaves it to be finished by the next holder of the lock.
     const ops: Op[] = [];
-    for (const r of this.results) {
-      ops.push({ w: `results/${encName(r.taskId)}.json`, d: encodeResult(r) });
-    }
-    for (const id of this.unresults) ops.push({ x: `results/${encName(id)}.json` });
+    // A write or delete of a record carries the version it is made on (conditional stores).
+    const w = async (key: string, d: Uint8Array) => ops.push({ w: key, d, v: await this.#on(key) });
+    const x = async (key: string) => ops.push({ x: key, v: await this.#on(key) });
+    for (const r of this.results) await w(`results/${encName(r.taskId)}.json`, encodeResult(r));
+    for (const id of this.unresults) await x(`results/${encName(id)}.json`);
     for (const [id, s] of this.putSchedules) {
-      ops.push({ w: `schedules/${encName(id)}.json`, d: encodeSchedule(s) });
+      await w(`schedules/${encName(id)}.json`, encodeSchedule(s));
     }
-    for (const id of this.unschedules) ops.push({ x: `schedules/${encName(id)}.json` });
+    for (const id of this.unschedules) await x(`schedules/${encName(id)}.json`);
     for (const path of this.dependents) ops.push({ w: path, d: EMPTY });
     for (const [id, row] of this.rows) {
       const before = this.#before.get(id);
       if (this.removed.has(id)) {
-        ops.push({ x: `tasks/${encName(id)}.json` });
+        await x(`tasks/${encName(id)}.json`);
         for (const k of before?.index ?? []) ops.push({ x: k });
         for (const dep of await st.list(`deps/${encName(id)}`)) {
           ops.push({ x: `deps/${encName(id)}/${dep}` });
@@ -109,7 +147,7 @@ export class FileTx extends StagedTx {
         continue;
       }
       if (!row) continue;
-      ops.push({ w: `tasks/${encName(id)}.json`, d: encodeRow(row) });
+      await w(`tasks/${encName(id)}.json`, encodeRow(row));
       const index = indexMoves(before?.index ?? [], row);
       for (const k of index.add) ops.push({ w: k, d: EMPTY });
       for (const k of index.del) ops.push({ x: k });
@@ -117,15 +155,15 @@ export class FileTx extends StagedTx {
       const keys = keyMoves(before, row);
       if (keys.release !== undefined) {
         const keyFile = `keys/${encName(keys.release)}`;
-        const owner = await st.read(keyFile);
-        if (owner && new TextDecoder().decode(owner) === id) ops.push({ x: keyFile });
+        const owner = await this.#read(keyFile);
+        if (owner && new TextDecoder().decode(owner) === id) await x(keyFile);
       }
       if (keys.take !== undefined) {
         ops.push({ c: `keys/${encName(keys.take)}`, d: new TextEncoder().encode(id) });
       }
     }
     for (const path of this.dropped) ops.push({ x: path });
-    if (this.seqDirty && this.seq) ops.push({ w: SEQ_FILE, d: jsonBytes(this.seq) });
+    if (this.seqDirty && this.seq) await w(SEQ_FILE, jsonBytes(this.seq));
     if (this.events.length > 0) {
       ops.push({ a: `events/${this.#s.writer}.jsonl`, events: this.events });
     }
