@@ -80,8 +80,11 @@ console.error(
   }`,
 );
 
-// Flags alone (e.g. `--filter x`) still run the tests/ directory.
-const args = Deno.args.some((a) => !a.startsWith("-")) ? Deno.args : [...Deno.args, "tests/"];
+// Flags alone (e.g. `--filter x`) still run the tests/ directory, without the cloud stores'
+// suite (tests/cloud/: emulators, `deno task test:cloud`).
+const args = Deno.args.some((a) => !a.startsWith("-"))
+  ? Deno.args
+  : [...Deno.args, "--ignore=tests/cloud/", "tests/"];
 const child = new Deno.Command(Deno.execPath(), {
   args: ["test", ...TEST_FLAGS, ...args],
   env,

@@ -6,14 +6,14 @@
 // has its commit finished by the next holder.
 
 import assert from "node:assert/strict";
-import { defineTask, OmniQ } from "../../mod.ts";
-import { registerEngine } from "../../engine.ts";
-import { openFile } from "../../backends/file/mod.ts";
-import { LOCK_STALE_MS } from "../../backends/file/options.ts";
-import { FencedLock, LockLostError } from "../../backends/file/fence.ts";
-import { runConformance } from "../conformance/mod.ts";
-import { storageContract } from "./storage_contract.ts";
-import { MemoryBlobs, MemoryConditionalStorage } from "./memory_storage.ts";
+import { defineTask, OmniQ } from "../mod.ts";
+import { registerEngine } from "../engine.ts";
+import { openFile } from "../backends/file/mod.ts";
+import { LOCK_STALE_MS } from "../backends/file/options.ts";
+import { FencedLock, LockLostError } from "../backends/file/fence.ts";
+import { runConformance } from "./conformance/mod.ts";
+import { storageContract } from "./cloud/storage_contract.ts";
+import { MemoryBlobs, MemoryConditionalStorage } from "./cloud/memory_storage.ts";
 
 const stores = new Map<string, MemoryBlobs>();
 function blobs(name: string): MemoryBlobs {
