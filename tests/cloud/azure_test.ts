@@ -10,12 +10,14 @@
 
 import assert from "node:assert/strict";
 import {
+  azureOptionsFromEnv,
   AzureStorage,
   type AzureStorageOptions,
   parseAzureUrl,
   signSharedKey,
 } from "../../backends/file/cloud/azure.ts";
 import { ConfigError, OmniQError } from "../../src/errors.ts";
+import { fromBase64, toBase64 } from "../../src/kit/encoding.ts";
 import { DEV_ACCOUNT, DEV_ACCOUNT_KEY, startAzurite } from "./azure_server.ts";
 import { storageContract } from "./storage_contract.ts";
 
@@ -214,6 +216,75 @@ Deno.test("a connection string reaches the same container", async () => {
     st.location,
     `az://${options.container}/${prefix}?account=${DEV_ACCOUNT}&endpoint=${options.endpoint}`,
   );
+});
+
+/** An account SAS (version 2019-12-12) for the development account, signed here. */
+async function accountSas(permissions: string, key = DEV_ACCOUNT_KEY): Promise<string> {
+  const fields = {
+    sv: "2019-12-12",
+    ss: "b",
+    srt: "sco",
+    sp: permissions,
+    se: "2099-01-01T00:00:00Z",
+    spr: "https,http",
+  };
+  const text = [DEV_ACCOUNT, fields.sp, fields.ss, fields.srt, "", fields.se, "", fields.spr]
+    .concat(fields.sv, "").join("\n");
+  const hmac = await crypto.subtle.importKey(
+    "raw",
+    fromBase64(key) as Uint8Array<ArrayBuffer>,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const sig = toBase64(new Uint8Array(await crypto.subtle.sign("HMAC", hmac, enc(text))));
+  return `?${new URLSearchParams({ ...fields, sig })}`;
+}
+
+Deno.test("a shared access signature reaches the container; a forged one is refused", async () => {
+  const prefix = `sas-${crypto.randomUUID().slice(0, 8)}`;
+  const sas = (sasToken: string) =>
+    new AzureStorage({
+      container: options.container,
+      endpoint: options.endpoint,
+      sasToken,
+      prefix,
+    });
+  const st = sas(await accountSas("rwdlac"));
+  await st.writeAtomic("dir/k", enc("via sas"));
+  assert.deepEqual(await st.list("dir"), ["k"]);
+  assert.deepEqual(await st.putIf("dir/k", enc("again"), null), undefined);
+  assert.deepEqual(dec(await server.storage(prefix).read("dir/k")), "via sas");
+  assert(!st.location.includes("sig"), st.location);
+  const forged = sas(await accountSas("rwdlac", btoa("not the key")));
+  await assert.rejects(
+    () => forged.read("dir/k"),
+    (e: unknown) => e instanceof OmniQError && /read dir\/k: HTTP 403/.test(e.message),
+  );
+  const readOnly = sas(await accountSas("rl"));
+  assert.deepEqual(dec(await readOnly.read("dir/k")), "via sas");
+  await assert.rejects(() => readOnly.writeAtomic("dir/k", enc("no")), /write dir\/k: HTTP 403/);
+});
+
+Deno.test("the environment's credentials, one way in", () => {
+  const env = (vars: Record<string, string>) => azureOptionsFromEnv((name) => vars[name]);
+  assert.deepEqual(env({}), {});
+  assert.deepEqual(
+    env({ AZURE_STORAGE_CONNECTION_STRING: "AccountName=a;AccountKey=b", AZURE_STORAGE_KEY: "c" }),
+    { connectionString: "AccountName=a;AccountKey=b" },
+  );
+  assert.deepEqual(
+    env({
+      AZURE_STORAGE_ACCOUNT: "acct1",
+      AZURE_STORAGE_KEY: "a2V5",
+      AZURE_STORAGE_SAS_TOKEN: "s",
+    }),
+    { account: "acct1", accountKey: "a2V5" },
+  );
+  assert.deepEqual(env({ AZURE_STORAGE_ACCOUNT: "acct1", AZURE_STORAGE_SAS_TOKEN: "sig=x" }), {
+    account: "acct1",
+    sasToken: "sig=x",
+  });
 });
 
 Deno.test("parseAzureUrl reads container, prefix, account and endpoint", () => {

@@ -7,8 +7,12 @@
  * Versions are ETags. A conditional write is Put Blob with `If-None-Match: *` (create only)
  * or `If-Match: <etag>`, a conditional delete is Delete Blob with `If-Match`; Azure checks
  * both atomically, so of two writers holding one version exactly one writes the next.
- * Tested on Azurite 3.37.0 (npm `azurite`, blob service), which enforces them too
+ * Tested on Azurite 3.35.0 (npm `azurite`, blob service), which enforces them too
  * (tests/cloud/azure_test.ts).
+ *
+ * Longer than the house's ~600 lines because it is one adapter behind one lazy import: the
+ * option and URL checks (a third of it), the Shared Key signature and the REST calls are
+ * only ever loaded together, by `az://` alone.
  *
  * @example Open a container on Azurite
  * ```ts ignore
@@ -32,7 +36,9 @@ import { delay } from "../../../src/kit/async.ts";
 import { fromBase64, toBase64 } from "../../../src/kit/encoding.ts";
 import { ConfigError, OmniQError } from "../../../src/errors.ts";
 import { checkKeys, nearest } from "../../../src/options.ts";
-import type { ConditionalStorage, Versioned } from "../storage.ts";
+import type { ConditionalStorage, Storage, Versioned } from "../storage.ts";
+
+export type { ConditionalStorage, Storage, Versioned };
 
 /** Options of an {@linkcode AzureStorage}: a container, a prefix in it, and one way in. */
 export interface AzureStorageOptions {
@@ -422,6 +428,43 @@ function resolveAccess(options: AzureStorageOptions): Resolved {
   const suffix = cs.suffix ?? "core.windows.net";
   const endpoint = named ?? `${cs.protocol ?? "https"}://${account}.blob.${suffix}`;
   return { account, endpoint, auth };
+}
+
+/** The environment variables of Azure's own tools that name a storage account's credentials. */
+export const AZURE_ENV = {
+  connectionString: "AZURE_STORAGE_CONNECTION_STRING",
+  account: "AZURE_STORAGE_ACCOUNT",
+  accountKey: "AZURE_STORAGE_KEY",
+  sasToken: "AZURE_STORAGE_SAS_TOKEN",
+} as const;
+
+/**
+ * The account and one way in that Azure's environment variables ({@linkcode AZURE_ENV})
+ * give, for a config loader to merge under what the config says: the connection string when
+ * set, else the account with its key (or else its SAS). Reads only through `get`.
+ *
+ * @param get Reads one environment variable (`undefined` when unset).
+ * @returns The options found; empty when none is set.
+ *
+ * @example From the process environment
+ * ```ts ignore
+ * const found = azureOptionsFromEnv((name) => Deno.env.get(name));
+ * const storage = new AzureStorage({ container: "omniq", ...found });
+ * ```
+ */
+export function azureOptionsFromEnv(
+  get: (name: string) => string | undefined,
+): Partial<AzureStorageOptions> {
+  const connectionString = get(AZURE_ENV.connectionString);
+  if (connectionString) return { connectionString };
+  const out: Partial<AzureStorageOptions> = {};
+  const account = get(AZURE_ENV.account);
+  if (account) out.account = account;
+  const accountKey = get(AZURE_ENV.accountKey);
+  const sasToken = get(AZURE_ENV.sasToken);
+  if (accountKey) out.accountKey = accountKey;
+  else if (sasToken) out.sasToken = sasToken;
+  return out;
 }
 
 // --- Shared Key ------------------------------------------------------------------------
