@@ -716,7 +716,8 @@ export class GcsStorage implements ConditionalStorage {
 
   /** Names directly under a prefix: objects and sub-prefixes by last segment, every page. */
   async list(prefix: string): Promise<string[]> {
-    const base = this.#name(prefix.replace(/\/+$/, ""));
+    const under = prefix.replace(/^\/+|\/+$/g, "");
+    const base = under === "" ? this.#prefix : this.#name(under);
     const full = base === "" ? "" : `${base}/`;
     const names = new Set<string>();
     let pageToken: string | undefined;
