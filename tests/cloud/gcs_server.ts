@@ -30,6 +30,8 @@
 
 import { GcsStorage, type GcsStorageOptions } from "../../backends/file/cloud/gcs.ts";
 import type { ConditionalStorage } from "../../backends/file/storage.ts";
+
+export type { ConditionalStorage, GcsStorageOptions };
 import { ensurePackage, findBinary, freePort } from "../servers.ts";
 
 /** A cloud store's server for the tests (the same shape for S3, Azure Blob and GCS). */

@@ -33,7 +33,9 @@ import { delay } from "../../../src/kit/async.ts";
 import { fromBase64, toBase64 } from "../../../src/kit/encoding.ts";
 import { ConfigError, OmniQError } from "../../../src/errors.ts";
 import { checkKeys, nearest } from "../../../src/options.ts";
-import type { ConditionalStorage, Versioned } from "../storage.ts";
+import type { ConditionalStorage, Storage, Versioned } from "../storage.ts";
+
+export type { ConditionalStorage, Storage, Versioned };
 
 /** A service-account key, as the JSON key file of the Google Cloud console holds it. */
 export interface GcsServiceAccount {
