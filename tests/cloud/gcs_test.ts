@@ -491,6 +491,154 @@ Deno.test("gcs storage: an error names the store, the key, the status and the se
   assert(/^gcs: list tasks in bucket omniq-errors: HTTP \d{3}/.test(error.message), error.message);
 });
 
+// ---------------------------------------------------------------- faults on the way
+
+/**
+ * A loopback proxy in front of the emulator that lets `fault` answer a request instead of
+ * (or after) forwarding it: how lost answers, throttling and slow answers reach the adapter.
+ */
+function faultyProxy(
+  fault: (n: number, req: Request, forward: () => Promise<Response>) => Promise<Response>,
+) {
+  const seen: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const url = new URL(req.url);
+    seen.push(`${req.method} ${url.pathname}`);
+    const body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
+    const forward = () =>
+      fetch(`${gcs.url}${url.pathname}${url.search}`, {
+        method: req.method,
+        headers: req.headers,
+        body,
+      });
+    return await fault(seen.length, req, forward);
+  });
+  const st = (options: Partial<GcsStorageOptions> = {}) =>
+    new GcsStorage({
+      ...(gcs.options as unknown as GcsStorageOptions),
+      endpoint: `http://127.0.0.1:${server.addr.port}`,
+      prefix: `t-${unique()}`,
+      ...options,
+    });
+  return { seen, server, st };
+}
+
+const unavailable = () => new Response("busy", { status: 503 });
+
+Deno.test("gcs retries: 503 and 429 are retried, a slow answer times out and is retried", async () => {
+  const proxy = faultyProxy(async (n, _req, forward) => {
+    if (n === 1) return unavailable();
+    if (n === 2) {
+      return Response.json({ error: { code: 429, message: "slow down" } }, { status: 429 });
+    }
+    if (n === 3) await new Promise((r) => setTimeout(r, 600));
+    return await forward();
+  });
+  try {
+    const st = proxy.st({ timeoutMs: 300 });
+    await st.writeAtomic("k", enc("v"));
+    assert.deepStrictEqual(proxy.seen.length, 4, proxy.seen.join("\n"));
+    assert.deepStrictEqual(dec(await st.read("k")), "v");
+  } finally {
+    await proxy.server.shutdown();
+  }
+});
+
+Deno.test("gcs retries: a store that keeps failing gives an error naming key, attempts and status", async () => {
+  const proxy = faultyProxy(() =>
+    Promise.resolve(
+      Response.json({
+        error: { code: 503, message: "backend down", errors: [{ reason: "backendError" }] },
+      }, {
+        status: 503,
+      }),
+    )
+  );
+  try {
+    const st = proxy.st();
+    const error = await assertRejects(() => st.read("tasks/x.json"), OmniQError);
+    assert.match(
+      error.message,
+      /^gcs: read t-\w+\/tasks\/x\.json in bucket omniq-\w+: HTTP 503 backendError: backend down$/,
+    );
+    assert.deepStrictEqual(proxy.seen.length, 5, "every attempt was made");
+  } finally {
+    await proxy.server.shutdown();
+  }
+});
+
+Deno.test("gcs retries: a delete whose answer was lost still reports the key existed", async () => {
+  let lose = false;
+  const proxy = faultyProxy(async (_n, req, forward) => {
+    const res = await forward();
+    if (lose && req.method === "DELETE") {
+      lose = false;
+      await res.body?.cancel();
+      return unavailable();
+    }
+    return res;
+  });
+  try {
+    const st = proxy.st();
+    await st.writeAtomic("a", enc("1"));
+    lose = true;
+    assert.deepStrictEqual(await st.delete("a"), true);
+    assert.deepStrictEqual(await st.read("a"), undefined);
+    const v = (await st.putIf("b", enc("2"), null))!;
+    lose = true;
+    assert.deepStrictEqual(await st.deleteIf("b", v), true);
+    assert.deepStrictEqual(await st.read("b"), undefined);
+  } finally {
+    await proxy.server.shutdown();
+  }
+});
+
+Deno.test("gcs retries: a create whose answer was lost, refused on the retry, is this call's write", async () => {
+  // The first upload reaches the store and its answer is lost; the proxy then answers the
+  // retry 412, as Cloud Storage would now that the object exists. The adapter re-reads and
+  // finds its own bytes: it created the object. Another writer's bytes would be a refusal.
+  let step = 0;
+  const proxy = faultyProxy(async (_n, req, forward) => {
+    if (req.method !== "POST" || step >= 2) return await forward();
+    step++;
+    if (step === 1) {
+      await (await forward()).body?.cancel();
+      return unavailable();
+    }
+    return Response.json({ error: { code: 412, message: "Precondition Failed" } }, { status: 412 });
+  });
+  try {
+    const st = proxy.st();
+    const v = await st.putIf("lock", enc("mine"), null);
+    assert.ok(v !== undefined, "the lost write is recognised as this call's");
+    assert.deepStrictEqual(await st.versionOf("lock"), v);
+    await st.writeAtomic("other", enc("theirs"));
+    step = 1; // the next upload is answered 412 at once: no retry, so no claim on the bytes
+    assert.deepStrictEqual(await st.putIf("other", enc("theirs"), null), undefined);
+  } finally {
+    await proxy.server.shutdown();
+  }
+});
+
+Deno.test("gcs retries: a 401 mints a fresh token once", async () => {
+  const { key, publicKey } = await serviceAccount();
+  const tokens = tokenEndpoint(publicKey, () => undefined);
+  const proxy = faultyProxy(async (n, _req, forward) =>
+    n === 1
+      ? Response.json({ error: { code: 401, message: "expired" } }, { status: 401 })
+      : await forward()
+  );
+  try {
+    const st = proxy.st({ accessToken: undefined, credentials: { ...key, token_uri: tokens.url } });
+    await st.writeAtomic("k", enc("v"));
+    assert.deepStrictEqual(tokens.seen.length, 2);
+    assert.deepStrictEqual(proxy.seen.length, 2);
+  } finally {
+    await proxy.server.shutdown();
+    await tokens.server.shutdown();
+  }
+});
+
 // ---------------------------------------------------------------- needs preconditions
 
 Deno.test({
