@@ -17,6 +17,10 @@
  * storage contract only on a server given in `OMNIQ_TEST_GCS_ENDPOINT` (e.g.
  * fake-gcs-server, which enforces them).
  *
+ * Longer than the ~600-line guide on purpose: a store is one lazily loaded module (its
+ * option checks, its token minting and its requests), so a program on another engine never
+ * loads any of it, and half of the length is the key-by-key option errors.
+ *
  * @example Open a bucket with a service-account key
  * ```ts ignore
  * import { GcsStorage } from "./gcs.ts";
