@@ -540,7 +540,8 @@ export async function tcpExchange(port: number, options: TcpExchangeOptions): Pr
 
 // --- process management ---------------------------------------------------------------
 
-interface LaunchSpec {
+/** How {@linkcode launch} starts one server process and knows it is ready. */
+export interface LaunchSpec {
   name: string;
   command: string;
   args: string[];
@@ -554,7 +555,8 @@ interface LaunchSpec {
   probe?: () => Promise<boolean>;
 }
 
-interface Launched {
+/** A server process {@linkcode launch} started. */
+export interface Launched {
   /** Stop the process and remove its directory. */
   stop(): Promise<void>;
   /** Stop the process only. */
@@ -574,7 +576,14 @@ function handle(url: string, dir: string, server: Launched): TestServer & Launch
   };
 }
 
-async function launch(spec: LaunchSpec): Promise<Launched> {
+/**
+ * Start a server process as our direct child (killed with us), and wait until its port
+ * accepts connections and its probe, if any, says ready.
+ *
+ * @param spec what to run and how to know it is ready
+ * @returns its handle
+ */
+export async function launch(spec: LaunchSpec): Promise<Launched> {
   const child = spawnServer(spec);
   let exited: Deno.CommandStatus | undefined;
   const status = child.status.then((s) => (exited = s));
@@ -742,13 +751,22 @@ async function lookupUser(name: string): Promise<{ uid: number; gid: number }> {
   throw new Error(`user "${name}" not found in /etc/passwd (the postgresql package creates it)`);
 }
 
-interface CommandResult {
+/** What {@linkcode runCommand} saw of a finished command. */
+export interface CommandResult {
   ok: boolean;
   code: number;
   output: string;
 }
 
-async function runCommand(
+/**
+ * Run a command to its end, its output captured (stdout then stderr).
+ *
+ * @param command the program
+ * @param args its arguments
+ * @param options a user to run it as, a working directory
+ * @returns whether it succeeded, its exit code and output
+ */
+export async function runCommand(
   command: string,
   args: string[],
   options: { asUser?: string; cwd?: string } = {},
