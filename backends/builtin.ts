@@ -7,6 +7,7 @@
  */
 
 import { registerEngine } from "../src/registry.ts";
+import { azureEngine, gcsEngine, s3Engine } from "./file/cloud/engines.ts";
 import { fileEngine } from "./file/engine.ts";
 import { kvEngine } from "./kv/engine.ts";
 import { memoryEngine } from "./memory/engine.ts";
@@ -24,6 +25,9 @@ for (
     postgresEngine,
     redisEngine,
     natsEngine,
+    s3Engine,
+    azureEngine,
+    gcsEngine,
   ]
 ) {
   registerEngine(engine);

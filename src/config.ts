@@ -24,7 +24,12 @@ import { parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
 import type { OmniQConfig } from "./api.ts";
 import { nearest } from "./options.ts";
-import { type OptionKind, registeredEngines, workerTypeNames } from "./registry.ts";
+import {
+  engineForScheme,
+  type OptionKind,
+  registeredEngines,
+  workerTypeNames,
+} from "./registry.ts";
 import { redactUrl, splitScheme } from "./url.ts";
 
 /** What one configuration key takes. */
@@ -139,6 +144,20 @@ function optionOk(kind: OptionKind, value: unknown): boolean {
 }
 
 /** Check `{ postgres: {…} }`, `{ redis: {…} }` or `{ nats: {…} }`, naming a bad key's path. */
+/** Keys whose values are never echoed back in an error, even of the wrong type. */
+const SECRET_KEYS = new Set([
+  "password",
+  "pass",
+  "token",
+  "secretAccessKey",
+  "sessionToken",
+  "accountKey",
+  "sasToken",
+  "connectionString",
+  "accessToken",
+  "privateKey",
+]);
+
 function checkEngineOptions(value: Record<string, unknown>, path: string): unknown {
   const schemas = engineOptions();
   const engines = Object.keys(schemas);
@@ -185,12 +204,13 @@ function checkEngineOptions(value: Record<string, unknown>, path: string): unkno
     }
     if (!optionOk(kind, v)) {
       // A password or token is never echoed back, even when it is of the wrong type.
-      const secret = key === "password" || key === "pass" || key === "token";
+      const secret = SECRET_KEYS.has(key);
       throw new ConfigError(
         `${at}.${key}: expected ${OPTION_EXPECTED[kind]}, got ${secret ? typeof v : describe(v)}`,
       );
     }
-    if (key === "url" && !splitScheme(v as string)?.[0].startsWith(engine)) {
+    const scheme = key === "url" ? splitScheme(v as string)?.[0] : undefined;
+    if (key === "url" && (scheme === undefined || engineForScheme(scheme)?.name !== engine)) {
       fail(`${at}.url`, `a ${engine} URL`, redactUrl(v as string));
     }
     out[key] = v;

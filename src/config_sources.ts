@@ -11,6 +11,7 @@ import { ConfigError } from "./errors.ts";
 import type { OmniQConfig } from "./api.ts";
 import { isPlain, type Kind, SCHEMA, type Schema, STORE_KEYS, validateConfig } from "./config.ts";
 import { nearest } from "./options.ts";
+import { engineForScheme } from "./registry.ts";
 
 /** Options of {@linkcode configFromEnv}. */
 export interface EnvOptions {
@@ -103,6 +104,9 @@ export function parseDotenv(text: string, source = ".env"): Record<string, strin
  * Configuration from `OMNIQ_*` environment variables, named after the keys:
  * `OMNIQ_QUEUE`, `OMNIQ_WORKER_CONCURRENCY`, `OMNIQ_DEFAULTS_RESULT_TTL` … Lists are
  * comma-separated. Reads the process environment (needs `--allow-env`) unless `env` is given.
+ * A cloud store's URL (`OMNIQ_QUEUE=s3://bucket/prefix`) takes its cloud's credentials from
+ * the same variables (`AWS_ACCESS_KEY_ID`…, `AZURE_STORAGE_*`, `GOOGLE_APPLICATION_CREDENTIALS`)
+ * and becomes that engine's object form.
  *
  * @param options A `.env` file to read too, or the variables to use.
  * @returns The configuration the variables set (only those keys).
@@ -141,7 +145,7 @@ export function configFromEnv(options: EnvOptions = {}): OmniQConfig {
     target[entry.path.at(-1)!] = fromEnvString(entry.kind, raw, name);
   }
   try {
-    return validateConfig(config);
+    return validateConfig(withEnvironment(config, vars));
   } catch (error) {
     if (error instanceof ConfigError) {
       // Name the variable the user set, as well as the key.
@@ -151,6 +155,27 @@ export function configFromEnv(options: EnvOptions = {}): OmniQConfig {
     }
     throw error;
   }
+}
+
+/**
+ * The store URLs of a configuration whose engines read the environment (a cloud's usual
+ * credential variables), turned into their object forms with what the environment adds.
+ * A URL the environment adds nothing to stays a URL; options stay as given.
+ */
+function withEnvironment(
+  config: Record<string, unknown>,
+  vars: Record<string, string | undefined>,
+): Record<string, unknown> {
+  const out = { ...config };
+  for (const key of STORE_KEYS) {
+    const url = out[key];
+    if (typeof url !== "string") continue;
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
+    const entry = scheme === undefined ? undefined : engineForScheme(scheme);
+    const form = entry?.fromEnvironment?.(url, vars);
+    if (form && Object.keys(form).some((k) => k !== "url")) out[key] = { [entry!.name]: form };
+  }
+  return out;
 }
 
 function expand(
@@ -275,7 +300,10 @@ function merge(
 }
 
 /**
- * Merge configuration sources key by key: code > file > environment > defaults.
+ * Merge configuration sources key by key: code > file > environment > defaults. With
+ * `env: true`, a cloud store's URL (`s3://`, `az://`, `gs://`), wherever it came from, also
+ * takes that cloud's credentials from their usual environment variables (`AWS_*`,
+ * `AZURE_STORAGE_*`, `GOOGLE_APPLICATION_CREDENTIALS`); `OmniQ.open` alone never reads them.
  *
  * @param sources The code, file and environment configurations (each optional).
  * @returns One validated configuration for `OmniQ.open`.
@@ -290,5 +318,11 @@ export async function resolveConfig(sources: ConfigSources): Promise<OmniQConfig
     (low, high) => merge(low as Record<string, unknown>, high as Record<string, unknown>),
     {},
   );
-  return validateConfig(merged);
+  // `env: true` reads the environment now: a store URL from code or a file gets its cloud's
+  // credentials from their usual variables too.
+  return validateConfig(
+    sources.env === true
+      ? withEnvironment(merged as Record<string, unknown>, runtime.envObject())
+      : merged,
+  );
 }

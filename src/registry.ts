@@ -43,6 +43,19 @@ export interface EngineEntry {
   openUrl(url: string, rest: string): Promise<Backend>;
   /** Open a store from its object form (already checked against {@linkcode options}). */
   openOptions?(options: Record<string, unknown>): Promise<Backend>;
+  /**
+   * The object form of a URL of this engine with what the environment adds (a cloud's
+   * credentials from its usual variables), or `undefined` to keep the URL. Called only by
+   * `configFromEnv` and `resolveConfig({ env: true })`, never by `OmniQ.open`: a program's
+   * environment reaches a store only when it asks for it.
+   *
+   * @param url The store URL.
+   * @param env The environment variables.
+   */
+  fromEnvironment?(
+    url: string,
+    env: Record<string, string | undefined>,
+  ): Record<string, unknown> | undefined;
 }
 
 /** How a worker type's executor is made. */

@@ -68,7 +68,9 @@ Deno.test("registry: an unknown scheme lists the registered ones, outside engine
     () => OmniQ.open("sqlit:./x.db"),
     (e: unknown) =>
       e instanceof ConfigError && e.message.includes('unknown URL scheme "sqlit:"') &&
-      e.message.includes("memory:, sqlite:, file:, kv:, postgres:, redis:, nats:, scratch:"),
+      e.message.includes(
+        "memory:, sqlite:, file:, kv:, postgres:, redis:, nats:, s3:, az:, gs:, scratch:",
+      ),
   );
 });
 

@@ -92,7 +92,7 @@ osd data = ${dir}/osd$id
 osd max object name len = 256
 osd max object namespace len = 64
 [client]
-rgw frontends = beast endpoint=${HOST}:${rgwPort}
+rgw frontends = beast endpoint=${HOST}:${rgwPort} tcp_nodelay=1
 rgw data = ${dir}/rgw
 `;
 }
@@ -214,7 +214,12 @@ export async function startRadosGateway(): Promise<CloudServer> {
       accessKeyId: ACCESS_KEY,
       secretAccessKey: SECRET_KEY,
     };
-    await new S3Storage(options).createBucket();
+    const bucket = new S3Storage(options);
+    await bucket.createBucket();
+    // The first write into a new bucket makes the gateway's data pool (about two seconds):
+    // done here, so no test's timing pays for it.
+    await bucket.writeAtomic("warm-up", new Uint8Array(1));
+    await bucket.delete("warm-up");
     return {
       url,
       port: rgwPort,

@@ -98,11 +98,13 @@ export const ttlCases: Case[] = [
     name: "a task started within its ttl is not expired while it runs",
     async fn({ open, key }) {
       await using q = await open();
-      const id = await q.enqueue(gated, [key], { ttl: "100ms" });
+      // The worker must claim it within its ttl: 400 ms leaves room for an object store,
+      // whose every step is a dozen requests.
+      const id = await q.enqueue(gated, [key], { ttl: "400ms" });
       const w = q.worker();
       await w.start();
       await until("the handler to run", () => probe(key).calls === 1);
-      await pause(120);
+      await pause(420);
       await q.cleanup();
       assert.equal((await q.get(id))?.state, "running");
       openGate(key);
