@@ -13,6 +13,9 @@ import type { EventRecord, EventType } from "./types.ts";
 
 type Listener = (event: EventRecord) => void;
 
+/** How long the poller remembers an event it delivered, in case the step delivers it too. */
+const POLLED_KEEP_MS = 60_000;
+
 /** The listeners of one `OmniQ`, and the poller that feeds them other processes' events. */
 export class Listeners {
   #events: EventStore;
@@ -22,6 +25,12 @@ export class Listeners {
   #poller: { stop: AbortController; done: Promise<void> } | undefined;
   /** Events delivered locally that the poller will read again. */
   #localIds = new Set<string>();
+  /**
+   * Events the poller delivered, by when: a step's events are stored before the step hands
+   * them to {@linkcode deliver}, so a poll in between reads them first, and `deliver` must
+   * not deliver them again. Kept for a minute, far longer than any step.
+   */
+  #polledIds = new Map<string, number>();
 
   /**
    * @param events The store other processes' events are read from.
@@ -59,7 +68,10 @@ export class Listeners {
   deliver(events: readonly StoredEvent[]): void {
     if (!this.active) return;
     for (const e of events) {
-      if (this.#poller) this.#localIds.add(e.id);
+      if (this.#poller) {
+        if (this.#polledIds.delete(e.id)) continue;
+        this.#localIds.add(e.id);
+      }
       this.#emit(toEventRecord(e));
     }
   }
@@ -69,6 +81,7 @@ export class Listeners {
     this.#poller?.stop.abort();
     this.#poller = undefined;
     this.#localIds.clear();
+    this.#polledIds.clear();
   }
 
   #startPoller(): void {
@@ -84,9 +97,15 @@ export class Listeners {
           const page = await this.#events.query(
             after === undefined ? { since: started, limit: 1000 } : { after, limit: 1000 },
           );
+          const now = Date.now();
+          for (const [id, at] of this.#polledIds) {
+            if (now - at < POLLED_KEEP_MS) break;
+            this.#polledIds.delete(id);
+          }
           for (const e of page) {
             after = e.id;
             if (this.#localIds.delete(e.id)) continue;
+            this.#polledIds.set(e.id, now);
             this.#emit(toEventRecord(e));
           }
         } catch (error) {
