@@ -147,3 +147,27 @@ Deno.test({
     assert.ok(Date.now() - started >= LOCK_STALE_MS - 1_000, "the lock was waited out");
   },
 });
+
+Deno.test("fence: a writer's event log is cut into segments, read back whole and in order", async () => {
+  const b = new MemoryBlobs();
+  const backend = await openFile("unused", { storage: new MemoryConditionalStorage(b) });
+  await using q = await OmniQ.open({ backend });
+  defineTask("segment-echo", (n: number) => n);
+  for (const size of [600, 600, 1]) {
+    await q.enqueueMany(
+      Array.from({ length: size }, (_, i) => ({ task: "segment-echo", args: [i] })),
+    );
+  }
+  const logs = [...b.blobs.keys()].filter((k) => k.startsWith("events/")).sort();
+  // 600, 600 and 1 events a commit, at most 1,000 a segment: the second commit starts a new
+  // segment, the third fits in it.
+  assert.equal(logs.length, 2, logs.join(", "));
+  const lines = (k: string) => new TextDecoder().decode(b.blobs.get(k)!.data).trim().split("\n");
+  assert.deepEqual(logs.map((k) => lines(k).length), [600, 601]);
+  assert.ok(logs.every((k) => /^events\/\d+-[0-9a-f]{8}-\d+\.jsonl$/.test(k)), logs.join(", "));
+  const events = [];
+  for await (const e of q.events({ type: "enqueued" })) events.push(e);
+  assert.equal(events.length, 1_201);
+  const ids = events.map((e) => BigInt(e.id));
+  assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), "in append order");
+});

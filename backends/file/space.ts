@@ -23,6 +23,9 @@ import { isConditional, type Storage } from "./storage.ts";
 import { type FencedHold, FencedLock, LockLostError } from "./fence.ts";
 import { FileTx } from "./tx.ts";
 
+/** Events per segment of a writer's event log on an object store (about 200 KiB of JSON). */
+export const LOG_SEGMENT_EVENTS = 1_000;
+
 /** The shared machinery of one open directory: storage, lock, steps, corrupt reports. */
 export class FileSpace implements RecordSpace {
   /** Where the files live. */
@@ -39,10 +42,29 @@ export class FileSpace implements RecordSpace {
   /** On a conditional store (an object store): its fenced lock, and the holding of it. */
   #fence?: FencedLock;
   #hold?: FencedHold;
+  /** This writer's event log segment on an object store, and the events put in it so far. */
+  #segment = 0;
+  #segmentEvents = 0;
 
   constructor(storage: Storage) {
     this.storage = storage;
     if (isConditional(storage)) this.#fence = new FencedLock(storage, this.writer);
+  }
+
+  /**
+   * The log a commit appends `count` events to. On a local directory it is one file per
+   * writer. On an object store an append rewrites the whole object, so a writer's log is cut
+   * into segments of at most {@linkcode LOG_SEGMENT_EVENTS} events (`<writer>-<n>.jsonl`):
+   * an append costs the same in a long-running worker as in a fresh one.
+   */
+  eventLog(count: number): string {
+    if (!this.#fence) return `events/${this.writer}.jsonl`;
+    if (this.#segmentEvents > 0 && this.#segmentEvents + count > LOG_SEGMENT_EVENTS) {
+      this.#segment++;
+      this.#segmentEvents = 0;
+    }
+    this.#segmentEvents += count;
+    return `events/${this.writer}-${this.#segment}.jsonl`;
   }
 
   check(): void {

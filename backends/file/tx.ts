@@ -165,7 +165,7 @@ export class FileTx extends StagedTx {
     for (const path of this.dropped) ops.push({ x: path });
     if (this.seqDirty && this.seq) await w(SEQ_FILE, jsonBytes(this.seq));
     if (this.events.length > 0) {
-      ops.push({ a: `events/${this.#s.writer}.jsonl`, events: this.events });
+      ops.push({ a: this.#s.eventLog(this.events.length), events: this.events });
     }
     await this.#s.apply(ops);
   }
