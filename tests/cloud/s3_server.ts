@@ -8,8 +8,8 @@
  * `s3://` store relies on, atomically: PutObject with `If-None-Match: *` gives 412 when the
  * key exists and PutObject with a stale `If-Match` gives 412 (tests/cloud/s3_test.ts checks
  * both with raw requests, and that of many racing creates of one key exactly one wins).
- * The npm and Debian S3 emulators tried (s3rver, fauxqs) ignore preconditions on PutObject,
- * and PyPI's (moto) is out of reach here.
+ * The npm emulator fauxqs 2.4 checks preconditions on GET only, not on PutObject, and PyPI's
+ * (moto) is out of reach here.
  *
  * The packages (`ceph-mon`, `ceph-osd`, `radosgw`, with `ceph-common` and `ceph-base`) are
  * installed with apt-get as root when missing, like the other servers of `tests/servers.ts`.
