@@ -11,6 +11,8 @@ import { registerEngine } from "../engine.ts";
 import { openFile } from "../backends/file/mod.ts";
 import { LOCK_STALE_MS } from "../backends/file/options.ts";
 import { FencedLock, LockLostError } from "../backends/file/fence.ts";
+import { checkPreconditions } from "../backends/file/cloud/common.ts";
+import { ConfigError } from "../src/errors.ts";
 import { runConformance } from "./conformance/mod.ts";
 import { storageContract } from "./cloud/storage_contract.ts";
 import { MemoryBlobs, MemoryConditionalStorage } from "./cloud/memory_storage.ts";
@@ -170,4 +172,27 @@ Deno.test("fence: a writer's event log is cut into segments, read back whole and
   assert.equal(events.length, 1_201);
   const ids = events.map((e) => BigInt(e.id));
   assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), "in append order");
+});
+
+Deno.test("fence: a store that ignores conditional writes is refused by the probe at open", async () => {
+  /** A store whose create-only writes always go through, as some S3 emulators do. */
+  class Ignoring extends MemoryConditionalStorage {
+    override putIf(key: string, data: Uint8Array, _expected: string | null) {
+      return super.putIf(key, data, null).then(async (v) => {
+        if (v !== undefined) return v;
+        await this.writeAtomic(key, data);
+        return (await this.versionOf(key))!;
+      });
+    }
+  }
+  const b = new MemoryBlobs();
+  await assert.rejects(
+    () => checkPreconditions(new Ignoring(b)),
+    (e: unknown) =>
+      e instanceof ConfigError && /does not enforce conditional writes/.test(e.message) &&
+      e.message.includes("checkPreconditions: false"),
+  );
+  assert.deepEqual([...b.blobs.keys()], [], "the probe leaves nothing behind");
+  await checkPreconditions(new MemoryConditionalStorage(b));
+  assert.deepEqual([...b.blobs.keys()], []);
 });

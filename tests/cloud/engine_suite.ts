@@ -26,6 +26,13 @@ export interface CloudSuiteOptions {
    * prefix rely on; without it only the single-process parts run (and the caller says why).
    */
   processes: boolean;
+  /** Keys to add to every object form (e.g. `checkPreconditions: false` on an emulator). */
+  extra?: Record<string, unknown>;
+  /**
+   * Conformance cases the server cannot pass with the queue in the bucket, each with the
+   * reason (the run with the queue in SQLite runs them all).
+   */
+  skipInBucket?: Record<string, string>;
 }
 
 /**
@@ -36,11 +43,12 @@ export interface CloudSuiteOptions {
  */
 export function cloudEngineSuite(server: CloudServer, options: CloudSuiteOptions): void {
   const { engine } = options;
-  const form = (prefix: string) => ({ [engine]: { ...server.options, prefix } });
+  const form = (prefix: string) => ({ [engine]: { ...server.options, ...options.extra, prefix } });
   const fresh = () => `${engine}-${crypto.randomUUID().slice(0, 8)}`;
 
   runConformance({
     name: `${engine} (queue, results and events in the bucket)`,
+    skip: options.skipInBucket,
     store: () =>
       Promise.resolve({
         stores: { backend: form(fresh()) },

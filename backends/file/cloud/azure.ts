@@ -37,6 +37,7 @@ import { fromBase64, toBase64 } from "../../../src/kit/encoding.ts";
 import { ConfigError, OmniQError } from "../../../src/errors.ts";
 import { checkKeys, nearest } from "../../../src/options.ts";
 import type { ConditionalStorage, Storage, Versioned } from "../storage.ts";
+import { concat, sameBytes, TRANSIENT, trimPrefix } from "./common.ts";
 
 export type { ConditionalStorage, Storage, Versioned };
 
@@ -103,7 +104,6 @@ const ATTEMPTS = 5;
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 2_000;
 const APPEND_ATTEMPTS = 20;
-const TRANSIENT = new Set([429, 500, 502, 503, 504]);
 /** Statuses after which a write may have happened although its answer was an error. */
 const MAYBE_APPLIED = new Set([500, 502, 503, 504]);
 
@@ -168,15 +168,12 @@ function checkPrefix(prefix: unknown, where: string): string {
       `${where}: expected a string (a folder in the container), got ${show(prefix)}`,
     );
   }
-  const trimmed = prefix.replace(/^\/+|\/+$/g, "");
-  if (trimmed === "") return "";
-  for (const segment of trimmed.split("/")) {
-    if (segment === "" || segment === "." || segment === "..") {
-      throw new ConfigError(
-        `${where}: invalid prefix "${prefix}": expected folder names separated by single ` +
-          `slashes, without "." or ".." segments`,
-      );
-    }
+  const trimmed = trimPrefix(prefix);
+  if (trimmed === undefined) {
+    throw new ConfigError(
+      `${where}: invalid prefix "${prefix}": expected folder names separated by single ` +
+        `slashes, without "." or ".." segments`,
+    );
   }
   return trimmed;
 }
@@ -608,19 +605,6 @@ function xmlField(xml: string, tag: string): string | undefined {
 function errorCode(reply: Reply): string | undefined {
   return reply.headers.get("x-ms-error-code") ??
     xmlField(new TextDecoder().decode(reply.body), "Code");
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function backoff(attempt: number): number {

@@ -49,6 +49,7 @@ export const s3Engine: EngineEntry = {
     secretAccessKey: "string",
     sessionToken: "string",
     timeoutMs: "positive",
+    checkPreconditions: "boolean",
   },
   fromEnvironment(url, env) {
     return defined({
@@ -67,7 +68,7 @@ export const s3Engine: EngineEntry = {
   },
   async openOptions(options) {
     const { S3Storage, parseS3Url } = await import("./s3.ts");
-    const { url, ...rest } = options;
+    const [{ url, ...rest }, checks] = storeOptions(options);
     const base = typeof url === "string" ? parseS3Url(url) : {};
     const merged = { ...base, ...rest } as Record<string, unknown>;
     if (merged.accessKeyId === undefined || merged.secretAccessKey === undefined) {
@@ -79,6 +80,7 @@ export const s3Engine: EngineEntry = {
     }
     return await openOn(
       new S3Storage(merged as unknown as ConstructorParameters<typeof S3Storage>[0]),
+      checks,
     );
   },
 };
@@ -97,6 +99,7 @@ export const azureEngine: EngineEntry = {
     connectionString: "string",
     endpoint: "string",
     timeoutMs: "positive",
+    checkPreconditions: "boolean",
   },
   fromEnvironment(url, env) {
     const connectionString = first(env, "AZURE_STORAGE_CONNECTION_STRING");
@@ -113,11 +116,12 @@ export const azureEngine: EngineEntry = {
   },
   async openOptions(options) {
     const { AzureStorage, parseAzureUrl } = await import("./azure.ts");
-    const { url, ...rest } = options;
+    const [{ url, ...rest }, checks] = storeOptions(options);
     const base = typeof url === "string" ? parseAzureUrl(url) : {};
     const merged = { ...base, ...rest };
     return await openOn(
       new AzureStorage(merged as unknown as ConstructorParameters<typeof AzureStorage>[0]),
+      checks,
     );
   },
 };
@@ -137,6 +141,7 @@ export const gcsEngine: EngineEntry = {
     tokenUri: "string",
     anonymous: "boolean",
     timeoutMs: "positive",
+    checkPreconditions: "boolean",
   },
   fromEnvironment(url, env) {
     const emulator = first(env, "STORAGE_EMULATOR_HOST");
@@ -157,7 +162,7 @@ export const gcsEngine: EngineEntry = {
   },
   async openOptions(options) {
     const { GcsStorage, parseGcsUrl } = await import("./gcs.ts");
-    const { url, clientEmail, privateKey, tokenUri, ...rest } = options;
+    const [{ url, clientEmail, privateKey, tokenUri, ...rest }, checks] = storeOptions(options);
     const base = typeof url === "string" ? parseGcsUrl(url) : {};
     const merged: Record<string, unknown> = { ...base, ...rest };
     if (clientEmail !== undefined || privateKey !== undefined) {
@@ -172,6 +177,7 @@ export const gcsEngine: EngineEntry = {
     }
     return await openOn(
       new GcsStorage(merged as unknown as ConstructorParameters<typeof GcsStorage>[0]),
+      checks,
     );
   },
 };
@@ -205,13 +211,30 @@ function serviceAccount(file: string): Record<string, unknown> {
   });
 }
 
+/** The options every store's object form takes besides its own: what `openOn` does. */
+interface OpenChecks {
+  /** Probe at open that the server enforces conditional writes (default `true`). */
+  checkPreconditions?: boolean;
+}
+
+/** An object form's options without the keys `openOn` takes. */
+function storeOptions(options: Record<string, unknown>): [Record<string, unknown>, OpenChecks] {
+  const { checkPreconditions, ...rest } = options;
+  return [rest, { checkPreconditions: checkPreconditions as boolean | undefined }];
+}
+
 /**
- * The `file:` engine on an object store, once one listing of its prefix went through: wrong
+ * The `file:` engine on an object store, once one listing of its prefix went through (wrong
  * credentials, a missing bucket or container and an unreachable endpoint fail here, at open,
- * with the store's own error naming the store, not at the first task.
+ * with the store's own error naming the store, not at the first task) and a probe showed the
+ * server enforces conditional writes (unless `checkPreconditions: false`).
  */
-async function openOn(storage: ConditionalStorage): Promise<FileBackend> {
+async function openOn(storage: ConditionalStorage, checks: OpenChecks): Promise<FileBackend> {
   await storage.list("");
+  if (checks.checkPreconditions !== false) {
+    const { checkPreconditions } = await import("./common.ts");
+    await checkPreconditions(storage);
+  }
   const { openFile } = await import("../mod.ts");
   return await openFile(storage.location, { storage });
 }

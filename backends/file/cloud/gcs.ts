@@ -38,6 +38,7 @@ import { fromBase64, toBase64 } from "../../../src/kit/encoding.ts";
 import { ConfigError, OmniQError } from "../../../src/errors.ts";
 import { checkKeys, nearest } from "../../../src/options.ts";
 import type { ConditionalStorage, Storage, Versioned } from "../storage.ts";
+import { concat, sameBytes, TRANSIENT, trimPrefix } from "./common.ts";
 
 export type { ConditionalStorage, Storage, Versioned };
 
@@ -117,7 +118,6 @@ const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 2_000;
 const APPEND_ATTEMPTS = 20;
 const PAGE_SIZE = 1_000;
-const TRANSIENT = new Set([429, 500, 502, 503, 504]);
 /** Statuses after which a write may have happened although its answer was an error. */
 const MAYBE_APPLIED = new Set([500, 502, 503, 504]);
 
@@ -184,15 +184,12 @@ function checkPrefix(prefix: unknown, where: string): string {
       `${where}: expected a string (a folder in the bucket), got ${show(prefix)}`,
     );
   }
-  const trimmed = prefix.replace(/^\/+|\/+$/g, "");
-  if (trimmed === "") return "";
-  for (const segment of trimmed.split("/")) {
-    if (segment === "" || segment === "." || segment === "..") {
-      throw new ConfigError(
-        `${where}: ${JSON.stringify(prefix)} has an empty, "." or ".." segment; ` +
-          `expected a folder path such as "queues/main"`,
-      );
-    }
+  const trimmed = trimPrefix(prefix);
+  if (trimmed === undefined) {
+    throw new ConfigError(
+      `${where}: ${JSON.stringify(prefix)} has an empty, "." or ".." segment; ` +
+        `expected a folder path such as "queues/main"`,
+    );
   }
   if (/[\r\n]/.test(trimmed)) {
     throw new ConfigError(`${where}: ${JSON.stringify(prefix)} holds a line break`);
@@ -430,19 +427,6 @@ function pathName(name: string): string {
     /[!'()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function backoff(attempt: number): Promise<void> {

@@ -30,6 +30,7 @@ import { ConfigError, OmniQError } from "../../../src/errors.ts";
 import { checkKeys, nearest } from "../../../src/options.ts";
 import { delay } from "../../../src/kit/async.ts";
 import type { ConditionalStorage, Storage, Versioned } from "../storage.ts";
+import { concat, sameBytes, TRANSIENT, trimPrefix } from "./common.ts";
 
 export type { ConditionalStorage, Storage, Versioned };
 
@@ -91,7 +92,6 @@ const CLAIM_STALE_MS = 60_000;
 const CLAIMS = ".omniq-claims";
 // 409 ConditionalRequestConflict: AWS's answer while another conditional write of the key
 // is in flight; trying again gives the real outcome.
-const TRANSIENT = new Set([429, 500, 502, 503, 504]);
 const EMPTY = new Uint8Array(0);
 
 const BUCKET_RULE = "3 to 63 lowercase letters, digits, dots and hyphens, " +
@@ -119,14 +119,11 @@ function checkPrefix(value: unknown, where: string): string {
   if (typeof value !== "string") {
     throw new ConfigError(`${where}: expected a key prefix (a string), got ${show(value)}`);
   }
-  const trimmed = value.replace(/^\/+|\/+$/g, "");
-  if (trimmed === "") return "";
-  for (const segment of trimmed.split("/")) {
-    if (segment === "" || segment === "." || segment === "..") {
-      throw new ConfigError(
-        `${where}: "${value}" has an empty, "." or ".." segment; expected names joined by "/"`,
-      );
-    }
+  const trimmed = trimPrefix(value);
+  if (trimmed === undefined) {
+    throw new ConfigError(
+      `${where}: "${value}" has an empty, "." or ".." segment; expected names joined by "/"`,
+    );
   }
   return trimmed;
 }
@@ -284,19 +281,6 @@ function xmlText(text: string): string {
 function xmlField(xml: string, name: string): string | undefined {
   const m = xml.match(new RegExp(`<${name}>([^<]*)</${name}>`));
   return m ? xmlText(m[1]) : undefined;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 interface Call {
