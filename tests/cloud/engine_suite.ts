@@ -2,8 +2,9 @@
  * The `file:` engine on a cloud store, end to end, through the registry's object form
  * (`{ s3: {…} }`, `{ azure: {…} }`, `{ gcs: {…} }`): the whole conformance suite with
  * everything in the bucket, again with the queue in SQLite and only results and events in
- * the bucket, and (where the server enforces preconditions) two worker processes sharing one
- * prefix, each task completed exactly once, and a worker killed mid-run losing nothing.
+ * the bucket, foreign and corrupt objects under the prefix skipped and reported, and (where
+ * the server enforces preconditions) two worker processes sharing one prefix, each task
+ * completed exactly once, and a worker killed mid-run losing nothing.
  *
  * Each store's `*_engine_test.ts` starts its server and calls {@linkcode cloudEngineSuite}.
  *
@@ -14,8 +15,10 @@ import assert from "node:assert/strict";
 import { defineTask, OmniQ } from "../../mod.ts";
 import { runConformance } from "../conformance/mod.ts";
 import { processesExactlyOnce } from "../fixtures/two_processes.ts";
-import { type Child, kill, readLine, spawn } from "../fixtures/processes.ts";
+import { killedWorkerLosesNothing } from "../fixtures/crash.ts";
 import type { CloudServer } from "./azure_server.ts";
+
+const double = defineTask("cloud-corrupt-double", (n: number) => n * 2);
 
 /** Which of the suite's parts a store runs. */
 export interface CloudSuiteOptions {
@@ -68,6 +71,47 @@ export function cloudEngineSuite(server: CloudServer, options: CloudSuiteOptions
     },
   });
 
+  Deno.test(`${engine}: foreign and corrupt objects under the prefix are skipped, reported once, and lose nothing`, async () => {
+    const prefix = fresh();
+    const storage = server.storage(prefix);
+    const enc = (text: string) => new TextEncoder().encode(text);
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => warnings.push(args.map(String).join(" "));
+    try {
+      await using q = await OmniQ.open({ backend: form(prefix) });
+      const before = await q.enqueueMany(
+        Array.from({ length: 5 }, (_, i) => ({ task: double, args: [i] })),
+      );
+      await storage.writeAtomic("tasks/garbage.json", enc("\u0000 not json"));
+      await storage.writeAtomic("tasks/notes.txt", enc("a foreign object"));
+      await storage.writeAtomic("ready/default/README", enc("foreign"));
+      await storage.writeAtomic("events/foreign.jsonl", enc('{"half": \n'));
+      const after = await q.enqueueMany(
+        Array.from({ length: 5 }, (_, i) => ({ task: double, args: [10 + i] })),
+      );
+      await q.run({ until: "idle" });
+      for (const [i, id] of [...before, ...after].entries()) {
+        assert.equal(await q.wait(id, { timeout: "5s" }), (i < 5 ? i : 5 + i) * 2);
+      }
+      assert.equal((await q.stats()).total.completed, 10);
+      assert.equal((await q.list({ state: "completed", limit: 100 })).length, 10);
+      await q.run({ until: "idle" });
+      const reports = await Array.fromAsync(q.events({ type: "corrupt" }));
+      for (const name of ["garbage.json", "notes.txt", "README", "foreign.jsonl"]) {
+        const named = reports.filter((e) => String(e.data?.file).includes(name));
+        assert.equal(named.length, 1, `one event names ${name}: ${JSON.stringify(reports)}`);
+      }
+      // What the engine did not write stays where it was.
+      assert.ok(await storage.read("tasks/notes.txt"));
+    } finally {
+      console.warn = warn;
+    }
+    for (const name of ["garbage.json", "notes.txt", "README", "foreign.jsonl"]) {
+      assert.equal(warnings.filter((w) => w.includes(name)).length, 1, `one warning names ${name}`);
+    }
+  });
+
   if (!options.processes) return;
 
   Deno.test(`${engine}: two processes on one prefix complete each of 1,000 tasks exactly once`, () =>
@@ -77,50 +121,13 @@ export function cloudEngineSuite(server: CloudServer, options: CloudSuiteOptions
       extra: ["--allow-net=127.0.0.1"],
     }));
 
-  Deno.test(`${engine}: a process killed mid-run (maybe holding the lock) loses no task`, async () => {
-    const tmp = await Deno.makeTempDir({ prefix: `omniq-${engine}-crash-` });
-    const store = form(fresh());
-    const N = 200;
-    let child: Child | undefined;
-    try {
-      defineTask("crash-work", (n: number) => n + 1);
-      await using q = await OmniQ.open({ backend: store, worker: { lease: "1s" } });
-      const ids = await q.enqueueMany(
-        Array.from({ length: N }, (_, i) => ({ task: "crash-work", args: [i] })),
-      );
-      child = spawn(new URL("../fixtures/crash_worker.ts", import.meta.url), tmp, [
-        JSON.stringify(store),
-      ], ["--allow-net=127.0.0.1"]);
-      assert.equal(await readLine(child), "ready");
-      await until(async () => (await q.stats()).total.completed >= 20);
-      await kill(child);
-      // Tasks it held come back once their lease ends; a lock it held is taken over once
-      // stale, and a commit it left half done is finished by the next holder.
-      await until(async () => (await q.stats()).total.completed === N, 120_000, async () => {
-        await q.run({ until: "idle" });
-      });
-      for (const [i, id] of ids.entries()) assert.equal(await q.wait(id), i + 1);
-      const completed = new Map<string, number>();
-      for await (const e of q.events({ type: "completed" })) {
-        completed.set(e.taskId!, (completed.get(e.taskId!) ?? 0) + 1);
-      }
-      assert.equal(completed.size, N);
-    } finally {
-      if (child) await kill(child);
-      await Deno.remove(tmp, { recursive: true });
-    }
-  });
-}
-
-async function until(
-  probe: () => Promise<boolean>,
-  timeout = 60_000,
-  between?: () => Promise<void>,
-): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await (between ? between() : new Promise((r) => setTimeout(r, 20)));
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  Deno.test(
+    `${engine}: a process killed mid-run (maybe holding the lock) loses no task`,
+    () =>
+      killedWorkerLosesNothing(() => form(fresh()), {
+        tasks: 200,
+        timeout: 120_000,
+        extra: ["--allow-net=127.0.0.1"],
+      }),
+  );
 }

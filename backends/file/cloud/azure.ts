@@ -37,7 +37,7 @@ import { fromBase64, toBase64 } from "../../../src/kit/encoding.ts";
 import { ConfigError, OmniQError } from "../../../src/errors.ts";
 import { checkKeys, nearest } from "../../../src/options.ts";
 import type { ConditionalStorage, Storage, Versioned } from "../storage.ts";
-import { concat, sameBytes, TRANSIENT, trimPrefix } from "./common.ts";
+import { type Call, concat, type Reply, sameBytes, TRANSIENT, trimPrefix } from "./common.ts";
 
 export type { ConditionalStorage, Storage, Versioned };
 
@@ -559,23 +559,6 @@ export async function signSharedKey(
 }
 
 // --- the storage -----------------------------------------------------------------------
-
-interface Call {
-  method: "GET" | "HEAD" | "PUT" | "DELETE";
-  /** The blob's key under the prefix; absent for a container-level call. */
-  key?: string;
-  query?: Record<string, string>;
-  headers?: Record<string, string>;
-  body?: Uint8Array;
-}
-
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: Uint8Array;
-  /** Whether an earlier attempt may have taken effect (its answer was lost or a 5xx). */
-  retried: boolean;
-}
 
 /** The segment escaped for a URL path: also `!'()*`, which some servers read differently. */
 function escapeSegment(segment: string): string {

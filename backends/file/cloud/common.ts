@@ -9,6 +9,32 @@
 import { ConfigError } from "../../../src/errors.ts";
 import type { ConditionalStorage } from "../storage.ts";
 
+/** One REST call of an adapter (S3, Azure), before signing. */
+export interface Call {
+  /** The HTTP method. */
+  method: "GET" | "HEAD" | "PUT" | "DELETE";
+  /** The object's key under the prefix, for the URL and messages; absent for the bucket. */
+  key?: string;
+  /** The query parameters. */
+  query?: Record<string, string>;
+  /** The headers (preconditions among them). */
+  headers?: Record<string, string>;
+  /** The body of a PUT. */
+  body?: Uint8Array;
+}
+
+/** A call's answer, read whole. */
+export interface Reply {
+  /** The HTTP status. */
+  status: number;
+  /** The answer's headers. */
+  headers: Headers;
+  /** The answer's body (empty for HEAD). */
+  body: Uint8Array;
+  /** Whether an earlier attempt may have taken effect (its answer was lost, or a 5xx). */
+  retried: boolean;
+}
+
 /** Answers worth a retry: too many requests, and the server's transient failures. */
 export const TRANSIENT: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
 

@@ -30,7 +30,7 @@ import { ConfigError, OmniQError } from "../../../src/errors.ts";
 import { checkKeys, nearest } from "../../../src/options.ts";
 import { delay } from "../../../src/kit/async.ts";
 import type { ConditionalStorage, Storage, Versioned } from "../storage.ts";
-import { concat, sameBytes, TRANSIENT, trimPrefix } from "./common.ts";
+import { type Call, concat, type Reply, sameBytes, TRANSIENT, trimPrefix } from "./common.ts";
 
 export type { ConditionalStorage, Storage, Versioned };
 
@@ -281,23 +281,6 @@ function xmlText(text: string): string {
 function xmlField(xml: string, name: string): string | undefined {
   const m = xml.match(new RegExp(`<${name}>([^<]*)</${name}>`));
   return m ? xmlText(m[1]) : undefined;
-}
-
-interface Call {
-  method: "GET" | "HEAD" | "PUT" | "DELETE";
-  /** The storage key, for messages; `undefined` for a bucket-level request. */
-  key?: string;
-  query?: Record<string, string>;
-  headers?: Record<string, string>;
-  body?: Uint8Array;
-}
-
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: Uint8Array;
-  /** Whether an earlier attempt was made (its answer lost or transient). */
-  retried: boolean;
 }
 
 interface Head {
