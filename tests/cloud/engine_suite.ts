@@ -96,6 +96,8 @@ export function cloudEngineSuite(server: CloudServer, options: CloudSuiteOptions
       }
       assert.equal((await q.stats()).total.completed, 10);
       assert.equal((await q.list({ state: "completed", limit: 100 })).length, 10);
+      assert.equal((await Array.fromAsync(q.events({ type: "completed" }))).length, 10);
+      // Reports made while reading go out with the next change of state (a worker's claim).
       await q.run({ until: "idle" });
       const reports = await Array.fromAsync(q.events({ type: "corrupt" }));
       for (const name of ["garbage.json", "notes.txt", "README", "foreign.jsonl"]) {
