@@ -269,121 +269,200 @@ export function prefixed(base: string, prefix: (id: string) => string): StoreFac
 
 if (import.meta.main) await main();
 
+/** Measure one of `--engines`: OmniQ on an engine, or a peer (`pg-peers` gives two rows). */
+async function measureEngine(engine: string, W: Workload): Promise<Row[]> {
+  switch (engine) {
+    case "memory":
+      return [
+        await measure("memory:", () => Promise.resolve(["memory:", () => Promise.resolve()]), W),
+      ];
+    case "sqlite":
+      return [await measure("sqlite: (file, WAL)", temp((dir) => `sqlite:${dir}/bench.db`), W)];
+    case "file":
+      return [await measure("file: (directory)", temp((dir) => `file:${dir}/store`), W)];
+    case "kv":
+      return [await measure("kv: (Deno KV file)", temp((dir) => `kv:${dir}/bench.kv`), W)];
+    case "kv-queue":
+      return [await measureKvQueue(W)];
+    case "postgres":
+      return [await measure("postgres: (OmniQ)", postgresSchema(await postgresUrl()), W)];
+    case "redis":
+      return [await measure("redis: (OmniQ)", prefixed(await redisUrl(), (id) => `b${id}:`), W)];
+    case "bullmq":
+      return [await measureBullmq(await redisUrl(), W)];
+    case "nats":
+      return [await measure("nats: (OmniQ)", prefixed(await natsUrl(), (id) => `b${id}`), W)];
+    case "nats-raw":
+      return [await measureJetStream(await natsUrl(), W)];
+    case "pg-peers":
+      return await measurePeers(await postgresUrl(), W);
+    default:
+      throw new Error(`--engines: unknown engine "${engine}"`);
+  }
+}
+
+/** The median of some numbers (the mean of the middle two for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** OmniQ's rows and the peers each is compared with, by label. */
+const PAIRS: { ours: RegExp; peers: RegExp; what: string }[] = [
+  { ours: /^postgres:/, peers: /pg-boss|graphile/, what: "postgres" },
+  { ours: /^redis:/, peers: /BullMQ/, what: "redis" },
+  { ours: /^sqlite:/, peers: /^Deno KV/, what: "sqlite" },
+  { ours: /^kv:/, peers: /^Deno KV/, what: "kv" },
+  { ours: /^nats:/, peers: /raw JetStream/, what: "nats" },
+];
+
+const FIGURES = ["enqueueOne", "enqueueMany", "process", "p50", "p99"] as const;
+
+/** The first line of a command's output, or `undefined` when it is not there. */
+async function versionOf(command: string, args: string[]): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
+      .output();
+    const text = new TextDecoder().decode(out.stdout).trim() ||
+      new TextDecoder().decode(out.stderr).trim();
+    return text.split("\n")[0] || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The machine and the versions the figures come from, one line each. */
+async function machine(): Promise<string[]> {
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
+    .match(/model name\s*:\s*(.+)/)?.[1];
+  const mem = (await Deno.readTextFile("/proc/meminfo").catch(() => ""))
+    .match(/MemTotal:\s*(\d+)/)?.[1];
+  let pgBin: string | undefined;
+  try {
+    pgBin = [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name).sort().at(-1);
+  } catch {
+    // No Debian PostgreSQL: the bench used OMNIQ_BENCH_POSTGRES_URL or no postgres at all.
+  }
+  const servers = [
+    pgBin && await versionOf(`/usr/lib/postgresql/${pgBin}/bin/postgres`, ["--version"]),
+    await versionOf("redis-server", ["--version"]),
+    await versionOf("nats-server", ["--version"]),
+  ].filter(Boolean);
+  return [
+    `${cpu ?? "unknown CPU"}, ${navigator.hardwareConcurrency} cores, ${
+      mem ? `${Math.round(Number(mem) / 1024 / 1024)} GiB` : "unknown memory"
+    }; ${Deno.build.os} ${Deno.build.arch}`,
+    `Deno ${Deno.version.deno}; servers: ${servers.join("; ")} (throwaway, on 127.0.0.1)`,
+    "peers: pg-boss 12.38.0 (batchSize 10, NOTIFY), graphile-worker 0.18.0 (defaults; and " +
+    "localQueue 10 + completeJobBatchDelay 0), BullMQ 6.7.0 under Node (defaults), raw JetStream, " +
+    "Deno KV's own queue",
+  ];
+}
+
 async function main(): Promise<void> {
   const TASKS = Number(flag("--tasks") ?? 20_000);
   const LATENCY_SAMPLES = Number(flag("--samples") ?? 500);
+  const ROUNDS = Number(flag("--rounds") ?? 5);
   const ENGINES = (
     flag("--engines") ??
       "memory,sqlite,file,kv,kv-queue,postgres,pg-peers,redis,bullmq,nats,nats-raw"
   ).split(",");
+  if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error("--rounds: a whole number >= 1");
   const W: Workload = { tasks: TASKS, samples: LATENCY_SAMPLES };
-  const rows: Row[] = [];
-  for (const engine of ENGINES) {
-    switch (engine) {
-      case "memory":
-        rows.push(
-          await measure("memory:", () => Promise.resolve(["memory:", () => Promise.resolve()]), W),
-        );
-        break;
-      case "sqlite":
-        rows.push(await measure("sqlite: (file, WAL)", temp((dir) => `sqlite:${dir}/bench.db`), W));
-        break;
-      case "file":
-        rows.push(await measure("file: (directory)", temp((dir) => `file:${dir}/store`), W));
-        break;
-      case "kv":
-        rows.push(await measure("kv: (Deno KV file)", temp((dir) => `kv:${dir}/bench.kv`), W));
-        break;
-      case "kv-queue":
-        rows.push(await measureKvQueue(W));
-        break;
-      case "postgres":
-        rows.push(await measure("postgres: (OmniQ)", postgresSchema(await postgresUrl()), W));
-        break;
-      case "redis":
-        rows.push(
-          await measure("redis: (OmniQ)", prefixed(await redisUrl(), (id) => `b${id}:`), W),
-        );
-        break;
-      case "bullmq":
-        rows.push(
-          await measureBullmq(await redisUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
-        );
-        break;
-      case "nats":
-        rows.push(await measure("nats: (OmniQ)", prefixed(await natsUrl(), (id) => `b${id}`), W));
-        break;
-      case "nats-raw":
-        rows.push(
-          await measureJetStream(await natsUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
-        );
-        break;
-      case "pg-peers":
-        rows.push(
-          ...await measurePeers(await postgresUrl(), { tasks: TASKS, samples: LATENCY_SAMPLES }),
-        );
-        break;
-      default:
-        throw new Error(`--engines: unknown engine "${engine}"`);
+  // Every engine and its peers, interleaved round by round (A B, then B A, …), so a drift of
+  // the machine's speed during the run falls on both sides of each ratio alike.
+  const runs = new Map<string, Row[]>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    const order = round % 2 ? ENGINES : [...ENGINES].reverse();
+    for (const engine of order) {
+      for (const row of await measureEngine(engine, W)) {
+        runs.set(row.engine, [...(runs.get(row.engine) ?? []), row]);
+      }
     }
+    console.error(`bench/throughput.ts: round ${round} of ${ROUNDS} done`);
   }
 
+  const out: string[] = [];
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
-  console.log(
-    `\nOmniQ ${TASKS.toLocaleString("en-US")} no-op tasks; latency over ${LATENCY_SAMPLES} samples`,
+  out.push(
+    `OmniQ throughput: ${TASKS.toLocaleString("en-US")} no-op tasks a phase, ${LATENCY_SAMPLES} ` +
+      `latency samples, ${ROUNDS} interleaved round${ROUNDS > 1 ? "s" : ""}; medians, with ` +
+      `the process figure's range over the rounds.`,
+    "",
+    ...(await machine()).map((line) => `- ${line}`),
+    "",
+    "| engine | enqueue one (tasks/s) | enqueueMany (tasks/s) | process, concurrency 10 (tasks/s) | process range | enqueue→start p50 | p99 |",
+    "|---|---:|---:|---:|---:|---:|---:|",
   );
-  console.log(`Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores\n`);
-  console.log(
-    "| engine | enqueue one (tasks/s) | enqueueMany (tasks/s) | process, concurrency 10 (tasks/s) | enqueue→start p50 | p99 |",
-  );
-  console.log("|---|---:|---:|---:|---:|---:|");
-  for (const r of rows) {
-    console.log(
-      `| ${r.engine} | ${fmt(r.enqueueOne)} | ${fmt(r.enqueueMany)} | ${fmt(r.process)} | ${
-        r.p50.toFixed(2)
-      } ms | ${r.p99.toFixed(2)} ms |`,
+  const medians = new Map<string, Row>();
+  for (const [engine, rows] of runs) {
+    const m = { engine } as Row;
+    for (const f of FIGURES) m[f] = median(rows.map((r) => r[f]));
+    medians.set(engine, m);
+    const procs = rows.map((r) => r.process);
+    out.push(
+      `| ${engine} | ${fmt(m.enqueueOne)} | ${fmt(m.enqueueMany)} | ${fmt(m.process)} | ${
+        fmt(Math.min(...procs))
+      }–${fmt(Math.max(...procs))} | ${m.p50.toFixed(2)} ms | ${m.p99.toFixed(2)} ms |`,
     );
   }
 
-  // OmniQ against each peer on the same server: above 1 means OmniQ is faster (for latency,
-  // lower is better, so the ratio is the peer's over OmniQ's).
-  function ratios(ours: Row | undefined, peers: Row[]): void {
-    if (!ours || peers.length === 0) return;
-    const x = (n: number) => `${n.toFixed(2)}×`;
-    console.log(`\n| ${ours.engine} vs | enqueue one | enqueueMany | process | p50 | p99 |`);
-    console.log("|---|---:|---:|---:|---:|---:|");
-    for (const p of peers) {
-      console.log(
-        `| ${p.engine} | ${x(ours.enqueueOne / p.enqueueOne)} | ${
-          x(ours.enqueueMany / p.enqueueMany)
-        } | ${x(ours.process / p.process)} | ${x(p.p50 / ours.p50)} | ${x(p.p99 / ours.p99)} |`,
+  // OmniQ against each peer measured beside it, round by round: the median of the rounds'
+  // ratios and their range. Above 1 means OmniQ is faster (for latency, the peer's time over
+  // OmniQ's).
+  const x = (n: number) => `${n.toFixed(2)}×`;
+  const cell = (ratios: number[]) =>
+    `${x(median(ratios))} (${x(Math.min(...ratios))}–${x(Math.max(...ratios))})`;
+  for (const pair of PAIRS) {
+    const ours = [...runs.entries()].find(([label]) => pair.ours.test(label));
+    const peers = [...runs.entries()].filter(([label]) => pair.peers.test(label));
+    if (!ours || peers.length === 0) continue;
+    out.push(
+      "",
+      `| ${
+        ours[0]
+      } vs (median of rounds, range) | enqueue one | enqueueMany | process | p50 | p99 |`,
+      "|---|---:|---:|---:|---:|---:|",
+    );
+    for (const [label, rows] of peers) {
+      const n = Math.min(rows.length, ours[1].length);
+      const by = (f: (o: Row, p: Row) => number) =>
+        cell(Array.from({ length: n }, (_, i) => f(ours[1][i], rows[i])));
+      out.push(
+        `| ${label} | ${by((o, p) => o.enqueueOne / p.enqueueOne)} | ${
+          by((o, p) => o.enqueueMany / p.enqueueMany)
+        } | ${by((o, p) => o.process / p.process)} | ${by((o, p) => p.p50 / o.p50)} | ${
+          by((o, p) => p.p99 / o.p99)
+        } |`,
       );
     }
   }
-  ratios(
-    rows.find((r) => r.engine.startsWith("postgres:")),
-    rows.filter((r) => /pg-boss|graphile/.test(r.engine)),
-  );
-  ratios(
-    rows.find((r) => r.engine.startsWith("redis:")),
-    rows.filter((r) => /BullMQ/.test(r.engine)),
-  );
-  ratios(
-    rows.find((r) => r.engine.startsWith("nats:")),
-    rows.filter((r) => /raw JetStream/.test(r.engine)),
-  );
-  const kvRow = rows.find((r) => r.engine.startsWith("kv:"));
-  const kvRef = rows.find((r) => r.engine.startsWith("Deno KV"));
-  if (kvRow && kvRef) {
-    console.log(
-      `\nkv: engine / Deno KV's own queue: enqueue one ${
-        (kvRow.enqueueOne / kvRef.enqueueOne).toFixed(2)
-      }×, enqueueMany ${(kvRow.enqueueMany / kvRef.enqueueMany).toFixed(2)}×, process ${
-        (kvRow.process / kvRef.process).toFixed(2)
-      }×`,
-    );
-  }
+  const command = `deno task bench:throughput --tasks ${TASKS} --samples ${LATENCY_SAMPLES} ` +
+    `--rounds ${ROUNDS}${flag("--engines") ? ` --engines ${flag("--engines")}` : ""}`;
+  out.push("", `Made by \`${command}\`.`);
+  console.log(`\n${out.join("\n")}`);
+  if (Deno.args.includes("--readme")) await writeReadme(out.join("\n"));
   await pgServer?.stop();
   await redisServer?.stop();
   await natsServer?.stop();
+}
+
+const README_START = "<!-- bench:throughput:start -->";
+const README_END = "<!-- bench:throughput:end -->";
+
+/** Put the tables between the README's markers (the regenerated part of its Benchmarks). */
+async function writeReadme(text: string): Promise<void> {
+  const path = new URL("../README.md", import.meta.url);
+  const readme = await Deno.readTextFile(path);
+  const start = readme.indexOf(README_START);
+  const end = readme.indexOf(README_END);
+  if (start < 0 || end < start) {
+    throw new Error(`README.md: no ${README_START} … ${README_END} section to regenerate`);
+  }
+  await Deno.writeTextFile(
+    path,
+    `${readme.slice(0, start + README_START.length)}\n\n${text}\n\n${readme.slice(end)}`,
+  );
+  console.error("bench/throughput.ts: README.md regenerated");
 }
