@@ -3,7 +3,7 @@
 // only through configFromEnv and resolveConfig({ env: true }), never through OmniQ.open;
 // bad URLs and options are refused before any request, naming what is wrong.
 import assert from "node:assert/strict";
-import { configFromEnv, OmniQ, resolveConfig, validateConfig } from "../mod.ts";
+import { configFromEnv, OmniQ, validateConfig } from "../mod.ts";
 import { ConfigError } from "../src/errors.ts";
 import { engineForScheme } from "../src/registry.ts";
 
