@@ -267,7 +267,6 @@ export function prefixed(base: string, prefix: (id: string) => string): StoreFac
   };
 }
 
-if (import.meta.main) await main();
 
 /** Measure one of `--engines`: OmniQ on an engine, or a peer (`pg-peers` gives two rows). */
 async function measureEngine(engine: string, W: Workload): Promise<Row[]> {
@@ -466,3 +465,5 @@ async function writeReadme(text: string): Promise<void> {
   );
   console.error("bench/throughput.ts: README.md regenerated");
 }
+
+if (import.meta.main) await main();
