@@ -267,7 +267,6 @@ export function prefixed(base: string, prefix: (id: string) => string): StoreFac
   };
 }
 
-
 /** Measure one of `--engines`: OmniQ on an engine, or a peer (`pg-peers` gives two rows). */
 async function measureEngine(engine: string, W: Workload): Promise<Row[]> {
   switch (engine) {
