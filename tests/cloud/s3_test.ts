@@ -17,8 +17,6 @@ import { ACCESS_KEY, SECRET_KEY, startRadosGateway } from "./s3_server.ts";
 import { storageContract } from "./storage_contract.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const dec = (b: Uint8Array | undefined) =>
-  b === undefined ? undefined : new TextDecoder().decode(b);
 
 // One server for the file, stopped by the last test (and by the kernel if this dies).
 const server = await startRadosGateway();
