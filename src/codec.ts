@@ -59,23 +59,42 @@ const TYPED_BY_NAME: Record<string, { from(data: ArrayLike<number | bigint>): Ar
 const TYPED_ARRAYS: ReadonlySet<unknown> = new Set(Object.values(TYPED_BY_NAME));
 
 /**
+ * What a walk of a value has met: the objects seen, those on the current path (a cycle),
+ * and the path's steps, which become a readable path (`args[0].items.get("a")`) only when
+ * an error names it: most values are fine, and building a path string per member was a
+ * good part of the cost of encoding small arguments.
+ */
+interface Walk {
+  seen: Set<object>;
+  ancestors: Set<object>;
+  steps: string[];
+}
+
+function pathOf(walk: Walk): string {
+  return walk.steps.join("");
+}
+
+/**
  * Walk a value and report whether it has a cycle or a shared reference (which the plain
  * encoding would duplicate or overflow on); throw for anything the codec cannot carry.
  */
-function inspect(value: unknown, path: string, seen: Set<object>, ancestors: Set<object>): boolean {
+function inspect(value: unknown, walk: Walk): boolean {
   switch (typeof value) {
     case "function":
       throw new SerializationError(
-        `${path}: a function cannot be serialized; pass data and look the function up by name`,
+        `${
+          pathOf(walk)
+        }: a function cannot be serialized; pass data and look the function up by name`,
       );
     case "symbol":
-      throw new SerializationError(`${path}: a symbol cannot be serialized`);
+      throw new SerializationError(`${pathOf(walk)}: a symbol cannot be serialized`);
     case "object":
       break;
     default:
       return false;
   }
   if (value === null) return false;
+  const { seen, ancestors, steps } = walk;
   if (ancestors.has(value) || seen.has(value)) return true;
   seen.add(value);
   const proto = Object.getPrototypeOf(value);
@@ -90,27 +109,39 @@ function inspect(value: unknown, path: string, seen: Set<object>, ancestors: Set
   }
   ancestors.add(value);
   let shared = false;
+  const step = (name: string, v: unknown) => {
+    steps.push(name);
+    shared = inspect(v, walk) || shared;
+    steps.pop();
+  };
   if (Array.isArray(value)) {
-    if (proto !== Array.prototype) throw notPlain(path, value);
+    if (proto !== Array.prototype) throw notPlain(pathOf(walk), value);
     for (let i = 0; i < value.length; i++) {
-      shared = inspect(value[i], `${path}[${i}]`, seen, ancestors) || shared;
+      const v = value[i];
+      // Numbers, strings and the like need no look (nor a step on the path).
+      if (typeof v === "object" || typeof v === "function" || typeof v === "symbol") {
+        step(`[${i}]`, v);
+      }
     }
   } else if (value instanceof Map) {
-    if (proto !== Map.prototype) throw notPlain(path, value);
+    if (proto !== Map.prototype) throw notPlain(pathOf(walk), value);
     for (const [k, v] of value) {
-      shared = inspect(k, `${path}.<key>`, seen, ancestors) || shared;
-      shared = inspect(v, `${path}.get(${describeKey(k)})`, seen, ancestors) || shared;
+      step(".<key>", k);
+      step(`.get(${describeKey(k)})`, v);
     }
   } else if (value instanceof Set) {
-    if (proto !== Set.prototype) throw notPlain(path, value);
-    for (const v of value) shared = inspect(v, `${path}.<member>`, seen, ancestors) || shared;
+    if (proto !== Set.prototype) throw notPlain(pathOf(walk), value);
+    for (const v of value) step(".<member>", v);
   } else {
-    if (proto !== Object.prototype && proto !== null) throw notPlain(path, value);
+    if (proto !== Object.prototype && proto !== null) throw notPlain(pathOf(walk), value);
     if (Object.getOwnPropertySymbols(value).length > 0) {
-      throw new SerializationError(`${path}: symbol-keyed properties cannot be serialized`);
+      throw new SerializationError(
+        `${pathOf(walk)}: symbol-keyed properties cannot be serialized`,
+      );
     }
-    for (const [k, v] of Object.entries(value)) {
-      shared = inspect(v, `${path}.${k}`, seen, ancestors) || shared;
+    for (const k in value) {
+      if (!Object.hasOwn(value, k)) continue;
+      step(`.${k}`, (value as Record<string, unknown>)[k]);
     }
   }
   ancestors.delete(value);
@@ -148,7 +179,10 @@ function notPlain(path: string, value: object): SerializationError {
  * ```
  */
 export function encode(value: unknown, what = "value", codec: CodecName = "msgpack"): Uint8Array {
-  const shared = inspect(value, what, new Set(), new Set());
+  const shared = typeof value === "object" && value !== null || typeof value === "function" ||
+      typeof value === "symbol"
+    ? inspect(value, { seen: new Set(), ancestors: new Set(), steps: [what] })
+    : false;
   if (codec === "json" && !shared) {
     const text = new TextEncoder().encode(JSON.stringify(toJson(value)));
     const out = new Uint8Array(text.length + 1);

@@ -1,7 +1,8 @@
 /**
  * The async worker: handlers run on this event loop, `concurrency` at a time. It claims
- * batches to fill free slots, renews each running task's lease, enforces timeouts through
- * the handler's AbortSignal, retries with backoff, and sweeps stalled and expired tasks.
+ * batches to fill free slots, renews the running tasks' leases (one timer for all, see
+ * `leases.ts`), enforces timeouts through the handler's AbortSignal, retries with backoff,
+ * and sweeps stalled and expired tasks.
  *
  * This is the role of the seed's gevent pool: thousands of cheap concurrent I/O-bound tasks.
  *
@@ -16,6 +17,7 @@ import { delay, withResolvers } from "../src/kit/async.ts";
 import type { ResolvedWorkerOptions } from "../src/options.ts";
 import { HANDED_BACK, Outcomes } from "../src/outcome.ts";
 import { type Executor, InlineExecutor } from "./executor.ts";
+import { LeaseKeeper } from "./leases.ts";
 import { checkProgress, type RunMessage } from "./runner.ts";
 
 /** How often stored progress may change, per task. */
@@ -59,6 +61,7 @@ export class AsyncWorker implements Worker {
   #host: WorkerHost;
   #executor: Executor;
   #outcomes: Outcomes;
+  #leases: LeaseKeeper;
   #options: ResolvedWorkerOptions;
   #untilIdle: boolean;
   /**
@@ -89,6 +92,7 @@ export class AsyncWorker implements Worker {
     this.#untilIdle = mode.untilIdle ?? false;
     this.#executor = mode.executor ?? new InlineExecutor();
     this.#outcomes = new Outcomes(host, options.lease);
+    this.#leases = new LeaseKeeper(host, options.lease);
   }
 
   /** How many tasks run now. */
@@ -238,6 +242,7 @@ export class AsyncWorker implements Worker {
     }
     unsubscribe?.();
     await this.#drain();
+    this.#leases.close();
     await this.#executor.close();
   }
 
@@ -291,20 +296,14 @@ export class AsyncWorker implements Worker {
     const untrack = host.track(task.id, controller);
     const abortOnStop = () => controller.abort(HANDED_BACK);
     this.#abortAll.add(abortOnStop);
-    // The lease: renewed at a third of its length; losing it (a re-claim elsewhere, or a
+    // The lease, renewed by the worker's one timer: losing it (a re-claim elsewhere, or a
     // cancel) aborts the handler, and its outcome is discarded.
-    const lease = this.#options.lease;
+    const key = attemptKey(task);
     let lost = false;
-    const renewal = setInterval(async () => {
-      try {
-        if (!(await host.queue.renew(task.id, task.token, lease))) {
-          lost = true;
-          controller.abort(new TaskCancelledError(task.id, "the lease was lost or cancelled"));
-        }
-      } catch (error) {
-        host.report(error, `lease renewal of ${task.id}`);
-      }
-    }, Math.max(5, Math.floor(lease / 3)));
+    this.#leases.hold(key, task, () => {
+      lost = true;
+      controller.abort(new TaskCancelledError(task.id, "the lease was lost or cancelled"));
+    });
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (task.timeout !== undefined) {
       timer = setTimeout(
@@ -325,7 +324,7 @@ export class AsyncWorker implements Worker {
       // claim goes out beside the outcome's write instead of after it. The outcome is dated
       // now, before any task claimed into the freed slot starts.
       const finishedAt = this.#host.clock.now();
-      this.#handling.delete(attemptKey(task));
+      this.#handling.delete(key);
       this.#ended++;
       this.#slotFreed?.();
       await progress.flush();
@@ -342,7 +341,7 @@ export class AsyncWorker implements Worker {
         if (verdict && "retryAt" in verdict) this.#retrying.set(task.id, verdict.retryAt);
       }
     } finally {
-      clearInterval(renewal);
+      this.#leases.release(key);
       clearTimeout(timer);
       progress.stop();
       untrack();

@@ -61,17 +61,25 @@ export async function runTask(
     dependencies,
   };
   signal.throwIfAborted();
-  // Race the handler against its signal, so a handler that ignores the signal cannot hold
-  // a slot past its timeout.
-  const value = await new Promise((resolve, reject) => {
+  const returned = runWithContext(context, () => definition.handler(...args));
+  // Race a promise against the signal, so a handler that ignores the signal cannot hold a
+  // slot past its timeout. A handler that returned a plain value is done: no race to set up.
+  const value = isThenable(returned) ? await raceSignal(returned, signal) : returned;
+  return encode(value, "result", message.codec);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
+}
+
+/** The promise's value, or the signal's reason if it aborts first. */
+function raceSignal(promise: PromiseLike<unknown>, signal: AbortSignal): Promise<unknown> {
+  return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    Promise.resolve()
-      .then(() => runWithContext(context, () => definition.handler(...args)))
-      .then(resolve, reject)
+    Promise.resolve(promise).then(resolve, reject)
       .finally(() => signal.removeEventListener("abort", onAbort));
   });
-  return encode(value, "result", message.codec);
 }
 
 /** Check a progress fraction. */

@@ -33,6 +33,8 @@ export class KvTx extends StagedTx {
   #owners = new Map<string, string | undefined>();
   /** Records read ahead (not yet checked: a record counts as read when the step uses it). */
   #ahead = new Map<string, KvEntryMaybe>();
+  /** The sequences, read ahead (checked once the step uses them). */
+  #seqAhead?: Promise<KvEntryMaybe>;
 
   constructor(space: KvSpace) {
     super(12);
@@ -69,10 +71,19 @@ export class KvTx extends StagedTx {
     return entry;
   }
 
-  /** Read these task records ahead, ten to a `getMany`. */
+  /**
+   * Read these task records ahead, ten to a `getMany`, and the sequences beside them when
+   * the step has not read them yet (nearly every step gives a sequence number or an event
+   * id): one round of reads where there were two in a row.
+   */
   async prefetch(ids: string[]): Promise<void> {
     const want = [...new Set(ids)].filter((id) => !this.rows.has(id) && !this.#ahead.has(id));
     const reads: Promise<void>[] = [];
+    if (this.seq === undefined && this.#seqAhead === undefined) {
+      const key = this.#s.key("meta", "seq");
+      this.#seqAhead = this.#s.kv.get(key);
+      reads.push(this.#seqAhead.then(() => {}));
+    }
     for (let i = 0; i < want.length; i += 10) {
       const part = want.slice(i, i + 10);
       reads.push(
@@ -101,7 +112,13 @@ export class KvTx extends StagedTx {
   }
 
   protected async readSeqs(): Promise<Seqs> {
-    const entry = await this.#get(this.#s.key("meta", "seq"));
+    const key = this.#s.key("meta", "seq");
+    let entry: KvEntryMaybe;
+    if (this.#seqAhead) {
+      entry = await this.#seqAhead;
+      this.#seqAhead = undefined;
+      this.#checks.set(keyText(key), { key, versionstamp: entry.versionstamp });
+    } else entry = await this.#get(key);
     const raw = entry.value as { task?: unknown; event?: unknown } | null;
     return raw && typeof raw.task === "number" && typeof raw.event === "number"
       ? { task: raw.task, event: raw.event }
