@@ -685,7 +685,7 @@ function graphileWorker(
           );
         }
       },
-      close: () => utils!.release(),
+      close: async () => await utils!.release(),
     },
     process: {
       open: () => Promise.resolve(),
