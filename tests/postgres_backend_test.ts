@@ -68,7 +68,7 @@ Deno.test("postgres: concurrent opens of a new schema migrate it once", async ()
     for (const b of backends) await b.close();
     await using sql = admin();
     const rows = await sql.unsafe(`SELECT version FROM "${schema}".migrations`);
-    assert.deepEqual(rows.map((r) => r.version), [1, 2]);
+    assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
     const tables = await sql`SELECT table_name FROM information_schema.tables
       WHERE table_schema = ${schema} ORDER BY table_name`;
     assert.deepEqual(tables.map((t) => t.table_name), [
@@ -91,7 +91,7 @@ Deno.test("postgres: concurrent opens of a new schema migrate it once", async ()
   }
 });
 
-Deno.test("postgres: a schema at version 1 takes migration 2 once and keeps its tasks; dependencies stored without the mark still release", async () => {
+Deno.test("postgres: a schema at version 1 takes migrations 2 and 3 once and keeps its tasks; dependencies stored without the mark still release", async () => {
   const schema = freshSchema();
   const url = schemaUrl(schema);
   try {
@@ -116,7 +116,14 @@ Deno.test("postgres: a schema at version 1 takes migration 2 once and keeps its 
     await sql.unsafe(`INSERT INTO ${s}.deps (task_id, depends_on) VALUES ('b', 'a')`);
     await using backend = await openPostgres(url);
     const versions = await sql.unsafe(`SELECT version FROM ${s}.migrations ORDER BY version`);
-    assert.deepEqual(versions.map((r) => r.version), [1, 2]);
+    assert.deepEqual(versions.map((r) => r.version), [1, 2, 3]);
+    // Migration 3: the events indexes by type and queue are gone; by task and time stay.
+    const indexes = await sql.unsafe(
+      `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'events'
+         AND indexname LIKE 'events_by_%' ORDER BY indexname`,
+      [schema],
+    );
+    assert.deepEqual(indexes.map((r) => r.indexname), ["events_by_task", "events_by_time"]);
     const marks = await sql.unsafe(`SELECT id, has_dependents FROM ${s}.tasks ORDER BY id`);
     assert.deepEqual(marks.map((r) => [r.id, r.has_dependents]), [["a", true], ["b", false]]);
     // A process still on version 1's code adds a deps row without the mark: the trigger sets it.
@@ -131,7 +138,7 @@ Deno.test("postgres: a schema at version 1 takes migration 2 once and keeps its 
     assert.equal((await backend.queue.get("d"))?.state, "queued");
     // Opened again: nothing left to migrate.
     await (await openPostgres(url)).close();
-    assert.equal((await sql.unsafe(`SELECT count(*)::int AS n FROM ${s}.migrations`))[0].n, 2);
+    assert.equal((await sql.unsafe(`SELECT count(*)::int AS n FROM ${s}.migrations`))[0].n, 3);
   } finally {
     await dropSchema(schema);
   }
@@ -165,7 +172,7 @@ Deno.test("postgres: a config object (host, port, database, user, password, sche
     assert.ok(rows.every((r) => r.queue === "objects"));
     const indexes = await sql`SELECT indexname FROM pg_indexes
       WHERE schemaname = ${schema} AND tablename = 'events'`;
-    for (const name of ["events_by_task", "events_by_type", "events_by_queue", "events_by_time"]) {
+    for (const name of ["events_by_task", "events_by_time"]) {
       assert.ok(indexes.some((i) => i.indexname === name), `index ${name}`);
     }
   } finally {

@@ -139,30 +139,63 @@ Deno.test("a new file is migrated to the last version, and reopening migrates no
   assert.equal(schemaVersion(path), String(MIGRATIONS.length));
 });
 
-Deno.test("a version 1 file keeps its tasks and takes a later migration", async () => {
+Deno.test("a version 1 file keeps its tasks and takes the later migrations once", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/omniq.db`;
   const b = await openSqlite(path);
   await b.queue.enqueue([newTask("kept")]);
   await b.close();
-  assert.equal(schemaVersion(path), "1");
+  // Back to version 1, as the first release left it: its events indexes by type and queue.
+  const eventIndexes = (db: DatabaseSync) =>
+    db.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' " +
+        "AND name LIKE 'events_by_%' ORDER BY name",
+    ).all().map((r) => r.name);
+  {
+    const raw = new DatabaseSync(path);
+    raw.exec(MIGRATIONS[0].sql);
+    raw.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    assert.deepEqual(eventIndexes(raw), [
+      "events_by_queue",
+      "events_by_task",
+      "events_by_time",
+      "events_by_type",
+    ]);
+    raw.close();
+  }
+  await (await openSqlite(path)).close();
+  assert.equal(schemaVersion(path), String(MIGRATIONS.length));
+  {
+    const raw = new DatabaseSync(path);
+    assert.deepEqual(eventIndexes(raw), ["events_by_task", "events_by_time"], "migration 2");
+    raw.close();
+  }
 
-  const second: Migration = {
-    version: 2,
+  const last = MIGRATIONS.length;
+  const next: Migration = {
+    version: last + 1,
     name: "test_extra",
     sql: "CREATE TABLE test_extra (id TEXT PRIMARY KEY); INSERT INTO test_extra VALUES ('x');",
   };
   const db = new DatabaseSync(path);
   try {
-    assert.equal(migrate(db, path, [...MIGRATIONS, second]), 1);
-    assert.equal(migrate(db, path, [...MIGRATIONS, second]), 2, "applied once only");
+    assert.equal(migrate(db, path, [...MIGRATIONS, next]), last);
+    assert.equal(migrate(db, path, [...MIGRATIONS, next]), last + 1, "applied once only");
     assert.deepEqual(db.prepare("SELECT id FROM test_extra").all().map((r) => r.id), ["x"]);
   } finally {
     db.close();
   }
-  assert.equal(schemaVersion(path), "2");
-  // This OmniQ knows version 1 only: the upgraded file is now a newer one, and is refused.
-  await assert.rejects(() => openSqlite(path), /schema version 2; this version reads up to 1/);
+  assert.equal(schemaVersion(path), String(last + 1));
+  // This OmniQ knows up to `last`: the upgraded file is now a newer one, and is refused.
+  await assert.rejects(
+    () => openSqlite(path),
+    new RegExp(`schema version ${last + 1}; this version reads up to ${last}`),
+  );
+  const raw = new DatabaseSync(path);
+  raw.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  raw.close();
+  await using reopened = await openSqlite(path);
+  assert.equal((await reopened.queue.get("kept"))?.state, "queued", "the task survived");
 });
 
 Deno.test("a file of a newer or unreadable schema version is refused and left as it was", async () => {

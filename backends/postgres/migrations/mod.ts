@@ -12,6 +12,7 @@ import { type Connection, run, transaction } from "../connection.ts";
 import { describeTarget } from "../options.ts";
 import { initial } from "./001_initial.ts";
 import { hasDependents } from "./002_has_dependents.ts";
+import { leanEvents } from "./003_lean_events.ts";
 
 /** One schema change, applied once, in order. */
 export interface Migration {
@@ -24,7 +25,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. */
-export const MIGRATIONS: readonly Migration[] = [initial, hasDependents];
+export const MIGRATIONS: readonly Migration[] = [initial, hasDependents, leanEvents];
 
 /**
  * Create the schema and apply the migrations it lacks, one process at a time: the

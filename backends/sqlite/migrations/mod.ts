@@ -10,6 +10,7 @@
 import type { SqliteDatabase as DatabaseSync } from "../../../src/runtime/types.ts";
 import { OmniQError } from "../../../src/errors.ts";
 import { initial } from "./001_initial.ts";
+import { leanEvents } from "./002_lean_events.ts";
 
 /** One schema change, applied once, in order. */
 export interface Migration {
@@ -22,7 +23,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. */
-export const MIGRATIONS: readonly Migration[] = [initial];
+export const MIGRATIONS: readonly Migration[] = [initial, leanEvents];
 
 /**
  * Bring a file's schema up to the last migration, inside the caller's write transaction
