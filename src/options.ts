@@ -231,6 +231,15 @@ export function resolveTask(
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
+  let any = false;
+  for (const key in value) {
+    if (value[key] === undefined) {
+      any = true;
+      break;
+    }
+  }
+  // Usually nothing to strip: the object is only spread after this, never changed.
+  if (!any) return value;
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 

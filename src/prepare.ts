@@ -36,7 +36,6 @@ export interface BatchContext {
 export function prepareBatch(items: LinkedItem[], context: BatchContext): NewTask[] {
   const now = context.clock.now();
   return items.map((item, i) => {
-    const where = items.length === 1 ? "" : `items[${i}].`;
     try {
       if (!item || typeof item !== "object") {
         throw new ConfigError(`expected { task, args, ...options }`);
@@ -56,7 +55,9 @@ export function prepareBatch(items: LinkedItem[], context: BatchContext): NewTas
       checkPayload(stored.payload, context.maxPayloadBytes);
       return stored;
     } catch (error) {
-      if (where && error instanceof Error) error.message = where + error.message;
+      if (items.length > 1 && error instanceof Error) {
+        error.message = `items[${i}].${error.message}`;
+      }
       throw error;
     }
   });

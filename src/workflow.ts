@@ -20,6 +20,8 @@ import type { EnqueueOptions } from "./types.ts";
  * @throws {ConfigError} When the batch's dependencies form a cycle; the message names it.
  */
 export function orderBatch(tasks: NewTask[]): NewTask[] {
+  // Most batches have no dependencies at all: nothing to order, and no map to build.
+  if (!tasks.some((t) => t.dependsOn.length > 0)) return tasks;
   const byId = new Map(tasks.map((t) => [t.id, t]));
   if (!tasks.some((t) => t.dependsOn.some((d) => byId.has(d)))) return tasks;
   const out: NewTask[] = [];
