@@ -312,11 +312,14 @@ export class AsyncWorker implements Worker {
         task.timeout,
       );
     }
-    const progress = new ProgressReporter(host, task);
+    // Made on the first report: most handlers report no progress.
+    let progress: ProgressReporter | undefined;
+    const report = (fraction: number) =>
+      (progress ??= new ProgressReporter(host, task)).report(fraction);
     try {
       let outcome: { ok: true; value: Uint8Array } | { ok: false; error: unknown };
       try {
-        outcome = { ok: true, value: await this.#invoke(task, controller.signal, progress) };
+        outcome = { ok: true, value: await this.#invoke(task, controller.signal, report) };
       } catch (error) {
         outcome = { ok: false, error };
       }
@@ -327,7 +330,7 @@ export class AsyncWorker implements Worker {
       this.#handling.delete(key);
       this.#ended++;
       this.#slotFreed?.();
-      await progress.flush();
+      await progress?.flush();
       // Cancelled, lease lost, or handed back at shutdown: another outcome rules, or the
       // lapsed lease makes the task run again elsewhere.
       const reason = controller.signal.reason;
@@ -343,7 +346,7 @@ export class AsyncWorker implements Worker {
     } finally {
       this.#leases.release(key);
       clearTimeout(timer);
-      progress.stop();
+      progress?.stop();
       untrack();
       this.#abortAll.delete(abortOnStop);
     }
@@ -353,7 +356,7 @@ export class AsyncWorker implements Worker {
   async #invoke(
     task: ClaimedTask,
     signal: AbortSignal,
-    progress: ProgressReporter,
+    report: (fraction: number) => void,
   ): Promise<Uint8Array> {
     const dependencies: [string, Uint8Array][] = [];
     for (const dep of task.dependsOn) {
@@ -373,7 +376,7 @@ export class AsyncWorker implements Worker {
       codec: this.#host.codec,
     };
     if (task.links?.pipe !== undefined) message.pipe = task.links.pipe;
-    return await this.#executor.run(message, signal, (f) => progress.report(f));
+    return await this.#executor.run(message, signal, report);
   }
 }
 

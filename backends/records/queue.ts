@@ -316,7 +316,10 @@ export class RecordQueue implements TaskQueue {
           row.token = crypto.randomUUID();
           row.leaseUntil = now + request.lease;
           row.startedAt = now;
-          claimed.push({ ...view(row), token: row.token, leaseUntil: row.leaseUntil });
+          const task = view(row) as ClaimedTask;
+          task.token = row.token;
+          task.leaseUntil = row.leaseUntil;
+          claimed.push(task);
           out.events.push(taskEvent("started", row, now));
         }
         if (claimed.length >= request.limit || !tx.room()) break;
