@@ -49,15 +49,10 @@
  *
  * @module
  */
-import { runCommand } from "../tests/servers.ts";
+import { findPostgresBindir, runCommand } from "../tests/servers.ts";
 import { flag } from "./throughput.ts";
 import { BATCH, CONCURRENCY } from "./server_cost_common.ts";
-import {
-  measurePostgres,
-  type PgPhaseCost,
-  postgresBindir,
-  type StatementCost,
-} from "./server_cost_postgres.ts";
+import { measurePostgres, type PgPhaseCost, type StatementCost } from "./server_cost_postgres.ts";
 import { measureRedis, type RedisPhaseCost } from "./server_cost_redis.ts";
 
 // ---- formatting -------------------------------------------------------------------------
@@ -437,7 +432,7 @@ async function main(): Promise<void> {
     .match(/model name\s*:\s*(.+)/)?.[1];
   const versions: string[] = [];
   if (engines.includes("postgres")) {
-    const bindir = await postgresBindir();
+    const bindir = await findPostgresBindir();
     if (bindir) versions.push(await firstLine(`${bindir}/postgres`, ["--version"]));
   }
   if (engines.includes("redis")) {

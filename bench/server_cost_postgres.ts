@@ -15,7 +15,7 @@ import {
   type Runner,
   type WorkerUtils,
 } from "graphile-worker";
-import { ensurePackage, freePort, launch, runCommand, type TestServer } from "../tests/servers.ts";
+import { runCommand, startPostgres, type TestServer } from "../tests/servers.ts";
 import { delay } from "../src/kit/async.ts";
 import {
   CONCURRENCY,
@@ -31,117 +31,21 @@ import {
 /** The PostgreSQL role the measurements use; its own statements are left out. */
 const MONITOR_ROLE = "bench_monitor";
 
-/** A throwaway PostgreSQL server started by {@linkcode startPostgresWithStatements}. */
-type PgServer = Pick<TestServer, "url" | "dir" | "stop">;
-
-// `isExecutable`, `postgresBindir` and `userIds` have twins in `tests/servers.ts`
-// (`isExecutable`, `findPostgresBindir`, `lookupUser`) that it does not export.
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    const info = await Deno.stat(path);
-    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * Debian's PostgreSQL binaries, the newest version first.
- *
- * @returns Their directory, or `undefined` when none is installed.
+ * PostgreSQL as the tests start it (`startPostgres`: initdb with the superuser `omniq`,
+ * `fsync=off`, on 127.0.0.1), with `pg_stat_statements` preloaded and checkpoints left to
+ * the script.
  */
-export async function postgresBindir(): Promise<string | undefined> {
-  let versions: string[] = [];
-  try {
-    versions = [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name)
-      .sort((a, b) => Number(b) - Number(a));
-  } catch {
-    return undefined;
-  }
-  for (const v of versions) {
-    const dir = `/usr/lib/postgresql/${v}/bin`;
-    if (await isExecutable(`${dir}/initdb`) && await isExecutable(`${dir}/postgres`)) return dir;
-  }
-  return undefined;
-}
-
-async function userIds(name: string): Promise<{ uid: number; gid: number }> {
-  for (const line of (await Deno.readTextFile("/etc/passwd")).split("\n")) {
-    const [user, , uid, gid] = line.split(":");
-    if (user === name) return { uid: Number(uid), gid: Number(gid) };
-  }
-  throw new Error(`user "${name}" not found in /etc/passwd`);
-}
-
-/**
- * PostgreSQL as `startPostgres` in `tests/servers.ts` starts it (initdb with the superuser
- * `omniq`, `fsync=off`, on 127.0.0.1), with `pg_stat_statements` preloaded and checkpoints
- * left to the script. `startPostgres` takes no server settings, so this does its steps with
- * the helpers that module exports.
- */
-async function startPostgresWithStatements(): Promise<PgServer> {
-  const bindir = await ensurePackage(postgresBindir, "postgresql");
-  const dir = await Deno.makeTempDir({ prefix: "omniq-pgcost-" });
-  const asUser = Deno.uid() === 0 ? "postgres" : undefined;
-  try {
-    const pwfile = `${dir}/pwfile`;
-    await Deno.writeTextFile(pwfile, "omniq\n");
-    if (asUser) {
-      const { uid, gid } = await userIds(asUser);
-      await Deno.chown(dir, uid, gid);
-      await Deno.chown(pwfile, uid, gid);
-    }
-    const initdb = await runCommand(`${bindir}/initdb`, [
-      `--pgdata=${dir}/data`,
-      "--username=omniq",
-      `--pwfile=${pwfile}`,
-      "--auth-local=trust",
-      "--auth-host=scram-sha-256",
-      "--encoding=UTF8",
-      "--no-locale",
-      "--no-sync",
-    ], { asUser, cwd: dir });
-    if (!initdb.ok) throw new Error(`initdb failed (exit ${initdb.code}):\n${initdb.output}`);
-    await Deno.remove(pwfile);
-  } catch (error) {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    throw error;
-  }
-  const port = freePort();
-  const settings = [
-    `listen_addresses=127.0.0.1`,
-    "max_connections=300",
-    "fsync=off",
-    "shared_preload_libraries=pg_stat_statements",
-    "pg_stat_statements.track=all",
-    "pg_stat_statements.max=10000",
-    "checkpoint_timeout=1h",
-    "max_wal_size=8GB",
-  ];
-  const server = await launch({
-    name: "postgres",
-    command: `${bindir}/postgres`,
-    args: ["-D", `${dir}/data`, "-p", String(port), "-k", dir]
-      .concat(settings.flatMap((s) => ["-c", s])),
-    stopSignal: "SIGINT",
-    asUser,
-    port,
-    dir,
-    log: `${dir}/server.log`,
-    probe: async () =>
-      (await runCommand(`${bindir}/pg_isready`, ["-h", "127.0.0.1", "-p", String(port), "-q"]))
-        .ok,
+function startPostgresWithStatements(): Promise<TestServer> {
+  return startPostgres({
+    settings: [
+      "shared_preload_libraries=pg_stat_statements",
+      "pg_stat_statements.track=all",
+      "pg_stat_statements.max=10000",
+      "checkpoint_timeout=1h",
+      "max_wal_size=8GB",
+    ],
   });
-  const createdb = await runCommand(
-    `${bindir}/createdb`,
-    ["-h", dir, "-p", String(port), "-U", "omniq", "omniq"],
-    { cwd: dir },
-  );
-  if (!createdb.ok) {
-    await server.stop();
-    throw new Error(`createdb failed (exit ${createdb.code}):\n${createdb.output}`);
-  }
-  return { url: `postgres://omniq:omniq@127.0.0.1:${port}/omniq`, dir, stop: server.stop };
 }
 
 /** Fields 3 on of /proc/PID/stat (state, ppid, …), or `undefined` once the process is gone. */
@@ -308,7 +212,7 @@ async function clientBackends(mon: Sql): Promise<number> {
 /** Measure one phase: reset, work, disconnect, read every counter. */
 async function measurePgPhase(
   mon: Sql,
-  server: PgServer,
+  server: TestServer,
   ticks: number,
   subject: Subject,
   phase: "enqueue" | "process",

@@ -59,6 +59,15 @@ export interface StartOptions {
   readyTimeoutMs?: number;
 }
 
+/** Options of {@linkcode startPostgres}. */
+export interface PostgresStartOptions extends StartOptions {
+  /**
+   * More server settings, each `name=value`, passed as `-c` after the defaults (a later one
+   * wins), e.g. `shared_preload_libraries=pg_stat_statements` for `bench/server_cost.ts`.
+   */
+  settings?: string[];
+}
+
 const HOST = "127.0.0.1";
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
@@ -178,7 +187,7 @@ function aptInstall(debianPackage: string): Promise<void> {
  * `postgres` listening on 127.0.0.1 only. As root, initdb and the server run as the
  * `postgres` user, since initdb refuses to run as root.
  *
- * @param options how long to wait for readiness
+ * @param options how long to wait for readiness, and more server settings
  * @returns the running server; its URL is `postgres://omniq:omniq@127.0.0.1:PORT/omniq`
  *
  * @example Start PostgreSQL
@@ -187,7 +196,7 @@ function aptInstall(debianPackage: string): Promise<void> {
  * console.log(pg.url);
  * ```
  */
-export async function startPostgres(options: StartOptions = {}): Promise<TestServer> {
+export async function startPostgres(options: PostgresStartOptions = {}): Promise<TestServer> {
   const bindir = await ensurePackage(findPostgresBindir, "postgresql");
   const dir = await Deno.makeTempDir({ prefix: "omniq-pg-" });
   const log = `${dir}/server.log`;
@@ -239,6 +248,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<TestSer
       // Throwaway data: skip fsync. Commits still reach the kernel, so a killed server keeps them.
       "-c",
       "fsync=off",
+      ...(options.settings ?? []).flatMap((setting) => ["-c", setting]),
     ],
     // SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client to leave;
     // SIGINT is its "fast" shutdown, which is what a test run wants.
@@ -711,7 +721,12 @@ async function waitReady(
 
 // --- small helpers --------------------------------------------------------------------
 
-async function findPostgresBindir(): Promise<string | undefined> {
+/**
+ * Debian's PostgreSQL binaries (`/usr/lib/postgresql/<version>/bin`), the newest version.
+ *
+ * @returns their directory, or `undefined` when none is installed
+ */
+export async function findPostgresBindir(): Promise<string | undefined> {
   const candidates: string[] = [];
   const pgConfig = await findBinary("pg_config");
   if (pgConfig) {
