@@ -603,3 +603,37 @@ Deno.test("postgres: a schema of the first version is migrated, its dependencies
     await dropSchema(schema);
   }
 });
+
+Deno.test("postgres: a sweep analyzes the tasks table once it grew past the planner's statistics", async () => {
+  const schema = freshSchema();
+  try {
+    await using backend = await openPostgres(schemaUrl(schema));
+    await using sql = admin();
+    const lastAnalyze = async () =>
+      (await sql`SELECT last_analyze FROM pg_stat_user_tables
+        WHERE schemaname = ${schema} AND relname = 'tasks'`)[0]?.last_analyze;
+    // A few rows: no reason to analyze.
+    await backend.queue.enqueue([newTask("first")]);
+    await backend.queue.sweep({ now: Date.now() });
+    assert.equal(await lastAnalyze(), null, "not analyzed for one row");
+    // A burst: 2,000 rows on a table the planner thinks empty.
+    for (let i = 0; i < 2_000; i += 500) {
+      await backend.queue.enqueue(
+        Array.from({ length: 500 }, (_, j) => newTask(`burst-${i + j}`)),
+      );
+    }
+    // The enqueueing connections report their row counts within about a second.
+    let analyzed = null;
+    for (let tries = 0; tries < 40 && analyzed === null; tries++) {
+      await backend.queue.sweep({ now: Date.now() });
+      analyzed = await lastAnalyze();
+      if (analyzed === null) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(analyzed instanceof Date, "the sweep analyzed the table");
+    const [{ reltuples }] = await sql`SELECT reltuples FROM pg_class
+      WHERE oid = ${`"${schema}".tasks`}::regclass`;
+    assert.equal(reltuples, 2_001);
+  } finally {
+    await dropSchema(schema);
+  }
+});

@@ -164,6 +164,20 @@ export function nextDue(s: string): string {
      AND queue IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
 }
 
+// ---- planner statistics
+
+/**
+ * Whether the tasks table changed by more rows than it held at its last `ANALYZE` (and by
+ * more than 1,000), taking the schema's statistics lock when it did, so one process of
+ * several refreshes them: `(lockSpace)`. One row `{ stale: true }`, or none.
+ */
+export function tasksStale(s: string): string {
+  return `SELECT pg_try_advisory_xact_lock($1, 1) AS stale
+     FROM pg_stat_user_tables st JOIN pg_class c ON c.oid = st.relid
+     WHERE st.relid = '${s}.tasks'::regclass AND st.n_mod_since_analyze > 1000
+       AND st.n_mod_since_analyze > greatest(c.reltuples, 0)`;
+}
+
 // ---- claim
 
 /** Whether some queues have a task to claim, without a lock: `(queues[], now)`. */
