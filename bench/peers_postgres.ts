@@ -129,19 +129,21 @@ async function waitForCount(
   }
 }
 
-/** A counter of handler calls that resolves `reached` when it gets to `n`. */
-class Counter {
+/** Counts handler calls; `reached(n)` resolves once there were `n`. */
+export class Counter {
+  /** Calls so far. */
   calls = 0;
   #target = Infinity;
   #resolve?: () => void;
-  /** Resolves once `calls` has reached `n`. */
-  until(n: number): Promise<void> {
+  /** Resolves once there were `n` calls. */
+  reached(n: number): Promise<void> {
     this.#target = n;
     return new Promise<void>((resolve) => {
       this.#resolve = resolve;
       if (this.calls >= n) resolve();
     });
   }
+  /** Count one call. */
   hit(): void {
     if (++this.calls >= this.#target) this.#resolve?.();
   }
@@ -191,7 +193,7 @@ async function measurePgBoss(url: string, { tasks, samples }: PeerOptions): Prom
     row.enqueueMany = rate(tasks, t);
 
     const handled = new Counter();
-    const allHandled = handled.until(tasks);
+    const allHandled = handled.reached(tasks);
     const noop = (_job: unknown) => {
       handled.hit();
       return Promise.resolve();
@@ -272,7 +274,7 @@ async function measureGraphileWorker(
     row.enqueueMany = rate(tasks, t);
 
     const handled = new Counter();
-    const allHandled = handled.until(tasks);
+    const allHandled = handled.reached(tasks);
     let onStart: ((at: number) => void) | undefined;
     t = performance.now();
     runner = await run({

@@ -58,26 +58,6 @@ export async function until(
   }
 }
 
-/** Counts handler calls; `reached(n)` resolves once there were `n`. */
-export class Counter {
-  /** Calls so far. */
-  calls = 0;
-  #target = Infinity;
-  #resolve?: () => void;
-  /** Resolves once there were `n` calls. */
-  reached(n: number): Promise<void> {
-    this.#target = n;
-    return new Promise<void>((resolve) => {
-      this.#resolve = resolve;
-      if (this.calls >= n) resolve();
-    });
-  }
-  /** Count one call. */
-  hit(): void {
-    if (++this.calls >= this.#target) this.#resolve?.();
-  }
-}
-
 /**
  * Send the task indexes `0 … tasks - 1` in batches of {@linkcode BATCH}, one batch at a time.
  *

@@ -20,13 +20,13 @@ import { delay } from "../src/kit/async.ts";
 import {
   CONCURRENCY,
   type CostOptions,
-  Counter,
   inBatches,
   omniq,
   randomId,
   type Subject,
   until,
 } from "./server_cost_common.ts";
+import { Counter } from "./peers_postgres.ts";
 
 /** The PostgreSQL role the measurements use; its own statements are left out. */
 const MONITOR_ROLE = "bench_monitor";
