@@ -32,7 +32,15 @@
  * @module
  */
 import { PgBoss } from "pg-boss";
-import { Logger, makeWorkerUtils, run, type Runner, type WorkerUtils } from "graphile-worker";
+import {
+  Logger,
+  makeWorkerUtils,
+  run,
+  type Runner,
+  type RunnerOptions,
+  type TaskList,
+  type WorkerUtils,
+} from "graphile-worker";
 import postgres from "postgres";
 
 /** One peer's figures: throughputs in tasks/s, latencies in ms (the shape of `throughput.ts`'s rows). */
@@ -239,6 +247,34 @@ async function measurePgBoss(url: string, { tasks, samples }: PeerOptions): Prom
   return row;
 }
 
+/**
+ * The options graphile-worker runs with in the benches (this one and `server_cost.ts`):
+ * concurrency 10, polling every 100 ms besides LISTEN, no log, and the given preset.
+ *
+ * @param url The server.
+ * @param schema graphile-worker's schema.
+ * @param taskList The handlers.
+ * @param preset Its batched mode, or none for the defaults.
+ * @returns Options for `run`.
+ */
+export function graphileRunner(
+  url: string,
+  schema: string,
+  taskList: TaskList,
+  preset?: GraphileConfig.Preset,
+): RunnerOptions {
+  return {
+    connectionString: url,
+    schema,
+    logger: new Logger(() => () => {}),
+    concurrency: CONCURRENCY,
+    pollInterval: 100,
+    noHandleSignals: true,
+    preset,
+    taskList,
+  };
+}
+
 async function measureGraphileWorker(
   url: string,
   { tasks, samples }: PeerOptions,
@@ -277,23 +313,14 @@ async function measureGraphileWorker(
     const allHandled = handled.reached(tasks);
     let onStart: ((at: number) => void) | undefined;
     t = performance.now();
-    runner = await run({
-      connectionString: url,
-      schema,
-      logger,
-      concurrency: CONCURRENCY,
-      pollInterval: 100,
-      noHandleSignals: true,
-      preset,
-      taskList: {
-        bench_noop: () => {
-          handled.hit();
-        },
-        bench_probe: () => {
-          onStart?.(performance.now());
-        },
+    runner = await run(graphileRunner(url, schema, {
+      bench_noop: () => {
+        handled.hit();
       },
-    });
+      bench_probe: () => {
+        onStart?.(performance.now());
+      },
+    }, preset));
     await Promise.race([allHandled, timeout("graphile-worker: handlers", handled, tasks)]);
     await waitForCount("graphile-worker: jobs left", 0, remaining);
     row.process = rate(tasks, t);

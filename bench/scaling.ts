@@ -30,14 +30,24 @@ async function fill(q: OmniQ, count: number): Promise<void> {
   }
 }
 
-/** Tasks/s of one worker at a concurrency. */
-async function atConcurrency(fresh: Fresh, tasks: number, concurrency: number): Promise<number> {
+/**
+ * Open a fresh store and queue `tasks` no-op tasks; then `prepare` (untimed) gives the work
+ * to time. Checks that every task completed, and removes the store.
+ *
+ * @returns Tasks/s over the timed work.
+ */
+async function timed(
+  fresh: Fresh,
+  tasks: number,
+  prepare: (q: OmniQ, url: string) => Promise<() => Promise<void>>,
+): Promise<number> {
   const { url, dispose } = await fresh();
   const q = await OmniQ.open(url);
   try {
     await fill(q, tasks);
+    const work = await prepare(q, url);
     const t = performance.now();
-    await q.run({ until: "idle", concurrency });
+    await work();
     const rate = tasks / ((performance.now() - t) / 1000);
     const done = (await q.stats()).total.completed;
     if (done !== tasks) throw new Error(`${url}: ${done} of ${tasks} completed`);
@@ -48,14 +58,19 @@ async function atConcurrency(fresh: Fresh, tasks: number, concurrency: number): 
   }
 }
 
+/** Tasks/s of one worker at a concurrency. */
+function atConcurrency(fresh: Fresh, tasks: number, concurrency: number): Promise<number> {
+  return timed(fresh, tasks, (q) => Promise.resolve(() => q.run({ until: "idle", concurrency })));
+}
+
 const CHILD = new URL("./scaling_worker.ts", import.meta.url);
 
-/** Tasks/s of `processes` worker processes, timed from when all are ready. */
-async function inProcesses(fresh: Fresh, tasks: number, processes: number): Promise<number> {
-  const { url, dispose } = await fresh();
-  const q = await OmniQ.open(url);
-  try {
-    await fill(q, tasks);
+/**
+ * Tasks/s of `processes` worker processes. Each child says "ready" once its store is open,
+ * before the clock starts; then all are told to go at once.
+ */
+function inProcesses(fresh: Fresh, tasks: number, processes: number): Promise<number> {
+  return timed(fresh, tasks, async (_q, url) => {
     const children = Array.from({ length: processes }, () =>
       new Deno.Command(Deno.execPath(), {
         args: ["run", "--unstable-kv", "-A", CHILD.href, url],
@@ -64,28 +79,21 @@ async function inProcesses(fresh: Fresh, tasks: number, processes: number): Prom
         stderr: "inherit",
       }).spawn());
     const readers = children.map((c) => c.stdout.pipeThrough(new TextDecoderStream()).getReader());
-    // Each child says "ready" once its store is open; then all are told to go at once.
     for (const r of readers) {
       const { value } = await r.read();
       if (!value?.startsWith("ready")) throw new Error(`a worker process said ${value}`);
     }
-    const t = performance.now();
-    for (const c of children) {
-      const w = c.stdin.getWriter();
-      await w.write(new TextEncoder().encode("go\n"));
-      await w.close();
-    }
-    const statuses = await Promise.all(children.map((c) => c.status));
-    const rate = tasks / ((performance.now() - t) / 1000);
-    for (const r of readers) await r.cancel();
-    if (statuses.some((s) => !s.success)) throw new Error("a worker process failed");
-    const done = (await q.stats()).total.completed;
-    if (done !== tasks) throw new Error(`${url}: ${done} of ${tasks} completed`);
-    return rate;
-  } finally {
-    await q.close();
-    await dispose();
-  }
+    return async () => {
+      for (const c of children) {
+        const w = c.stdin.getWriter();
+        await w.write(new TextEncoder().encode("go\n"));
+        await w.close();
+      }
+      const statuses = await Promise.all(children.map((c) => c.status));
+      for (const r of readers) await r.cancel();
+      if (statuses.some((s) => !s.success)) throw new Error("a worker process failed");
+    };
+  });
 }
 
 /** With `depth` tasks queued: mean ms of one enqueue, and tasks/s of the first claims. */

@@ -26,7 +26,7 @@ import {
   type Subject,
   until,
 } from "./server_cost_common.ts";
-import { Counter } from "./peers_postgres.ts";
+import { Counter, graphileRunner } from "./peers_postgres.ts";
 
 /** The PostgreSQL role the measurements use; its own statements are left out. */
 const MONITOR_ROLE = "bench_monitor";
@@ -418,16 +418,9 @@ function graphileWorker(
       work: async () => {
         const handled = new Counter();
         const all = handled.reached(tasks);
-        runner = await runGraphile({
-          connectionString: base,
-          schema,
-          logger,
-          concurrency: CONCURRENCY,
-          pollInterval: 100,
-          noHandleSignals: true,
-          preset,
-          taskList: { bench_noop: () => void handled.hit() },
-        });
+        runner = await runGraphile(
+          graphileRunner(base, schema, { bench_noop: () => void handled.hit() }, preset),
+        );
         await all;
         await until("graphile-worker: jobs left", async () => (await remaining()) === 0, 50);
       },

@@ -328,8 +328,17 @@ export class RecordQueue implements TaskQueue {
     });
   }
 
-  async #held(tx: RecordTx, id: string, token: string): Promise<Row | undefined> {
-    await tx.prefetch?.([id]);
+  /**
+   * The record, if the claim `token` still holds it. With `readAhead`, the engine reads it
+   * beside what the step's events need (see `RecordTx.prefetch`); a renewal writes no event.
+   */
+  async #held(
+    tx: RecordTx,
+    id: string,
+    token: string,
+    readAhead = true,
+  ): Promise<Row | undefined> {
+    if (readAhead) await tx.prefetch?.([id]);
     const row = await tx.row(id);
     return row && row.state === "running" && row.token === token ? row : undefined;
   }
@@ -337,7 +346,7 @@ export class RecordQueue implements TaskQueue {
   /** Extend a lease. */
   renew(id: string, token: string, lease: number): Promise<boolean> {
     return this.#s.step(async (tx) => {
-      const row = await this.#held(tx, id, token);
+      const row = await this.#held(tx, id, token, false);
       if (row) row.leaseUntil = Date.now() + lease;
       return row !== undefined;
     });
