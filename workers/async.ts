@@ -49,11 +49,6 @@ export interface AsyncWorkerMode {
   executor?: Executor;
 }
 
-/** One attempt of a task: its id and the token of the claim that started it. */
-function attemptKey(task: ClaimedTask): string {
-  return `${task.id}\n${task.token}`;
-}
-
 /** The async worker. */
 export class AsyncWorker implements Worker {
   /** The worker's id. */
@@ -65,12 +60,13 @@ export class AsyncWorker implements Worker {
   #options: ResolvedWorkerOptions;
   #untilIdle: boolean;
   /**
-   * Attempts in progress, by {@linkcode attemptKey}: a task retried at once can be claimed
-   * again while its previous attempt still writes its outcome, so the id alone is not enough.
+   * Attempts in progress, by their claimed task (each claim makes a new object): a task
+   * retried at once can be claimed again while its previous attempt still writes its
+   * outcome, so the id alone is not enough.
    */
-  #running = new Map<string, Promise<void>>();
+  #running = new Map<ClaimedTask, Promise<void>>();
   /** Attempts whose handler runs now (a slot each); those in `#running` may be writing an outcome. */
-  #handling = new Set<string>();
+  #handling = new Set<ClaimedTask>();
   #stop = new AbortController();
   #started = false;
   /** Settles once the loop is subscribed to wake-ups and has made its first claim. */
@@ -278,16 +274,15 @@ export class AsyncWorker implements Worker {
   #abortAll = new Set<() => void>();
 
   #launch(task: ClaimedTask): void {
-    const key = attemptKey(task);
     const run = this.#execute(task).catch((error) => this.#host.report(error, `task ${task.id}`))
       .finally(() => {
         this.#ended++;
-        this.#handling.delete(key);
-        this.#running.delete(key);
+        this.#handling.delete(task);
+        this.#running.delete(task);
         this.#slotFreed?.();
       });
-    this.#handling.add(key);
-    this.#running.set(key, run);
+    this.#handling.add(task);
+    this.#running.set(task, run);
   }
 
   async #execute(task: ClaimedTask): Promise<void> {
@@ -298,9 +293,8 @@ export class AsyncWorker implements Worker {
     this.#abortAll.add(abortOnStop);
     // The lease, renewed by the worker's one timer: losing it (a re-claim elsewhere, or a
     // cancel) aborts the handler, and its outcome is discarded.
-    const key = attemptKey(task);
     let lost = false;
-    this.#leases.hold(key, task, () => {
+    this.#leases.hold(task, () => {
       lost = true;
       controller.abort(new TaskCancelledError(task.id, "the lease was lost or cancelled"));
     });
@@ -327,7 +321,7 @@ export class AsyncWorker implements Worker {
       // claim goes out beside the outcome's write instead of after it. The outcome is dated
       // now, before any task claimed into the freed slot starts.
       const finishedAt = this.#host.clock.now();
-      this.#handling.delete(key);
+      this.#handling.delete(task);
       this.#ended++;
       this.#slotFreed?.();
       await progress?.flush();
@@ -344,7 +338,7 @@ export class AsyncWorker implements Worker {
         if (verdict && "retryAt" in verdict) this.#retrying.set(task.id, verdict.retryAt);
       }
     } finally {
-      this.#leases.release(key);
+      this.#leases.release(task);
       clearTimeout(timer);
       progress?.stop();
       untrack();

@@ -30,7 +30,7 @@ export class LeaseKeeper {
   #host: WorkerHost;
   #lease: number;
   #every: number;
-  #held = new Map<string, Held>();
+  #held = new Map<ClaimedTask, Held>();
   #timer: ReturnType<typeof setInterval> | undefined;
 
   /**
@@ -46,18 +46,17 @@ export class LeaseKeeper {
   /**
    * Keep an attempt's lease until {@linkcode LeaseKeeper.release}.
    *
-   * @param key The attempt (a task id and its claim token).
-   * @param task The claimed task.
+   * @param task The claimed task: the attempt (each claim makes a new object).
    * @param lost Called when the claim turns out to be gone.
    */
-  hold(key: string, task: ClaimedTask, lost: () => void): void {
-    this.#held.set(key, { task, renewedAt: Date.now(), renewing: false, lost });
+  hold(task: ClaimedTask, lost: () => void): void {
+    this.#held.set(task, { task, renewedAt: Date.now(), renewing: false, lost });
     this.#timer ??= setInterval(() => this.#tick(), Math.max(2, Math.floor(this.#every / 2)));
   }
 
   /** Stop renewing an attempt's lease. */
-  release(key: string): void {
-    this.#held.delete(key);
+  release(task: ClaimedTask): void {
+    this.#held.delete(task);
   }
 
   #tick(): void {
@@ -68,20 +67,20 @@ export class LeaseKeeper {
       return;
     }
     const now = Date.now();
-    for (const [key, held] of this.#held) {
+    for (const held of this.#held.values()) {
       if (held.renewing || now - held.renewedAt < this.#every) continue;
       held.renewing = true;
-      this.#renew(key, held);
+      this.#renew(held);
     }
   }
 
-  async #renew(key: string, held: Held): Promise<void> {
+  async #renew(held: Held): Promise<void> {
     const { task } = held;
     const sent = Date.now();
     try {
       if (await this.#host.queue.renew(task.id, task.token, this.#lease)) held.renewedAt = sent;
-      else if (this.#held.get(key) === held) {
-        this.#held.delete(key);
+      else if (this.#held.get(task) === held) {
+        this.#held.delete(task);
         held.lost();
       }
     } catch (error) {

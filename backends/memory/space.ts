@@ -107,6 +107,8 @@ export class MemoryState {
   users: number = 0;
   /** Index entry names by directory (`ready/<queue>`, `deps/<id>` …). */
   #dirs = new Map<string, SortedNames>();
+  /** How many `deps/<id>` directories `#dirs` holds. */
+  #depDirs = 0;
   #busy = false;
   #waiting: (() => void)[] = [];
 
@@ -125,6 +127,8 @@ export class MemoryState {
 
   /** The names under a directory, in order; the first `limit`. */
   entries(dir: string, limit?: number): string[] {
+    // Every ended task asks for its dependents: most stores have none waiting at all.
+    if (this.#depDirs === 0 && dir.startsWith("deps/")) return [];
     return this.#dirs.get(dir)?.first(limit) ?? [];
   }
 
@@ -133,7 +137,10 @@ export class MemoryState {
     const slash = path.lastIndexOf("/");
     const dir = path.slice(0, slash);
     let names = this.#dirs.get(dir);
-    if (!names) this.#dirs.set(dir, names = new SortedNames());
+    if (!names) {
+      this.#dirs.set(dir, names = new SortedNames());
+      if (dir.startsWith("deps/")) this.#depDirs++;
+    }
     names.add(path.slice(slash + 1));
   }
 
@@ -143,13 +150,13 @@ export class MemoryState {
     const dir = path.slice(0, slash);
     const names = this.#dirs.get(dir);
     if (names?.delete(path.slice(slash + 1)) && names.size === 0 && dir.startsWith("deps/")) {
-      this.#dirs.delete(dir);
+      this.dropDir(dir);
     }
   }
 
   /** Delete a directory's entries. */
   dropDir(dir: string): void {
-    this.#dirs.delete(dir);
+    if (this.#dirs.delete(dir) && dir.startsWith("deps/")) this.#depDirs--;
   }
 
   /** Give events their ids and log them. */
@@ -219,7 +226,9 @@ class MemoryTx implements RecordTx {
   }
 
   appendEvents(events: NewEvent[]): Promise<StoredEvent[]> {
-    const out = events.map((e) => ({ ...e, id: String(++this.#eventSeq) }));
+    // The step made these events and hands them over: they become the stored ones.
+    const out = events as StoredEvent[];
+    for (const e of out) e.id = String(++this.#eventSeq);
     if (this.#events) this.#events.push(...out);
     else this.#events = out.slice();
     return Promise.resolve(out);

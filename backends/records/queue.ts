@@ -289,9 +289,12 @@ export class RecordQueue implements TaskQueue {
         const promoted = await promote(this.#s, tx, { queue, now, room });
         const dir = `ready/${encName(queue)}`;
         // Promoted rows are not in the ready index yet: merge them in by their ready name.
-        const names = new Set(await tx.entries(dir, room + SLACK));
-        for (const row of promoted) names.add(readyName(row));
-        const sorted = [...names].sort();
+        let sorted = await tx.entries(dir, room + SLACK);
+        if (promoted.length > 0) {
+          const names = new Set(sorted);
+          for (const row of promoted) names.add(readyName(row));
+          sorted = [...names].sort();
+        }
         await tx.prefetch?.(
           sorted.slice(0, room).map(entryId).filter((id) => id !== undefined),
         );

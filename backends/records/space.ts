@@ -48,7 +48,7 @@ export interface RecordTx {
   remove(id: string): void;
   /** The next FIFO sequence number. */
   nextSeq(): Promise<number>;
-  /** Append events (they are given ids now, stored on commit). */
+  /** Append the step's own events (they are given ids now, stored on commit; an engine may keep these very objects). */
   appendEvents(events: NewEvent[]): Promise<StoredEvent[]>;
   /** Store results on commit. */
   putResults(results: StoredResult[]): void;
@@ -150,5 +150,6 @@ export function entryTime(name: string): number {
 /** A stored task as the public contract gives it (no sequence or claim). */
 export function view(row: Row): StoredTask {
   const { seq: _seq, token: _token, leaseUntil: _lease, ...task } = row;
-  return { ...task, dependsOn: [...task.dependsOn] };
+  task.dependsOn = [...task.dependsOn];
+  return task;
 }

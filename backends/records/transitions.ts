@@ -69,8 +69,8 @@ export function release(row: Row, now: number): void {
 
 /** Forget a task's claim. */
 export function leave(row: Row): void {
-  delete row.token;
-  delete row.leaseUntil;
+  row.token = undefined;
+  row.leaseUntil = undefined;
 }
 
 /** End a task without completing it, then release or cancel its dependents. */

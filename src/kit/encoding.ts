@@ -43,7 +43,7 @@ export function encName(s: string): string {
 
 /** The id, queue or key a name-safe form stands for. */
 export function decName(s: string): string {
-  return decodeURIComponent(s);
+  return s.includes("%") ? decodeURIComponent(s) : s;
 }
 
 /** A non-negative integer padded so names sort by it (times up to year 5138, seqs to 1e15). */
