@@ -114,36 +114,38 @@ export class RecordQueue implements TaskQueue {
       // Every id and dependency is read below: on an engine with reads over the wire, in
       // one round rather than one after another.
       await tx.prefetch?.(tasks.flatMap((t) => [t.id, ...t.dependsOn]));
-      const batchIds = new Set<string>();
+      // The ids of the batch so far (a batch of one needs none).
+      const batchIds = tasks.length > 1 ? new Set<string>() : undefined;
       for (const t of tasks) {
         for (const d of t.dependsOn) {
-          if (!batchIds.has(d) && !(await tx.row(d))) {
+          if (!batchIds?.has(d) && !(await tx.row(d))) {
             throw new OmniQError(`dependsOn: no task with id "${d}"`);
           }
         }
         const keyed = t.key !== undefined && (await tx.liveKeyOwner(t.key)) !== undefined;
-        if (!keyed && (batchIds.has(t.id) || (await tx.row(t.id)))) {
+        if (!keyed && (batchIds?.has(t.id) || (await tx.row(t.id)))) {
           throw new DuplicateTaskError(`id: a task with id "${t.id}" exists`);
         }
-        batchIds.add(t.id);
+        batchIds?.add(t.id);
       }
       const ids: string[] = [];
       const created: boolean[] = [];
       const out = stepOut();
-      const standIn = new Map<string, string>();
-      const batchKeys = new Map<string, string>();
+      // Made on first use: most batches hold no dedupe keys.
+      let standIn: Map<string, string> | undefined;
+      let batchKeys: Map<string, string> | undefined;
       for (const t of tasks) {
         const live = t.key === undefined
           ? undefined
-          : batchKeys.get(t.key) ?? await tx.liveKeyOwner(t.key);
+          : batchKeys?.get(t.key) ?? await tx.liveKeyOwner(t.key);
         if (live !== undefined) {
           ids.push(live);
           created.push(false);
-          standIn.set(t.id, live);
+          (standIn ??= new Map()).set(t.id, live);
           continue;
         }
-        const row = await insert(tx, standIn.size === 0 ? t : withStandIns(t, standIn), now, out);
-        if (t.key !== undefined && !isFinal(row.state)) batchKeys.set(t.key, t.id);
+        const row = await insert(tx, standIn ? withStandIns(t, standIn) : t, now, out);
+        if (t.key !== undefined && !isFinal(row.state)) (batchKeys ??= new Map()).set(t.key, t.id);
         ids.push(t.id);
         created.push(true);
       }
