@@ -16,6 +16,8 @@ import { delay } from "../../src/kit/async.ts";
 import { closedError } from "../../src/kit/policy.ts";
 import { decodeRow, decodeSchedule, readable } from "../records/json.ts";
 import type { RecordSpace, RecordTx, Row } from "../records/space.ts";
+import { SortedNames } from "../records/sorted.ts";
+import type { Seqs } from "../records/staging.ts";
 import { type PendingStep, runSteps, StepQueue } from "../records/steps.ts";
 import { applyOp, decodeJournal, encodeJournal, JOURNAL, type Op } from "./journal.ts";
 import { GROUP_MAX, LOCK_HEARTBEAT_MS, LOCK_STALE_MS } from "./options.ts";
@@ -25,6 +27,24 @@ import { FileTx } from "./tx.ts";
 
 /** Events per segment of a writer's event log on an object store (about 200 KiB of JSON). */
 export const LOG_SEGMENT_EVENTS = 1_000;
+
+/**
+ * Whether a directory's listing is kept between turns (see `FileSpace.listing`): the index
+ * directories claims and sweeps list, which grow with the store. Not `deps/<id>`: there is
+ * one per task with dependents, each small, and most are absent.
+ */
+export function keptListing(dir: string): boolean {
+  return dir.startsWith("ready/") || dir.startsWith("sched/") || dir === "running" ||
+    dir === "expires" || dir === "final";
+}
+
+/** The longest a kept listing of an index directory is used before it is listed again. */
+export const LISTING_MAX_AGE_MS = 1_000;
+
+/** What identifies a sequence file's content: a kept listing is valid for one. */
+function stamp(seqs: Seqs): string | undefined {
+  return seqs.gen === undefined ? undefined : `${seqs.gen} ${seqs.task} ${seqs.event}`;
+}
 
 /** The shared machinery of one open directory: storage, lock, steps, corrupt reports. */
 export class FileSpace implements RecordSpace {
@@ -42,6 +62,13 @@ export class FileSpace implements RecordSpace {
   /** On a conditional store (an object store): its fenced lock, and the holding of it. */
   #fence?: FencedLock;
   #hold?: FencedHold;
+  /** The kept listings of index directories (see `listing`). */
+  #listings = new Map<string, SortedNames>();
+  /** The sequence file's content they are valid for (`stamp`); `undefined` when unsure. */
+  #stamp: string | undefined;
+  /** When they were last taken from the disk. */
+  #listedAt = 0;
+  #gens = 0;
   /** This writer's event log segment on an object store, and the events put in it so far. */
   #segment = 0;
   #segmentEvents = 0;
@@ -99,6 +126,63 @@ export class FileSpace implements RecordSpace {
   /** Index entry names under a directory, sorted. */
   async entries(dir: string, limit?: number): Promise<string[]> {
     return (await this.storage.list(dir)).sort().slice(0, limit);
+  }
+
+  /**
+   * The sorted listing of an index directory (one that {@linkcode keptListing} keeps), for
+   * a turn of the lock that read the sequence file `seqs`.
+   *
+   * A claim lists `ready/<queue>` and a sweep lists `final`, and both grow with the store:
+   * listing 20,000 queued tasks on every claim cut processing to a third. So a listing is
+   * kept in memory, and each commit of this process applies its own changes to it. It is
+   * kept while the sequence file is as this process last wrote it: each commit that changes
+   * an index directory writes a new generation there (its writer's name and a count), and
+   * an older OmniQ that keeps the generation it read still moves the sequences. As a bound
+   * on anything else that changes the directory (a hand edit), a listing is taken from the
+   * disk again once it is {@linkcode LISTING_MAX_AGE_MS} old.
+   */
+  async listing(dir: string, seqs: Seqs): Promise<SortedNames> {
+    const now = Date.now();
+    if (stamp(seqs) !== this.#stamp || now - this.#listedAt > LISTING_MAX_AGE_MS) {
+      this.#listings.clear();
+      this.#stamp = stamp(seqs);
+      this.#listedAt = now;
+    }
+    let names = this.#listings.get(dir);
+    if (!names) {
+      names = new SortedNames((await this.storage.list(dir)).sort());
+      this.#listings.set(dir, names);
+    }
+    return names;
+  }
+
+  /** The generation a commit that changes an index directory writes. */
+  nextGen(): string {
+    return `${this.writer}:${++this.#gens}`;
+  }
+
+  /**
+   * After a commit: apply its changes to the kept listings, and note the sequence file it
+   * wrote, if it wrote one. A commit that failed part way leaves the listings unsure, and
+   * they are dropped.
+   */
+  committed(ops: Op[], written: Seqs | undefined, ok: boolean): void {
+    if (!ok) {
+      this.#listings.clear();
+      this.#stamp = undefined;
+      return;
+    }
+    if (written === undefined) return;
+    for (const op of ops) {
+      const key = "w" in op ? op.w : "x" in op ? op.x : "c" in op ? op.c : undefined;
+      const slash = key?.lastIndexOf("/") ?? -1;
+      if (slash === -1) continue;
+      const names = this.#listings.get(key!.slice(0, slash));
+      if (!names) continue;
+      if ("x" in op) names.delete(key!.slice(slash + 1));
+      else names.add(key!.slice(slash + 1));
+    }
+    this.#stamp = stamp(written);
   }
 
   /** Run `fn` holding the directory lock (and this process's turn). */

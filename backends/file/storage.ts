@@ -160,10 +160,24 @@ export class LocalStorage implements Storage {
     return tmp;
   }
 
-  /** Write to a temporary name, then rename into place. */
+  /**
+   * Write to a temporary name, then rename into place. An empty file (an index entry) is
+   * created where it goes: it has no content to be seen half written.
+   */
   async writeAtomic(key: string, data: Uint8Array): Promise<void> {
     const path = this.#path(key);
     await this.#ensureDir(path);
+    if (data.length === 0) {
+      try {
+        return await fs.writeFile(path, data);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        // The directory was removed meanwhile: make it again.
+        this.#made.delete(parentOf(path));
+        await this.#ensureDir(path);
+        return await fs.writeFile(path, data);
+      }
+    }
     const tmp = await this.#temporary(data);
     try {
       await fs.rename(tmp, path);

@@ -20,7 +20,7 @@ import {
   StagedTx,
 } from "../records/staging.ts";
 import type { Op } from "./journal.ts";
-import type { FileSpace } from "./space.ts";
+import { type FileSpace, keptListing } from "./space.ts";
 import { isConditional } from "./storage.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -100,7 +100,9 @@ export class FileTx extends StagedTx {
   }
 
   async entries(dir: string, limit?: number): Promise<string[]> {
-    return (await this.#s.storage.list(dir)).sort().slice(0, limit);
+    if (!keptListing(dir)) return (await this.#s.storage.list(dir)).sort().slice(0, limit);
+    // The sequence file holds the generation the kept listings are checked against.
+    return (await this.#s.listing(dir, await this.seqs())).first(limit);
   }
 
   async liveKeyOwner(key: string): Promise<string | undefined> {
@@ -163,10 +165,28 @@ export class FileTx extends StagedTx {
       }
     }
     for (const path of this.dropped) ops.push({ x: path });
-    if (this.seqDirty && this.seq) await w(SEQ_FILE, jsonBytes(this.seq));
+    // A commit that changes an index directory others may keep a listing of tells them so
+    // with a new generation in the sequence file (see `FileSpace.listing`).
+    let written: Seqs | undefined;
+    if (ops.some(changesListing)) written = { ...await this.seqs(), gen: this.#s.nextGen() };
+    else if (this.seqDirty && this.seq) written = this.seq;
+    if (written) await w(SEQ_FILE, jsonBytes(written));
     if (this.events.length > 0) {
       ops.push({ a: this.#s.eventLog(this.events.length), events: this.events });
     }
-    await this.#s.apply(ops);
+    let ok = false;
+    try {
+      await this.#s.apply(ops);
+      ok = true;
+    } finally {
+      this.#s.committed(ops, written, ok);
+    }
   }
+}
+
+/** Whether a change is to an entry of an index directory whose listing is kept. */
+function changesListing(op: Op): boolean {
+  const key = "w" in op ? op.w : "x" in op ? op.x : "c" in op ? op.c : undefined;
+  const slash = key?.lastIndexOf("/") ?? -1;
+  return slash !== -1 && keptListing(key!.slice(0, slash));
 }

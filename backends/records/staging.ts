@@ -20,6 +20,8 @@ export interface Seqs {
   task: number;
   /** The last event id given. */
   event: number;
+  /** The `file:` engine's generation of its index listings (see `FileSpace.listing`). */
+  gen?: string;
 }
 
 /** A step's changes, staged in memory until the engine commits them. */
