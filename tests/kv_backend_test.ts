@@ -233,3 +233,29 @@ Deno.test("kv: a subscription is ready once its watch is live: the next change w
     kv.close();
   }
 });
+
+Deno.test("kv: two handles that enqueue in turn keep one FIFO order and one event sequence", async () => {
+  // Each handle keeps the sequences as its last commit left them and reads them no more;
+  // the other handle's commit moves them, so the next step's check fails and it reads again.
+  await withKv(async (url) => {
+    await using a = await OmniQ.open(url);
+    await using b = await OmniQ.open(url);
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push(await (i % 3 === 0 ? b : a).enqueue(echo, [i]));
+    await Promise.all([
+      a.enqueueMany([{ task: echo, args: ["x"] }, { task: echo, args: ["y"] }]),
+      b.enqueue(echo, ["z"]),
+    ]).then(([many, one]) => ids.push(...many, one));
+    const order: string[] = [];
+    const t = await a.list({ state: "queued", limit: 100 });
+    assert.equal(t.length, 15);
+    await a.run({ until: "idle", concurrency: 1 });
+    for await (const e of a.events({ type: "started" })) order.push(e.taskId!);
+    assert.deepEqual(order.slice(0, 12), ids.slice(0, 12), "claimed in enqueue order");
+    assert.deepEqual([...order].sort(), [...ids].sort());
+    const all = await Array.fromAsync(a.events({}));
+    const eventIds = all.map((e) => e.id);
+    assert.equal(new Set(eventIds).size, eventIds.length, "no event id given twice");
+    assert.deepEqual([...eventIds].sort(), eventIds, "ids grow in append order");
+  });
+});

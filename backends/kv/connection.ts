@@ -32,8 +32,8 @@ export interface KvAtomic {
   set(key: KvKey, value: unknown, options?: { expireIn?: number }): KvAtomic;
   /** Delete a key. */
   delete(key: KvKey): KvAtomic;
-  /** Commit; `ok` is false when a check failed. */
-  commit(): Promise<{ ok: boolean }>;
+  /** Commit; `ok` is false when a check failed; `versionstamp` is what every key it set now has. */
+  commit(): Promise<{ ok: boolean; versionstamp?: string }>;
 }
 
 /** As much of `Deno.Kv` as this engine uses: a `Deno.Kv` is one. */

@@ -36,6 +36,13 @@ export class KvSpace implements RecordSpace {
   onCorrupt?: (path: string, reason: string) => void;
   /** A result value over Deno KV's size budget fails its task (see `KV_MAX_RESULT`). */
   readonly resultLimit = { bytes: KV_MAX_RESULT, engine: "kv" } as const;
+  /**
+   * The sequences record as this handle's last commit left it (`undefined`: not known). A
+   * step uses it instead of reading the record, and its commit checks the versionstamp as
+   * for a read: when another writer moved the sequences meanwhile, the check fails, and
+   * the group runs again on a fresh read. One writer (the common case) never reads it again.
+   */
+  seqSeen?: KvEntryMaybe;
   #steps = new StepQueue(GROUP_STEPS, (take) => this.#run(take()));
   #reported = new Set<string>();
 
@@ -105,6 +112,7 @@ export class KvSpace implements RecordSpace {
       try {
         ok = await tx.commit();
       } catch (error) {
+        this.seqSeen = undefined;
         if (error instanceof StepTooLarge && done.length > 1) {
           // Too much for one commit together: each on its own.
           for (const step of group) {
@@ -123,6 +131,7 @@ export class KvSpace implements RecordSpace {
         this.#steps.requeue(later);
         return;
       }
+      this.seqSeen = undefined;
       if (conflicts >= MAX_CONFLICTS) {
         throw new OmniQError(`kv: a step lost to other writers ${conflicts} times; gave up`);
       }

@@ -35,6 +35,8 @@ export class KvTx extends StagedTx {
   #ahead = new Map<string, KvEntryMaybe>();
   /** The sequences, read ahead (checked once the step uses them). */
   #seqAhead?: Promise<KvEntryMaybe>;
+  /** The sequences record as this step read it. */
+  #seqEntry?: KvEntryMaybe;
 
   constructor(space: KvSpace) {
     super(12);
@@ -79,18 +81,27 @@ export class KvTx extends StagedTx {
   async prefetch(ids: string[]): Promise<void> {
     const want = [...new Set(ids)].filter((id) => !this.rows.has(id) && !this.#ahead.has(id));
     const reads: Promise<void>[] = [];
-    if (this.seq === undefined && this.#seqAhead === undefined) {
-      const key = this.#s.key("meta", "seq");
-      this.#seqAhead = this.#s.kv.get(key);
-      reads.push(this.#seqAhead.then(() => {}));
+    // The sequences as this handle last committed them, or in the first `getMany` (a read
+    // of one more key, not one more read).
+    if (this.seq === undefined && this.#seqAhead === undefined && this.#s.seqSeen) {
+      this.#seqAhead = Promise.resolve(this.#s.seqSeen);
     }
-    for (let i = 0; i < want.length; i += 10) {
-      const part = want.slice(i, i + 10);
-      reads.push(
-        this.#s.kv.getMany(part.map((id) => this.#s.key("t", id))).then((entries) => {
-          entries.forEach((e, j) => this.#ahead.set(part[j], e));
-        }),
-      );
+    let seq = this.seq === undefined && this.#seqAhead === undefined;
+    for (let i = 0; i < want.length || seq;) {
+      const withSeq = seq;
+      // A `getMany` reads at most ten keys.
+      const part = want.slice(i, i + (withSeq ? 9 : 10));
+      i += part.length;
+      const keys = part.map((id) => this.#s.key("t", id));
+      if (withSeq) keys.push(this.#s.key("meta", "seq"));
+      seq = false;
+      const read = this.#s.kv.getMany(keys);
+      if (withSeq) {
+        const ahead = read.then((entries) => entries[part.length]);
+        ahead.catch(() => {}); // a failed read fails the step through `reads`
+        this.#seqAhead = ahead;
+      }
+      reads.push(read.then((entries) => part.forEach((id, j) => this.#ahead.set(id, entries[j]))));
     }
     await Promise.all(reads);
   }
@@ -114,11 +125,13 @@ export class KvTx extends StagedTx {
   protected async readSeqs(): Promise<Seqs> {
     const key = this.#s.key("meta", "seq");
     let entry: KvEntryMaybe;
-    if (this.#seqAhead) {
-      entry = await this.#seqAhead;
+    const ahead = this.#seqAhead ?? (this.#s.seqSeen && Promise.resolve(this.#s.seqSeen));
+    if (ahead) {
+      entry = await ahead;
       this.#seqAhead = undefined;
       this.#checks.set(keyText(key), { key, versionstamp: entry.versionstamp });
     } else entry = await this.#get(key);
+    this.#seqEntry = entry;
     const raw = entry.value as { task?: unknown; event?: unknown } | null;
     return raw && typeof raw.task === "number" && typeof raw.event === "number"
       ? { task: raw.task, event: raw.event }
@@ -241,7 +254,16 @@ export class KvTx extends StagedTx {
     }
     op.check(...this.#checks.values());
     try {
-      return (await op.commit()).ok;
+      const result = await op.commit();
+      if (result.ok) {
+        const key = s.key("meta", "seq");
+        if (this.seqDirty && this.seq) {
+          s.seqSeen = result.versionstamp === undefined
+            ? undefined
+            : { key, value: { ...this.seq }, versionstamp: result.versionstamp };
+        } else if (this.#seqEntry) s.seqSeen = this.#seqEntry;
+      }
+      return result.ok;
     } catch (error) {
       // Another connection to the file holds SQLite's write lock: like a lost check, retry.
       if (isLocked(error)) return false;
