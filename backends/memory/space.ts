@@ -230,10 +230,12 @@ class MemoryTx implements RecordTx {
 
   /** Make the step's changes (synchronously: nothing else sees a part of them). */
   commit(): void {
+    // Written for the common steps (a claim, a completion, an enqueue of one task): most of
+    // the step's collections were never made, and nothing is allocated for them here.
     const s = this.#s;
-    for (const path of this.#dropped ?? []) s.deleteEntry(path);
-    for (const path of this.#dependents ?? []) s.addEntry(path);
-    const added: Row[] = [];
+    if (this.#dropped) { for (const path of this.#dropped) s.deleteEntry(path); }
+    if (this.#dependents) { for (const path of this.#dependents) s.addEntry(path); }
+    let added: Row[] | undefined;
     for (const [id, row] of this.#rows) {
       const old = s.tasks.get(id);
       if (this.#removed?.has(id)) {
@@ -244,8 +246,10 @@ class MemoryTx implements RecordTx {
         continue;
       }
       if (!row) continue;
-      if (!old || reindexed(old, row)) {
-        const moves = indexMoves(old ? indexKeys(old) : [], row);
+      if (!old) {
+        for (const k of indexKeys(row)) s.addEntry(k);
+      } else if (reindexed(old, row)) {
+        const moves = indexMoves(indexKeys(old), row);
         for (const k of moves.del) s.deleteEntry(k);
         for (const k of moves.add) s.addEntry(k);
       }
@@ -258,21 +262,27 @@ class MemoryTx implements RecordTx {
         if (keys.take !== undefined && !s.liveKeys.has(keys.take)) s.liveKeys.set(keys.take, id);
       }
       if (old) s.tasks.set(id, row);
-      else added.push(row);
+      else (added ??= []).push(row);
     }
-    // New rows join the FIFO order by their sequence, whatever order the step read them in.
-    if (added.length > 1) added.sort((a, b) => a.seq - b.seq);
-    for (const row of added) s.tasks.set(row.id, row);
+    if (added) {
+      // New rows join the FIFO order by their sequence, whatever order the step read them in.
+      if (added.length > 1) added.sort((a, b) => a.seq - b.seq);
+      for (const row of added) s.tasks.set(row.id, row);
+    }
     s.seq = this.#seq;
-    for (const [id, r] of this.#results ?? []) {
-      if (r) s.results.set(id, r);
-      else s.results.delete(id);
+    if (this.#results) {
+      for (const [id, r] of this.#results) {
+        if (r) s.results.set(id, r);
+        else s.results.delete(id);
+      }
     }
-    for (const [id, sc] of this.#schedules ?? []) {
-      if (sc) s.schedules.set(id, sc);
-      else s.schedules.delete(id);
+    if (this.#schedules) {
+      for (const [id, sc] of this.#schedules) {
+        if (sc) s.schedules.set(id, sc);
+        else s.schedules.delete(id);
+      }
     }
-    if (this.#events) s.events.push(...this.#events);
+    if (this.#events) { for (const e of this.#events) s.events.push(e); }
     s.eventSeq = this.#eventSeq;
   }
 }
