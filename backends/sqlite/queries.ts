@@ -63,10 +63,14 @@ export const PICK = `SELECT seq FROM tasks
      AND v <= ?
    ORDER BY priority DESC, seq LIMIT ?`;
 
-/** Start an attempt: `(token, lease_until, started_at, worker, seq)`. */
-export const START = `UPDATE tasks SET state = 'running', attempts = attempts + 1, token = ?,
-     lease_until = ?, started_at = ?, worker = ?
-   WHERE seq = ? RETURNING *`;
+/**
+ * Start the attempts of picked tasks, in one statement: `(claim, lease_until, started_at,
+ * worker, seqs as a JSON array)`. Each attempt's token is the claim's (a fresh UUID) and
+ * its task's sequence number, so no two attempts share one. Rows come back in no order.
+ */
+export const START = `UPDATE tasks SET state = 'running', attempts = attempts + 1,
+     token = ? || '.' || seq, lease_until = ?, started_at = ?, worker = ?
+   WHERE seq IN (SELECT value FROM json_each(?)) RETURNING *`;
 
 // ---- a running attempt (fenced by its token)
 

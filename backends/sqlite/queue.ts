@@ -123,11 +123,24 @@ export class SqliteQueue implements TaskQueue {
           RECORD_VERSION,
           request.limit - tasks.length,
         );
+        if (picked.length === 0) continue;
+        const leaseUntil = now + request.lease;
+        const started = c.sql(q.START).all(
+          crypto.randomUUID(),
+          leaseUntil,
+          now,
+          request.worker,
+          JSON.stringify(picked.map((p) => p.seq)),
+        );
+        // In the order they were picked (priority, then FIFO).
+        const bySeq = new Map(started.map((row) => [row.seq as number, row]));
         for (const { seq } of picked) {
-          const token = crypto.randomUUID();
-          const leaseUntil = now + request.lease;
-          const row = c.sql(q.START).get(token, leaseUntil, now, request.worker, seq)!;
-          const task: ClaimedTask = { ...toTask(row, codec), token, leaseUntil };
+          const row = bySeq.get(seq as number)!;
+          const task: ClaimedTask = {
+            ...toTask(row, codec),
+            token: row.token as string,
+            leaseUntil,
+          };
           tasks.push(task);
           step.emit(taskEvent("started", task, now));
         }
