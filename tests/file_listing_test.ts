@@ -24,6 +24,8 @@ const done = (taskId: string) => ({
   completedAt: Date.now(),
 });
 
+type Handle = Awaited<ReturnType<typeof openFile>>;
+
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "omniq-file-listing-" });
   try {
@@ -33,27 +35,39 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("file: a kept listing shows what another handle queued and claimed since", async () => {
-  await withDir(async (dir) => {
+/** Two handles on one fresh directory: two writers, as two processes would be. */
+function withTwo(fn: (a: Handle, b: Handle, dir: string) => Promise<void>): Promise<void> {
+  return withDir(async (dir) => {
     const a = await openFile(dir);
     const b = await openFile(dir);
     try {
-      await a.queue.enqueue([newTask("t1"), newTask("t2"), newTask("t3")]);
-      // Each handle lists `ready/default` once and keeps it.
-      assert.deepEqual((await a.queue.claim(claim("a", 1))).tasks.map((t) => t.id), ["t1"]);
-      assert.deepEqual((await b.queue.claim(claim("b", 1))).tasks.map((t) => t.id), ["t2"]);
-      // Changes by the other handle: a queues one, b takes t3.
-      await a.queue.enqueue([newTask("t4")]);
-      assert.deepEqual((await b.queue.claim(claim("b"))).tasks.map((t) => t.id), ["t3", "t4"]);
-      assert.deepEqual((await a.queue.claim(claim("a"))).tasks, []);
-      await b.queue.enqueue([newTask("t5", { priority: 5 }), newTask("t6")]);
-      assert.deepEqual((await a.queue.claim(claim("a"))).tasks.map((t) => t.id), ["t5", "t6"]);
-      for (const id of ["t1", "t2", "t3", "t4", "t5", "t6"]) {
-        assert.equal((await a.queue.get(id))?.state, "running", id);
-      }
+      await fn(a, b, dir);
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+}
+
+/** The ids a claim through `handle` takes. */
+async function claimed(handle: Handle, worker: string, limit = 10): Promise<string[]> {
+  return (await handle.queue.claim(claim(worker, limit))).tasks.map((t) => t.id);
+}
+
+Deno.test("file: a kept listing shows what another handle queued and claimed since", async () => {
+  await withTwo(async (a, b) => {
+    await a.queue.enqueue([newTask("t1"), newTask("t2"), newTask("t3")]);
+    // Each handle lists `ready/default` once and keeps it.
+    assert.deepEqual(await claimed(a, "a", 1), ["t1"]);
+    assert.deepEqual(await claimed(b, "b", 1), ["t2"]);
+    // Changes by the other handle: a queues one, b takes t3.
+    await a.queue.enqueue([newTask("t4")]);
+    assert.deepEqual(await claimed(b, "b"), ["t3", "t4"]);
+    assert.deepEqual(await claimed(a, "a"), []);
+    await b.queue.enqueue([newTask("t5", { priority: 5 }), newTask("t6")]);
+    assert.deepEqual(await claimed(a, "a"), ["t5", "t6"]);
+    for (const id of ["t1", "t2", "t3", "t4", "t5", "t6"]) {
+      assert.equal((await a.queue.get(id))?.state, "running", id);
     }
   });
 });
@@ -89,45 +103,31 @@ Deno.test("file: a kept listing follows the handle's own commits (claims, comple
 });
 
 Deno.test("file: a writer that keeps the generation it read still moves the sequences, and is seen", async () => {
-  await withDir(async (dir) => {
-    const a = await openFile(dir);
-    const b = await openFile(dir);
+  await withTwo(async (a, b, dir) => {
     const seqFile = `${dir}/meta/seq.json`;
-    try {
-      await a.queue.enqueue([newTask("t1")]);
-      assert.deepEqual((await a.queue.claim(claim("a"))).tasks.map((t) => t.id), ["t1"]);
-      const seen = JSON.parse(await Deno.readTextFile(seqFile));
-      assert.equal(typeof seen.gen, "string", "a commit that moves index entries writes one");
-      // An OmniQ from before the kept listings queues a task and writes back the
-      // generation it read, with its sequences moved.
-      await b.queue.enqueue([newTask("t2")]);
-      const now = JSON.parse(await Deno.readTextFile(seqFile));
-      await Deno.writeTextFile(seqFile, JSON.stringify({ ...now, gen: seen.gen }));
-      assert.deepEqual((await a.queue.claim(claim("a"))).tasks.map((t) => t.id), ["t2"]);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await a.queue.enqueue([newTask("t1")]);
+    assert.deepEqual(await claimed(a, "a"), ["t1"]);
+    const seen = JSON.parse(await Deno.readTextFile(seqFile));
+    assert.equal(typeof seen.gen, "string", "a commit that moves index entries writes one");
+    // An OmniQ from before the kept listings queues a task and writes back the generation
+    // it read, with its sequences moved.
+    await b.queue.enqueue([newTask("t2")]);
+    const now = JSON.parse(await Deno.readTextFile(seqFile));
+    await Deno.writeTextFile(seqFile, JSON.stringify({ ...now, gen: seen.gen }));
+    assert.deepEqual(await claimed(a, "a"), ["t2"]);
   });
 });
 
 Deno.test("file: an entry added behind the sequence file's back is seen once the listing ages out", async () => {
-  await withDir(async (dir) => {
-    const a = await openFile(dir);
-    const b = await openFile(dir);
+  await withTwo(async (a, b, dir) => {
     const seqFile = `${dir}/meta/seq.json`;
-    try {
-      await a.queue.enqueue([newTask("t1")]);
-      assert.deepEqual((await a.queue.claim(claim("a"))).tasks.map((t) => t.id), ["t1"]);
-      const seen = await Deno.readTextFile(seqFile);
-      // A change the sequence file does not show (as a hand edit would make).
-      await b.queue.enqueue([newTask("t2")]);
-      await Deno.writeTextFile(seqFile, seen);
-      await new Promise((r) => setTimeout(r, LISTING_MAX_AGE_MS + 100));
-      assert.deepEqual((await a.queue.claim(claim("a"))).tasks.map((t) => t.id), ["t2"]);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await a.queue.enqueue([newTask("t1")]);
+    assert.deepEqual(await claimed(a, "a"), ["t1"]);
+    const seen = await Deno.readTextFile(seqFile);
+    // A change the sequence file does not show (as a hand edit would make).
+    await b.queue.enqueue([newTask("t2")]);
+    await Deno.writeTextFile(seqFile, seen);
+    await new Promise((r) => setTimeout(r, LISTING_MAX_AGE_MS + 100));
+    assert.deepEqual(await claimed(a, "a"), ["t2"]);
   });
 });
