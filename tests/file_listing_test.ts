@@ -131,3 +131,21 @@ Deno.test("file: an entry added behind the sequence file's back is seen once the
     assert.deepEqual(await claimed(a, "a"), ["t2"]);
   });
 });
+
+Deno.test("file: a sequence file with no generation at all keeps no listing", async () => {
+  await withTwo(async (a, b, dir) => {
+    const seqFile = `${dir}/meta/seq.json`;
+    // As an OmniQ from before the kept listings writes it: no generation.
+    const strip = async () => {
+      const { gen: _gen, ...seq } = JSON.parse(await Deno.readTextFile(seqFile));
+      await Deno.writeTextFile(seqFile, JSON.stringify(seq));
+    };
+    await a.queue.enqueue([newTask("t1")]);
+    assert.deepEqual(await claimed(a, "a"), ["t1"]);
+    await strip();
+    assert.deepEqual(await claimed(a, "a"), [], "a listing taken with no generation to check");
+    await b.queue.enqueue([newTask("t2")]);
+    await strip();
+    assert.deepEqual(await claimed(a, "a"), ["t2"]);
+  });
+});

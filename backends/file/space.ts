@@ -42,8 +42,15 @@ export function keptListing(dir: string): boolean {
 export const LISTING_MAX_AGE_MS = 1_000;
 
 /** What identifies a sequence file's content: a kept listing is valid for one. */
-function stamp(seqs: Seqs): string | undefined {
+export function seqStamp(seqs: Seqs): string | undefined {
   return seqs.gen === undefined ? undefined : `${seqs.gen} ${seqs.task} ${seqs.event}`;
+}
+
+/** The directory and name of the key a change writes or deletes (not an event append). */
+export function opEntry(op: Op): [dir: string, name: string] | undefined {
+  const key = "w" in op ? op.w : "x" in op ? op.x : "c" in op ? op.c : undefined;
+  const slash = key?.lastIndexOf("/") ?? -1;
+  return slash === -1 ? undefined : [key!.slice(0, slash), key!.slice(slash + 1)];
 }
 
 /** The shared machinery of one open directory: storage, lock, steps, corrupt reports. */
@@ -130,7 +137,7 @@ export class FileSpace implements RecordSpace {
 
   /**
    * The sorted listing of an index directory (one that {@linkcode keptListing} keeps), for
-   * a turn of the lock that read the sequence file `seqs`.
+   * a turn of the lock that read the sequence file with {@linkcode seqStamp} `stamp`.
    *
    * A claim lists `ready/<queue>` and a sweep lists `final`, and both grow with the store:
    * listing 20,000 queued tasks on every claim cut processing to a third. So a listing is
@@ -141,11 +148,11 @@ export class FileSpace implements RecordSpace {
    * on anything else that changes the directory (a hand edit), a listing is taken from the
    * disk again once it is {@linkcode LISTING_MAX_AGE_MS} old.
    */
-  async listing(dir: string, seqs: Seqs): Promise<SortedNames> {
+  async listing(dir: string, stamp: string | undefined): Promise<SortedNames> {
     const now = Date.now();
-    if (stamp(seqs) !== this.#stamp || now - this.#listedAt > LISTING_MAX_AGE_MS) {
+    if (stamp === undefined || stamp !== this.#stamp || now - this.#listedAt > LISTING_MAX_AGE_MS) {
       this.#listings.clear();
-      this.#stamp = stamp(seqs);
+      this.#stamp = stamp;
       this.#listedAt = now;
     }
     let names = this.#listings.get(dir);
@@ -163,10 +170,10 @@ export class FileSpace implements RecordSpace {
 
   /**
    * After a commit: apply its changes to the kept listings, and note the sequence file it
-   * wrote, if it wrote one. A commit that failed part way leaves the listings unsure, and
-   * they are dropped.
+   * wrote (its {@linkcode seqStamp}; `undefined` when it wrote none, and so changed no index
+   * directory). A commit that failed part way leaves the listings unsure: they are dropped.
    */
-  committed(ops: Op[], written: Seqs | undefined, ok: boolean): void {
+  committed(ops: Op[], written: string | undefined, ok: boolean): void {
     if (!ok) {
       this.#listings.clear();
       this.#stamp = undefined;
@@ -174,15 +181,13 @@ export class FileSpace implements RecordSpace {
     }
     if (written === undefined) return;
     for (const op of ops) {
-      const key = "w" in op ? op.w : "x" in op ? op.x : "c" in op ? op.c : undefined;
-      const slash = key?.lastIndexOf("/") ?? -1;
-      if (slash === -1) continue;
-      const names = this.#listings.get(key!.slice(0, slash));
+      const entry = opEntry(op);
+      const names = entry && this.#listings.get(entry[0]);
       if (!names) continue;
-      if ("x" in op) names.delete(key!.slice(slash + 1));
-      else names.add(key!.slice(slash + 1));
+      if ("x" in op) names.delete(entry![1]);
+      else names.add(entry![1]);
     }
-    this.#stamp = stamp(written);
+    this.#stamp = written;
   }
 
   /** Run `fn` holding the directory lock (and this process's turn). */

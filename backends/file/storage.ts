@@ -167,26 +167,20 @@ export class LocalStorage implements Storage {
   async writeAtomic(key: string, data: Uint8Array): Promise<void> {
     const path = this.#path(key);
     await this.#ensureDir(path);
-    if (data.length === 0) {
-      try {
-        return await fs.writeFile(path, data);
-      } catch (error) {
-        if (!isNotFound(error)) throw error;
-        // The directory was removed meanwhile: make it again.
-        this.#made.delete(parentOf(path));
-        await this.#ensureDir(path);
-        return await fs.writeFile(path, data);
-      }
-    }
+    if (data.length === 0) return await this.#inDir(path, () => fs.writeFile(path, data));
     const tmp = await this.#temporary(data);
+    await this.#inDir(path, () => fs.rename(tmp, path));
+  }
+
+  /** Make a file at `path`; when its directory was removed meanwhile, make that again first. */
+  async #inDir(path: string, make: () => Promise<void>): Promise<void> {
     try {
-      await fs.rename(tmp, path);
+      await make();
     } catch (error) {
       if (!isNotFound(error)) throw error;
-      // The directory was removed meanwhile: make it again.
       this.#made.delete(parentOf(path));
       await this.#ensureDir(path);
-      await fs.rename(tmp, path);
+      await make();
     }
   }
 

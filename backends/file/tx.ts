@@ -20,7 +20,7 @@ import {
   StagedTx,
 } from "../records/staging.ts";
 import type { Op } from "./journal.ts";
-import { type FileSpace, keptListing } from "./space.ts";
+import { type FileSpace, keptListing, opEntry, seqStamp } from "./space.ts";
 import { isConditional } from "./storage.ts";
 
 const EMPTY = new Uint8Array(0);
@@ -35,6 +35,8 @@ export class FileTx extends StagedTx {
    * commit changes a key only on that version (see `journal.ts`).
    */
   #versions = new Map<string, string | null>();
+  /** What identifies the sequence file as this turn read it (`seqStamp`). */
+  #seqStamp: string | undefined;
 
   constructor(space: FileSpace) {
     super(12);
@@ -78,11 +80,15 @@ export class FileTx extends StagedTx {
   }
 
   protected async readSeqs(): Promise<Seqs> {
+    this.#seqStamp = undefined;
     const bytes = await this.#read(SEQ_FILE);
     if (!bytes) return { task: 0, event: 0 };
     try {
       const raw = parseJson(bytes) as Seqs;
-      if (typeof raw.task === "number" && typeof raw.event === "number") return raw;
+      if (typeof raw.task === "number" && typeof raw.event === "number") {
+        this.#seqStamp = seqStamp(raw);
+        return raw;
+      }
       throw new Error("bad sequence record");
     } catch (error) {
       this.#s.corrupt(SEQ_FILE, error);
@@ -101,8 +107,10 @@ export class FileTx extends StagedTx {
 
   async entries(dir: string, limit?: number): Promise<string[]> {
     if (!keptListing(dir)) return (await this.#s.storage.list(dir)).sort().slice(0, limit);
-    // The sequence file holds the generation the kept listings are checked against.
-    return (await this.#s.listing(dir, await this.seqs())).first(limit);
+    // The kept listings are checked against the sequence file as this turn read it (the
+    // turn's own steps move the sequences in memory before they commit).
+    await this.seqs();
+    return (await this.#s.listing(dir, this.#seqStamp)).first(limit);
   }
 
   async liveKeyOwner(key: string): Promise<string | undefined> {
@@ -179,14 +187,13 @@ export class FileTx extends StagedTx {
       await this.#s.apply(ops);
       ok = true;
     } finally {
-      this.#s.committed(ops, written, ok);
+      this.#s.committed(ops, written && seqStamp(written), ok);
     }
   }
 }
 
 /** Whether a change is to an entry of an index directory whose listing is kept. */
 function changesListing(op: Op): boolean {
-  const key = "w" in op ? op.w : "x" in op ? op.x : "c" in op ? op.c : undefined;
-  const slash = key?.lastIndexOf("/") ?? -1;
-  return slash !== -1 && keptListing(key!.slice(0, slash));
+  const entry = opEntry(op);
+  return entry !== undefined && keptListing(entry[0]);
 }

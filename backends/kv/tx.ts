@@ -81,12 +81,9 @@ export class KvTx extends StagedTx {
   async prefetch(ids: string[]): Promise<void> {
     const want = [...new Set(ids)].filter((id) => !this.rows.has(id) && !this.#ahead.has(id));
     const reads: Promise<void>[] = [];
-    // The sequences as this handle last committed them, or in the first `getMany` (a read
-    // of one more key, not one more read).
-    if (this.seq === undefined && this.#seqAhead === undefined && this.#s.seqSeen) {
-      this.#seqAhead = Promise.resolve(this.#s.seqSeen);
-    }
-    let seq = this.seq === undefined && this.#seqAhead === undefined;
+    // The sequences, unless this handle knows them from its last commit: in the first
+    // `getMany` (a read of one more key, not one more read).
+    let seq = this.seq === undefined && this.#seqAhead === undefined && !this.#s.seqSeen;
     for (let i = 0; i < want.length || seq;) {
       const withSeq = seq;
       // A `getMany` reads at most ten keys.
@@ -124,10 +121,12 @@ export class KvTx extends StagedTx {
 
   protected async readSeqs(): Promise<Seqs> {
     const key = this.#s.key("meta", "seq");
+    // Read ahead, or as this handle's last commit left it (either is checked on commit),
+    // or read now.
     let entry: KvEntryMaybe;
-    const ahead = this.#seqAhead ?? (this.#s.seqSeen && Promise.resolve(this.#s.seqSeen));
-    if (ahead) {
-      entry = await ahead;
+    const known = this.#seqAhead ? await this.#seqAhead : this.#s.seqSeen;
+    if (known) {
+      entry = known;
       this.#seqAhead = undefined;
       this.#checks.set(keyText(key), { key, versionstamp: entry.versionstamp });
     } else entry = await this.#get(key);

@@ -54,8 +54,6 @@ export class MemoryState {
   users: number = 0;
   /** Index entry names by directory (`ready/<queue>`, `deps/<id>` …). */
   #dirs = new Map<string, SortedNames>();
-  /** How many `deps/<id>` directories `#dirs` holds. */
-  #depDirs = 0;
   #busy = false;
   #waiting: (() => void)[] = [];
 
@@ -74,8 +72,6 @@ export class MemoryState {
 
   /** The names under a directory, in order; the first `limit`. */
   entries(dir: string, limit?: number): string[] {
-    // Every ended task asks for its dependents: most stores have none waiting at all.
-    if (this.#depDirs === 0 && dir.startsWith("deps/")) return [];
     return this.#dirs.get(dir)?.first(limit) ?? [];
   }
 
@@ -84,10 +80,7 @@ export class MemoryState {
     const slash = path.lastIndexOf("/");
     const dir = path.slice(0, slash);
     let names = this.#dirs.get(dir);
-    if (!names) {
-      this.#dirs.set(dir, names = new SortedNames());
-      if (dir.startsWith("deps/")) this.#depDirs++;
-    }
+    if (!names) this.#dirs.set(dir, names = new SortedNames());
     names.add(path.slice(slash + 1));
   }
 
@@ -97,13 +90,13 @@ export class MemoryState {
     const dir = path.slice(0, slash);
     const names = this.#dirs.get(dir);
     if (names?.delete(path.slice(slash + 1)) && names.size === 0 && dir.startsWith("deps/")) {
-      this.dropDir(dir);
+      this.#dirs.delete(dir);
     }
   }
 
   /** Delete a directory's entries. */
   dropDir(dir: string): void {
-    if (this.#dirs.delete(dir) && dir.startsWith("deps/")) this.#depDirs--;
+    this.#dirs.delete(dir);
   }
 
   /** Give events their ids and log them. */

@@ -33,7 +33,7 @@ function info(s: Deno.FileInfo): FileInfo {
  * they cost that, where an asynchronous call also waits for a thread of the pool to take
  * it and hand it back (most of a `file:` worker's time went to that wait).
  */
-function now<T>(call: () => T): Promise<T> {
+function settled<T>(call: () => T): Promise<T> {
   try {
     return Promise.resolve(call());
   } catch (error) {
@@ -42,11 +42,11 @@ function now<T>(call: () => T): Promise<T> {
 }
 
 const fs: FileSystem = {
-  readFile: (path) => now(() => Deno.readFileSync(path)),
+  readFile: (path) => settled(() => Deno.readFileSync(path)),
   readTextFile: (path) => Deno.readTextFile(path),
   readTextFileSync: (path) => Deno.readTextFileSync(path),
   writeFile: (path, data, options) =>
-    now(() =>
+    settled(() =>
       Deno.writeFileSync(path, data, {
         ...(options?.createNew ? { createNew: true } : {}),
         ...(options?.append ? { append: true } : {}),
@@ -54,10 +54,10 @@ const fs: FileSystem = {
     ),
   mkdir: (path) => Deno.mkdir(path, { recursive: true }),
   remove: (path, options) =>
-    options?.recursive ? Deno.remove(path, options) : now(() => Deno.removeSync(path)),
-  rename: (from, to) => now(() => Deno.renameSync(from, to)),
-  link: (from, to) => now(() => Deno.linkSync(from, to)),
-  stat: (path) => now(() => info(Deno.statSync(path))),
+    options?.recursive ? Deno.remove(path, options) : settled(() => Deno.removeSync(path)),
+  rename: (from, to) => settled(() => Deno.renameSync(from, to)),
+  link: (from, to) => settled(() => Deno.linkSync(from, to)),
+  stat: (path) => settled(() => info(Deno.statSync(path))),
   statSync: (path) => info(Deno.statSync(path)),
   utime: (path, atime, mtime) => Deno.utime(path, atime, mtime),
   async *readDir(path) {
