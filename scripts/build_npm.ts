@@ -27,6 +27,7 @@ const STARTED = [
   "workers/thread_entry.ts",
   "workers/process_entry.ts",
   "sync_host.ts",
+  "backends/sqlite/checkpoint_entry.ts",
 ];
 
 /** The build's own tools, pinned (the compiler's options below need TypeScript 5.7+). */

@@ -12,6 +12,7 @@ import type {
 import type { Attachment } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { delay } from "../../src/kit/async.ts";
+import type { Checkpointer } from "./checkpoint.ts";
 
 /** How long a locked database is retried before the call fails. */
 const LOCKED_FOR_MS = 30_000;
@@ -31,6 +32,8 @@ export class Connection {
   readonly db: DatabaseSync;
   readonly path: string;
   attached: Attachment = { results: true, events: true };
+  /** The thread that checkpoints a WAL-mode file, told of each commit. */
+  checkpointer: Checkpointer | undefined;
   #closed = false;
   #statements = new Map<string, StatementSync>();
 
@@ -96,6 +99,7 @@ export class Connection {
             }
           });
           this.sql("COMMIT").run();
+          this.checkpointer?.committed();
           return out;
         } catch (error) {
           if (this.db.isTransaction) {
@@ -144,10 +148,11 @@ export class Connection {
     }
   }
 
-  /** Close the database; later calls fail. */
-  close(): void {
+  /** Close the database (after its checkpoint thread); later calls fail at once. */
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.checkpointer?.close();
     this.#statements.clear();
     this.db.close();
   }

@@ -40,6 +40,7 @@
 import { runtime, type SqliteDatabase as DatabaseSync } from "../../src/runtime/mod.ts";
 import type { Backend, EventStore, ResultStore, TaskQueue } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
+import { Checkpointer } from "./checkpoint.ts";
 import { Connection } from "./connection.ts";
 import { migrate } from "./migrations/mod.ts";
 import { resolveOptions, type SqliteOptions } from "./options.ts";
@@ -121,13 +122,15 @@ export class SqliteBackend implements Backend, AsyncDisposable {
     const c = new Connection(db, path);
     try {
       db.exec(`PRAGMA busy_timeout = ${busyTimeout}`);
-      await c.retry(() => db.exec("PRAGMA journal_mode = WAL"));
+      const mode = await c.retry(() => db.prepare("PRAGMA journal_mode = WAL").get());
       db.exec("PRAGMA synchronous = NORMAL");
+      // A file in WAL mode checkpoints from a thread once busy (`checkpoint.ts`).
+      if (mode?.journal_mode === "wal") c.checkpointer = new Checkpointer(db, path);
       // Several processes may open a new file at once: the schema is created inside a
       // write transaction, so exactly one of them creates it and the others see it.
       await c.write(() => migrate(db, path));
     } catch (error) {
-      c.close();
+      await c.close();
       throw error;
     }
     return new SqliteBackend(c);
@@ -148,8 +151,7 @@ export class SqliteBackend implements Backend, AsyncDisposable {
    * ```
    */
   close(): Promise<void> {
-    this.#c.close();
-    return Promise.resolve();
+    return this.#c.close();
   }
 
   /** Close the connection at the end of an `await using` block. */

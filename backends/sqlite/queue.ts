@@ -279,7 +279,6 @@ export class SqliteQueue implements TaskQueue {
   }
 
   close(): Promise<void> {
-    this.#c.close();
-    return Promise.resolve();
+    return this.#c.close();
   }
 }

@@ -54,8 +54,7 @@ export class SqliteResults implements ResultStore {
   }
 
   close(): Promise<void> {
-    this.#c.close();
-    return Promise.resolve();
+    return this.#c.close();
   }
 }
 
@@ -94,7 +93,6 @@ export class SqliteEvents implements EventStore {
   }
 
   close(): Promise<void> {
-    this.#c.close();
-    return Promise.resolve();
+    return this.#c.close();
   }
 }
