@@ -39,24 +39,28 @@ const SQLITE_AUTOCHECKPOINT = 1000;
 const CLOSE_WAIT_MS = 2000;
 
 /** The shared cells, by index. */
-export const enum Cell {
+export const Cell = {
   /** The thread's {@linkcode State}. */
-  State = 0,
+  State: 0,
   /** Checkpoints asked for so far (the engine adds one and wakes the thread). */
-  Asked = 1,
+  Asked: 1,
   /** The value of `Asked` the last finished checkpoint answered. */
-  Done = 2,
+  Done: 2,
   /** 1 when the engine closes: the thread closes its connection and ends. */
-  Close = 3,
-}
+  Close: 3,
+} as const;
 
-/** The thread's state, in {@linkcode Cell.State}. */
-export const enum State {
-  Starting = 0,
-  Ready = 1,
-  Failed = 2,
-  Closed = 3,
-}
+/** The thread's state, in the {@linkcode Cell.State} cell. */
+export const State = {
+  /** Opening its connection. */
+  Starting: 0,
+  /** Checkpointing when asked. */
+  Ready: 1,
+  /** It could not open the file, or a checkpoint failed: it has ended. */
+  Failed: 2,
+  /** Closed on the engine's request. */
+  Closed: 3,
+} as const;
 
 /** One connection's checkpoint thread, started when the connection gets busy. */
 export class Checkpointer {
