@@ -41,6 +41,7 @@ Commands:
   cancel ID              cancel a task
   events                 print events (--follow to tail)
   schedules              list schedules; 'schedules pause ID', 'schedules resume ID'
+  dashboard              serve the web dashboard and /metrics until SIGINT/SIGTERM
 
 Store options (every command):
   --config FILE          a YAML or JSON configuration file
@@ -72,9 +73,17 @@ Prints the result record as JSON; exits 1 when the task has none yet.`,
   cancel: `Usage: omniq cancel ID`,
   events: `Usage: omniq events [--task ID] [--type T] [--queue Q] [--limit N] [--follow]`,
   schedules: `Usage: omniq schedules [pause ID | resume ID]`,
+  dashboard: `Usage: omniq dashboard [options]
+
+  --port N               the port (default: 8710; 0 takes a free one)
+  --hostname H           the address (default: 127.0.0.1; anything else needs a token)
+  --token T              a secret every request must carry (or OMNIQ_DASHBOARD_TOKEN)
+  --read-only            show, never change
+Prints the address (with the token, when set, for the first visit), serves until SIGINT
+or SIGTERM, and exits 0.`,
 };
 
-const BOOLEAN_FLAGS = new Set(["help", "follow", "no-scheduler"]);
+const BOOLEAN_FLAGS = new Set(["help", "follow", "no-scheduler", "read-only"]);
 
 /** Parsed arguments: positionals and `--flag value` / `--flag=value` options. */
 interface Parsed {
@@ -114,6 +123,7 @@ const KNOWN: Record<string, string[]> = {
   cancel: [],
   events: ["task", "type", "queue", "limit", "follow"],
   schedules: [],
+  dashboard: ["port", "hostname", "token", "read-only"],
 };
 const COMMON = ["config", "backend", "tasks", "help"];
 const KNOWN_ANYWHERE = new Set([...COMMON, ...Object.values(KNOWN).flat()]);
@@ -128,6 +138,7 @@ const POSITIONALS: Record<string, number> = {
   cancel: 1,
   events: 0,
   schedules: 2,
+  dashboard: 0,
 };
 
 function flag(p: Parsed, name: string): string | undefined {
@@ -217,8 +228,45 @@ async function worker(p: Parsed): Promise<number> {
   return 0;
 }
 
+async function dashboard(p: Parsed): Promise<number> {
+  let token = flag(p, "token");
+  if (token === undefined) {
+    try {
+      token = runtime.env("OMNIQ_DASHBOARD_TOKEN") || undefined;
+    } catch {
+      // No --allow-env: no token from the environment.
+    }
+  }
+  const q = await open(p);
+  try {
+    const { serveDashboard } = await import("./dashboard/mod.ts");
+    const server = await serveDashboard(q, {
+      port: integer(p, "port"),
+      hostname: flag(p, "hostname"),
+      token,
+      readOnly: p.flags.has("read-only"),
+    });
+    const first = token === undefined
+      ? server.url
+      : `${server.url}?token=${encodeURIComponent(token)}`;
+    console.error(`omniq: dashboard on ${server.url} (metrics: ${server.url}metrics)`);
+    console.log(first);
+    await new Promise<void>((resolve) => {
+      const unlisten = runtime.onTerminate(() => {
+        unlisten();
+        resolve();
+      });
+    });
+    await server.close();
+  } finally {
+    await q.close();
+  }
+  return 0;
+}
+
 async function command(name: string, p: Parsed): Promise<number> {
   if (name === "worker") return await worker(p);
+  if (name === "dashboard") return await dashboard(p);
   await using q = await open(p);
   const [, a, b] = p.positional;
   switch (name) {

@@ -343,3 +343,41 @@ Deno.test("cli: a thread worker from --config stops on SIGINT after finishing it
     assert.deepEqual(types.filter((t) => t !== "progress"), ["enqueued", "started", "completed"]);
   });
 });
+
+Deno.test("cli: dashboard serves the store until SIGTERM, with a token when asked", async () => {
+  await withDir(async (dir, store) => {
+    const q = await openQueue(dir);
+    await q.enqueue("pool-add", [1, 2]);
+    await q.close();
+    const token = "cli-dashboard-token-123";
+    const child = command(["dashboard", ...store, "--port", "0", "--token", token], dir).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let first = "";
+    while (!first.includes("\n")) {
+      const { value, done } = await lines.read();
+      assert.ok(!done, "the CLI printed its address");
+      first += value;
+    }
+    const url = new URL(first.trim());
+    assert.equal(url.hostname, "127.0.0.1");
+    assert.equal(url.searchParams.get("token"), token);
+    const refused = await fetch(new URL("/api/overview", url));
+    await refused.body?.cancel();
+    assert.equal(refused.status, 401);
+    const overview = await fetch(new URL("/api/overview", url), {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal((await overview.json()).stats.total.queued, 1);
+    child.kill("SIGTERM");
+    const [status] = await Promise.all([child.status, lines.cancel(), child.stderr.cancel()]);
+    assert.equal(status.code, 0);
+  });
+});
+
+Deno.test("cli: dashboard refuses a non-loopback address without a token", async () => {
+  await withDir(async (dir, store) => {
+    const out = await cli(["dashboard", ...store, "--hostname", "0.0.0.0", "--port", "0"], dir);
+    assert.equal(out.code, 2, "a configuration error");
+    assert.match(out.stderr, /not loopback, needs a token/);
+  });
+});

@@ -11,6 +11,7 @@ import type {
   ChildProcess,
   FileInfo,
   FileSystem,
+  HttpServer,
   Runtime,
   SqliteDatabase,
   Thread,
@@ -124,6 +125,17 @@ async function openSqlite(path: string): Promise<SqliteDatabase> {
   return new DatabaseSync(path) as unknown as SqliteDatabase;
 }
 
+function serveHttp(
+  address: { hostname: string; port: number },
+  handler: (request: Request) => Promise<Response>,
+): Promise<HttpServer> {
+  const server = Deno.serve({ ...address, onListen: () => {} }, handler);
+  return Promise.resolve({
+    port: server.addr.port,
+    close: () => server.shutdown(),
+  });
+}
+
 /** The Deno edge of the runtime seam. */
 export const denoRuntime: Runtime = {
   name: "deno",
@@ -171,6 +183,7 @@ export const denoRuntime: Runtime = {
   },
   exit: (code) => Deno.exit(code),
   openSqlite,
+  serveHttp,
   openKv(path) {
     const open = (Deno as unknown as { openKv?: (path?: string) => Promise<unknown> }).openKv;
     if (typeof open !== "function") {

@@ -16,19 +16,88 @@ import * as fsp from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker as NodeWorker } from "node:worker_threads";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { ConfigError, OmniQError } from "../errors.ts";
 import type {
   ChildProcess,
   FileInfo,
   FileSystem,
+  HttpServer,
   Runtime,
   SqliteDatabase,
   SqliteStatement,
   Thread,
   ThreadPort,
 } from "./types.ts";
+
+/** A `node:http` request as a `fetch` `Request`. */
+function toRequest(req: IncomingMessage, signal: AbortSignal, hostname: string): Request {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) headers.append(k, one);
+  }
+  const method = req.method ?? "GET";
+  const hasBody = method !== "GET" && method !== "HEAD";
+  return new Request(`http://${req.headers.host ?? hostname}${req.url ?? "/"}`, {
+    method,
+    headers,
+    signal,
+    body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
+    // @ts-ignore: Node's fetch needs it for a streamed body; the DOM types lack it.
+    duplex: "half",
+  });
+}
+
+/** Write a `fetch` `Response` to a `node:http` response. */
+async function send(response: Response, res: ServerResponse): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  response.headers.forEach((v, k) => {
+    headers[k] = k === "set-cookie" ? response.headers.getSetCookie() : v;
+  });
+  res.writeHead(response.status, headers);
+  if (response.body) {
+    // A client that goes away cancels the body (an event stream never ends by itself).
+    const reader = response.body.getReader();
+    res.once("close", () => void reader.cancel().catch(() => {}));
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) await new Promise((resolve) => res.once("drain", resolve));
+    }
+  }
+  res.end();
+}
+
+async function serveHttp(
+  address: { hostname: string; port: number },
+  handler: (request: Request) => Promise<Response>,
+): Promise<HttpServer> {
+  const http = await import("node:http");
+  const server = http.createServer((req, res) => {
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    handler(toRequest(req, abort.signal, address.hostname))
+      .then((response) => send(response, res))
+      .catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(address.port, address.hostname, () => resolve());
+  });
+  const bound = server.address();
+  return {
+    port: typeof bound === "object" && bound ? bound.port : address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
 
 function info(s: fsSync.Stats): FileInfo {
   return { isFile: s.isFile(), isDirectory: s.isDirectory(), size: s.size, mtime: s.mtime };
@@ -278,5 +347,6 @@ export const nodeRuntime: Runtime = {
   },
   exit: (exitCode) => process.exit(exitCode),
   openSqlite,
+  serveHttp,
   openKv,
 };

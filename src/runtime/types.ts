@@ -192,4 +192,22 @@ export interface Runtime {
    * @throws {ConfigError} Naming what to enable or install when KV is not available here.
    */
   openKv(path?: string): Promise<unknown>;
+  /**
+   * Serve HTTP on an address with a `fetch`-style handler (Deno: `Deno.serve`; Node:
+   * `node:http`). Port 0 takes a free port.
+   *
+   * @throws {Error} When the address cannot be bound (in use, not allowed).
+   */
+  serveHttp(
+    address: { hostname: string; port: number },
+    handler: (request: Request) => Promise<Response>,
+  ): Promise<HttpServer>;
+}
+
+/** A running HTTP server of {@linkcode Runtime.serveHttp}. */
+export interface HttpServer {
+  /** The port it listens on. */
+  readonly port: number;
+  /** Stop listening and end its connections. */
+  close(): Promise<void>;
 }
