@@ -232,3 +232,6 @@ Deno.test("node example: examples/node installs the built package and prints its
   assert.match(out, /flaky: 42 after 1 retry/);
   assert.match(out, /states: 5 completed/);
 });
+
+Deno.test("node: the dashboard on node:http, SQLite's checkpoint thread", async () =>
+  nodeTest(await full(), "dashboard.mjs"));
