@@ -105,6 +105,11 @@ export interface TaskLinks {
   names?: Record<string, string>;
   /** The dependency whose result is prepended to the arguments (a chain step). */
   pipe?: string;
+  /**
+   * The W3C `traceparent` of the span that enqueued the task, when tracing records
+   * (`src/telemetry.ts`): its attempts' spans are that span's children.
+   */
+  trace?: string;
 }
 
 /** A task as the queue stores it. */

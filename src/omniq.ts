@@ -20,6 +20,7 @@ import type {
   StoredResult,
   TaskQueue,
 } from "./backend.ts";
+import { traceEnqueue, tracingOn } from "./telemetry.ts";
 import { type CodecName, decode } from "./codec.ts";
 import { validateConfig } from "./config.ts";
 import { nextTick, resolveSchedule, toScheduleRecord } from "./schedule.ts";
@@ -253,7 +254,15 @@ export class OmniQ implements AsyncDisposable {
       clock: this.#clock,
     });
     const ordered = orderBatch(tasks);
-    const outcome = await this.#queue.enqueue(ordered);
+    const traced = tracingOn() ? await traceEnqueue(ordered) : undefined;
+    let outcome;
+    try {
+      outcome = await this.#queue.enqueue(ordered);
+    } catch (error) {
+      traced?.(error);
+      throw error;
+    }
+    traced?.();
     await this.apply(outcome.effects);
     if (outcome.created.some(Boolean)) this.#wake();
     if (ordered === tasks) return outcome.ids;

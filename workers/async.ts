@@ -19,6 +19,7 @@ import { HANDED_BACK, Outcomes } from "../src/outcome.ts";
 import { type Executor, InlineExecutor } from "./executor.ts";
 import { LeaseKeeper } from "./leases.ts";
 import { checkProgress, type RunMessage } from "./runner.ts";
+import { traceAttempt, tracingOn, UNTRACED } from "../src/telemetry.ts";
 
 /** How often stored progress may change, per task. */
 const PROGRESS_INTERVAL = 200;
@@ -306,6 +307,7 @@ export class AsyncWorker implements Worker {
         task.timeout,
       );
     }
+    const span = tracingOn() ? await traceAttempt(task) : UNTRACED;
     // Made on the first report: most handlers report no progress.
     let progress: ProgressReporter | undefined;
     const report = (fraction: number) =>
@@ -313,7 +315,10 @@ export class AsyncWorker implements Worker {
     try {
       let outcome: { ok: true; value: Uint8Array } | { ok: false; error: unknown };
       try {
-        outcome = { ok: true, value: await this.#invoke(task, controller.signal, report) };
+        outcome = {
+          ok: true,
+          value: await span.within(() => this.#invoke(task, controller.signal, report)),
+        };
       } catch (error) {
         outcome = { ok: false, error };
       }
@@ -328,14 +333,20 @@ export class AsyncWorker implements Worker {
       // Cancelled, lease lost, or handed back at shutdown: another outcome rules, or the
       // lapsed lease makes the task run again elsewhere.
       const reason = controller.signal.reason;
-      if (lost || reason instanceof TaskCancelledError) return;
+      if (lost || reason instanceof TaskCancelledError) {
+        span.end("cancelled", reason);
+        return;
+      }
       if (reason === HANDED_BACK) {
+        span.end("handed_back");
         await this.#outcomes.handBack(task);
       } else if (outcome.ok) {
+        span.end("completed");
         await this.#outcomes.complete(task, outcome.value, finishedAt);
       } else {
         const verdict = await this.#outcomes.fail(task, outcome.error, finishedAt);
         if (verdict && "retryAt" in verdict) this.#retrying.set(task.id, verdict.retryAt);
+        span.end(verdict && "retryAt" in verdict ? "retrying" : "failed", outcome.error);
       }
     } finally {
       this.#leases.release(task);

@@ -99,12 +99,13 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
   if (h.key !== undefined) task.key = h.key;
   if (typeof d.scheduleId === "string") task.scheduleId = d.scheduleId;
   if (h.links !== undefined) {
-    const links = JSON.parse(h.links) as { names?: unknown; pipe?: unknown };
+    const links = JSON.parse(h.links) as { names?: unknown; pipe?: unknown; trace?: unknown };
     task.links = {};
     if (links.names && typeof links.names === "object" && !Array.isArray(links.names)) {
       task.links.names = links.names as Record<string, string>;
     } else if (Array.isArray(links.names)) task.links.names = {};
     if (typeof links.pipe === "string") task.links.pipe = links.pipe;
+    if (typeof links.trace === "string") task.links.trace = links.trace;
   }
   const startedAt = optNum(h.startedAt, "startedAt");
   if (startedAt !== undefined) task.startedAt = startedAt;

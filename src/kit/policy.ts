@@ -185,6 +185,7 @@ export function endResult(
 /** Workflow links with every task id passed through `to`. */
 export function mapLinks(links: TaskLinks, to: (id: string) => string): TaskLinks {
   const out: TaskLinks = {};
+  if (links.trace !== undefined) out.trace = links.trace;
   if (links.pipe !== undefined) out.pipe = to(links.pipe);
   if (links.names) {
     out.names = Object.fromEntries(Object.entries(links.names).map(([id, n]) => [to(id), n]));

@@ -326,6 +326,21 @@ export const taskCases: StoreCase[] = [
     },
   },
   {
+    name: "a trace context in the links round-trips, beside workflow links and alone",
+    async fn({ backend: b }) {
+      const trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      await b.queue.enqueue([newTask("t-a")]);
+      await b.queue.enqueue([
+        newTask("t-alone", { links: { trace }, queue: "traced" }),
+        newTask("t-both", { dependsOn: ["t-a"], links: { trace, pipe: "t-a" } }),
+      ]);
+      assert.deepEqual((await b.queue.get("t-alone"))?.links, { trace });
+      assert.deepEqual((await b.queue.get("t-both"))?.links, { trace, pipe: "t-a" });
+      const { tasks } = await b.queue.claim({ queues: ["traced"], limit: 1, ...WORKER });
+      assert.deepEqual(tasks[0].links, { trace });
+    },
+  },
+  {
     name: "workflow links round-trip through get, list and claim",
     async fn({ backend: b }) {
       const links = { names: { a: "first", b: "second" }, pipe: "a" };
