@@ -66,11 +66,15 @@ function el(tag, attrs, ...children) {
     if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return e;
+}
+
+function render(...nodes) {
+  main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== undefined && n !== null && n !== ""));
 }
 
 function show(text, down) {
@@ -97,6 +101,11 @@ async function act(path, what) {
   route();
 }
 
+// A stack names the error itself on its first line; without one, name and message.
+const errorText = (e) => {
+  const head = e.name + ": " + e.message;
+  return e.stack ? (e.stack.startsWith(head) ? e.stack : head + "\\n" + e.stack) : head;
+};
 const when = (v) => v ? new Date(v).toLocaleString() : "";
 const text = (v) => v === undefined ? "" : JSON.stringify(v, null, 2);
 
@@ -133,7 +142,7 @@ async function overview() {
     STATES.map((s) => el("td", { class: "n", "data-state": s }, o.stats.total[s] || 0)));
   const last = o.throughput.slice(-10);
   const rate = last.reduce((a, p) => a + p.completed, 0) / Math.max(1, last.length);
-  main.replaceChildren(el("h1", {}, "Overview"),
+  render(el("h1", {}, "Overview"),
     el("table", { id: "counts" }, head, rows, total),
     el("p", {}, "Schedules: " + o.schedules.total + " (" + o.schedules.paused + " paused). Completed lately: about " + rate.toFixed(1) + "/s."),
     chart(o.throughput));
@@ -154,7 +163,7 @@ async function tasks(params) {
   } }, field("queue"), field("task"), el("label", {}, "state ", stateSel), el("button", { type: "submit" }, "Filter"));
   const offset = Number(query.get("offset") || 0), limit = Number(query.get("limit"));
   const pageTo = (o) => { const q = new URLSearchParams(query); q.set("offset", String(Math.max(0, o))); return "#/tasks?" + q; };
-  main.replaceChildren(el("h1", {}, "Tasks"), form,
+  render(el("h1", {}, "Tasks"), form,
     el("table", { id: "tasks" }, el("tr", {}, ["id", "task", "queue", "state", "attempts", "created"].map((h) => el("th", {}, h))),
       out.tasks.map((t) => el("tr", { "data-id": t.id },
         el("td", {}, el("a", { href: "#/task/" + encodeURIComponent(t.id) }, t.id)),
@@ -178,14 +187,14 @@ async function task(id) {
   const r = out.result;
   const result = !r ? el("p", {}, "No result yet.") : [
     el("p", {}, "Ended " + r.state + " at " + when(r.completedAt)),
-    r.error ? el("pre", { id: "error" }, r.error.name + ": " + r.error.message + (r.error.stack ? "\\n" + r.error.stack : "")) : "",
+    r.error ? el("pre", { id: "error" }, errorText(r.error)) : "",
     r.truncated ? [el("pre", { id: "value" }, r.preview + " …"), el("a", { href: r.download, download: "" }, "whole result (" + r.truncated + " bytes)")]
       : (r.value !== undefined ? el("pre", { id: "value" }, text(r.value)) : ""),
   ];
-  main.replaceChildren(el("h1", {}, "Task ", el("code", {}, t.id)), el("p", {}, actions),
+  render(el("h1", {}, "Task ", el("code", {}, t.id)), el("p", {}, actions),
     el("table", { id: "facts" }, facts.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { "data-fact": k }, v)))),
     el("h2", {}, "Arguments"), el("pre", { id: "args" }, text(t.args)),
-    t.error ? [el("h2", {}, "Last error"), el("pre", {}, t.error.name + ": " + t.error.message + (t.error.stack ? "\\n" + t.error.stack : ""))] : "",
+    t.error && !r ? [el("h2", {}, "Last error"), el("pre", {}, errorText(t.error))] : "",
     el("h2", {}, "Result"), result,
     el("h2", {}, "Timeline"),
     el("table", { id: "timeline" }, out.events.map((e) => el("tr", {}, el("td", {}, when(e.at)), el("td", {}, e.type),
@@ -194,7 +203,7 @@ async function task(id) {
 
 async function schedules() {
   const list = await api("/api/schedules");
-  main.replaceChildren(el("h1", {}, "Schedules"),
+  render(el("h1", {}, "Schedules"),
     el("table", { id: "schedules" }, el("tr", {}, ["id", "task", "when", "queue", "next run", "state", ""].map((h) => el("th", {}, h))),
       list.map((s) => el("tr", { "data-id": s.id }, el("td", {}, s.id), el("td", {}, s.task),
         el("td", {}, s.cron ? "cron " + s.cron + (s.tz ? " " + s.tz : "") : "every " + s.every + " ms"), el("td", {}, s.queue),

@@ -81,10 +81,11 @@ console.error(
 );
 
 // Flags alone (e.g. `--filter x`) still run the tests/ directory, without the cloud stores'
-// suite (tests/cloud/: emulators, `deno task test:cloud`).
+// suite (tests/cloud/: emulators, `deno task test:cloud`) and the browser's (tests/browser/:
+// Chromium, `deno task test:browser`, which needs --allow-all for playwright-core).
 const args = Deno.args.some((a) => !a.startsWith("-"))
   ? Deno.args
-  : [...Deno.args, "--ignore=tests/cloud/", "tests/"];
+  : [...Deno.args, "--ignore=tests/cloud/,tests/browser/", "tests/"];
 const child = new Deno.Command(Deno.execPath(), {
   args: ["test", ...TEST_FLAGS, ...args],
   env,
