@@ -23,7 +23,15 @@ import { configFromEnv, loadConfig, resolveConfig } from "./src/config_sources.t
 import { ConfigError, OmniQError } from "./src/errors.ts";
 import { runtime } from "./src/runtime/mod.ts";
 import { OmniQ, type OmniQConfig } from "./src/omniq.ts";
-import type { EnqueueOptions, EventType, TaskState, WorkerOptions } from "./src/types.ts";
+import type {
+  EnqueueOptions,
+  EventType,
+  QueueStats,
+  TaskState,
+  WorkerOptions,
+} from "./src/types.ts";
+import type { Worker } from "./workers/async.ts";
+import { delay } from "./src/kit/async.ts";
 import { EVENT_TYPES, TASK_STATES } from "./src/types.ts";
 
 const USAGE: Record<string, string> = {
@@ -62,9 +70,9 @@ Stops on SIGINT or SIGTERM, hands back unfinished tasks, and exits 0.`,
 
   --queue Q  --priority N  --delay D  --id ID  --key K  --retries N  --timeout D
 Prints the task id.`,
-  status: `Usage: omniq status
+  status: `Usage: omniq status [--watch]
 
-Prints task counts per queue and state.`,
+Prints task counts per queue and state; with --watch, again every 2 s until SIGINT.`,
   list: `Usage: omniq list [--state S] [--queue Q] [--task T] [--limit N]`,
   result: `Usage: omniq result ID
 
@@ -83,7 +91,7 @@ Prints the address (with the token, when set, for the first visit), serves until
 or SIGTERM, and exits 0.`,
 };
 
-const BOOLEAN_FLAGS = new Set(["help", "follow", "no-scheduler", "read-only"]);
+const BOOLEAN_FLAGS = new Set(["help", "follow", "no-scheduler", "read-only", "watch"]);
 
 /** Parsed arguments: positionals and `--flag value` / `--flag=value` options. */
 interface Parsed {
@@ -116,7 +124,7 @@ class UsageError extends Error {}
 const KNOWN: Record<string, string[]> = {
   worker: ["queues", "concurrency", "type", "lease", "grace", "no-scheduler"],
   enqueue: ["queue", "priority", "delay", "id", "key", "retries", "timeout"],
-  status: [],
+  status: ["watch"],
   list: ["state", "queue", "task", "limit"],
   result: [],
   retry: [],
@@ -196,6 +204,60 @@ function print(value: unknown): void {
   console.log(JSON.stringify(value, (_k, v) => typeof v === "bigint" ? `${v}n` : v, 2));
 }
 
+/**
+ * A worker's progress on stderr: on a terminal one line kept up to date (done, failed,
+ * retried, running, rate); elsewhere a plain line every {@linkcode LOG_EVERY_MS} when
+ * something changed, and a last one at the end.
+ */
+class Progress {
+  static readonly TTY_EVERY_MS = 250;
+  static readonly LOG_EVERY_MS = 10_000;
+  readonly #w: Worker;
+  readonly #tty: boolean;
+  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #since = Date.now();
+  #last = { at: Date.now(), ended: 0, line: "" };
+
+  constructor(w: Worker, tty: boolean) {
+    this.#w = w;
+    this.#tty = tty;
+    this.#timer = setInterval(
+      () => this.#show(false),
+      tty ? Progress.TTY_EVERY_MS : Progress.LOG_EVERY_MS,
+    );
+    runtime.unrefTimer(this.#timer);
+  }
+
+  #line(): string {
+    const { completed, failed, retried } = this.#w.counts;
+    const now = Date.now();
+    const ended = completed + failed + retried;
+    const rate = (ended - this.#last.ended) / Math.max(0.001, (now - this.#last.at) / 1000);
+    this.#last.at = now;
+    this.#last.ended = ended;
+    return `omniq: ${completed} done, ${failed} failed, ${retried} retried, ` +
+      `${this.#w.active} running, ${rate.toFixed(rate < 10 ? 1 : 0)}/s`;
+  }
+
+  #show(final: boolean): void {
+    const line = this.#line();
+    const body = line.replace(/, [\d.]+\/s$/, "");
+    if (this.#tty) {
+      runtime.writeStderrSync(new TextEncoder().encode(`\r\x1b[2K${line}${final ? "\n" : ""}`));
+    } else if (final || body !== this.#last.line) {
+      const total = this.#w.counts.completed + this.#w.counts.failed + this.#w.counts.retried;
+      const overall = total / Math.max(0.001, (Date.now() - this.#since) / 1000);
+      console.error(final ? `${body}; ${overall.toFixed(1)}/s overall` : line);
+    }
+    this.#last.line = body;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#show(true);
+  }
+}
+
 async function worker(p: Parsed): Promise<number> {
   const q = await open(p);
   const options: WorkerOptions = {};
@@ -220,11 +282,46 @@ async function worker(p: Parsed): Promise<number> {
   const unlisten = runtime.onTerminate(stop);
   await w.start();
   console.error(`omniq: worker ${w.id} started (${options.type ?? "async"})`);
+  const progress = new Progress(w, runtime.stderrIsTerminal());
   await w.done;
   await stopping;
+  progress.stop();
   unlisten();
   await q.close();
   console.error("omniq: worker stopped");
+  return 0;
+}
+
+function printStatus(stats: QueueStats): void {
+  const states = Object.keys(stats.total) as TaskState[];
+  const rows = [
+    ["queue", ...states],
+    ...Object.entries(stats.queues).map(([queue, c]) => [
+      queue,
+      ...states.map((s) => String(c[s])),
+    ]),
+    ["total", ...states.map((s) => String(stats.total[s]))],
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join("  "));
+}
+
+/** `status --watch`: the table again every 2 s (in place on a terminal) until a signal. */
+async function watchStatus(q: OmniQ): Promise<number> {
+  const stopped = new AbortController();
+  const unlisten = runtime.onTerminate(() => stopped.abort());
+  const tty = runtime.stderrIsTerminal();
+  try {
+    while (!stopped.signal.aborted) {
+      const stats = await q.stats();
+      if (tty) runtime.writeStdoutSync(new TextEncoder().encode("\x1b[H\x1b[2J"));
+      else console.log(`-- ${new Date().toISOString()}`);
+      printStatus(stats);
+      await delay(2_000, { signal: stopped.signal }).catch(() => {});
+    }
+  } finally {
+    unlisten();
+  }
   return 0;
 }
 
@@ -291,18 +388,8 @@ async function command(name: string, p: Parsed): Promise<number> {
       return 0;
     }
     case "status": {
-      const stats = await q.stats();
-      const states = Object.keys(stats.total) as TaskState[];
-      const rows = [
-        ["queue", ...states],
-        ...Object.entries(stats.queues).map(([queue, c]) => [
-          queue,
-          ...states.map((s) => String(c[s])),
-        ]),
-        ["total", ...states.map((s) => String(stats.total[s]))],
-      ];
-      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join("  "));
+      if (p.flags.has("watch")) return await watchStatus(q);
+      printStatus(await q.stats());
       return 0;
     }
     case "list": {

@@ -44,7 +44,7 @@ export {
   type TaskHandler,
   type TaskId,
 } from "./src/task.ts";
-export type { Worker } from "./workers/async.ts";
+export type { Worker, WorkerCounts } from "./workers/async.ts";
 export {
   collectGroup,
   type Flow,

@@ -276,6 +276,10 @@ Deno.test("cli: a worker stopped by SIGTERM mid-run exits 0 and loses no task", 
     assert.equal(after.total.running, 0, "nothing is left running with a dead lease");
     const byCli = after.total.completed;
     assert.ok(byCli >= 4 && byCli < TASKS, `the CLI worker completed ${byCli}`);
+    // Not a terminal: plain progress lines, the last one with this worker's own counts.
+    const last = stderr.split("\n").filter((l) => / done, /.test(l)).at(-1) ?? "";
+    assert.match(last, new RegExp(`^omniq: ${byCli} done, 0 failed, \\d+ retried, 0 running; `));
+    assert.doesNotMatch(stderr, /\r|\x1b\[/, "no terminal codes in a log");
 
     // The rest run here.
     await q.run({ until: "idle", concurrency: TASKS, pollInterval: "20ms" });
@@ -379,5 +383,26 @@ Deno.test("cli: dashboard refuses a non-loopback address without a token", async
     const out = await cli(["dashboard", ...store, "--hostname", "0.0.0.0", "--port", "0"], dir);
     assert.equal(out.code, 2, "a configuration error");
     assert.match(out.stderr, /not loopback, needs a token/);
+  });
+});
+
+Deno.test("cli: status --watch prints the table again until SIGINT", async () => {
+  await withDir(async (dir, store) => {
+    const q = await openQueue(dir);
+    await q.enqueue("pool-add", [1, 2]);
+    await q.close();
+    const child = command(["status", "--watch", ...store], dir).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while ((seen.match(/^total /gm) ?? []).length < 2) {
+      const { value, done } = await lines.read();
+      assert.ok(!done, `the table came twice:\n${seen}`);
+      seen += value;
+    }
+    child.kill("SIGINT");
+    const [status] = await Promise.all([child.status, lines.cancel(), child.stderr.cancel()]);
+    assert.equal(status.code, 0);
+    assert.match(seen, /^-- \d{4}-\d\d-\d\dT/m, "a plain separator, not a terminal's clear");
+    assert.match(seen, /^default\s+0\s+0\s+1\s/m);
   });
 });

@@ -40,6 +40,18 @@ export interface Worker {
   readonly done: Promise<void>;
   /** How many tasks run now. */
   readonly active: number;
+  /** The outcomes this worker has written since it started (for progress displays). */
+  readonly counts: Readonly<WorkerCounts>;
+}
+
+/** What a worker's attempts ended in, counted since it started. */
+export interface WorkerCounts {
+  /** Attempts that completed. */
+  completed: number;
+  /** Tasks that failed for good. */
+  failed: number;
+  /** Attempts that failed and were scheduled again. */
+  retried: number;
 }
 
 /** Options of {@linkcode AsyncWorker} beyond the worker options. */
@@ -96,6 +108,13 @@ export class AsyncWorker implements Worker {
   get active(): number {
     return this.#running.size;
   }
+
+  /** The outcomes this worker has written since it started. */
+  get counts(): Readonly<WorkerCounts> {
+    return this.#counts;
+  }
+
+  #counts: WorkerCounts = { completed: 0, failed: 0, retried: 0 };
 
   /** Settles when the loop has ended. */
   get done(): Promise<void> {
@@ -343,10 +362,15 @@ export class AsyncWorker implements Worker {
       } else if (outcome.ok) {
         span.end("completed");
         await this.#outcomes.complete(task, outcome.value, finishedAt);
+        this.#counts.completed++;
       } else {
         const verdict = await this.#outcomes.fail(task, outcome.error, finishedAt);
         if (verdict && "retryAt" in verdict) this.#retrying.set(task.id, verdict.retryAt);
-        span.end(verdict && "retryAt" in verdict ? "retrying" : "failed", outcome.error);
+        const retried = verdict !== undefined && "retryAt" in verdict;
+        // No verdict: the claim was lost meanwhile, and the outcome is another's.
+        span.end(!verdict ? "cancelled" : retried ? "retrying" : "failed", outcome.error);
+        if (retried) this.#counts.retried++;
+        else if (verdict) this.#counts.failed++;
       }
     } finally {
       this.#leases.release(task);

@@ -171,6 +171,12 @@ export const denoRuntime: Runtime = {
       written += Deno.stdout.writeSync(bytes.subarray(written));
     }
   },
+  writeStderrSync(bytes) {
+    for (let written = 0; written < bytes.length;) {
+      written += Deno.stderr.writeSync(bytes.subarray(written));
+    }
+  },
+  stderrIsTerminal: () => Deno.stderr.isTerminal(),
   onTerminate(listener) {
     const int = () => listener("SIGINT");
     const term = () => listener("SIGTERM");

@@ -335,6 +335,12 @@ export const nodeRuntime: Runtime = {
       written += fsSync.writeSync(1, bytes, written);
     }
   },
+  writeStderrSync(bytes) {
+    for (let written = 0; written < bytes.length;) {
+      written += fsSync.writeSync(2, bytes, written);
+    }
+  },
+  stderrIsTerminal: () => process.stderr.isTTY === true,
   onTerminate(listener) {
     const int = () => listener("SIGINT");
     const term = () => listener("SIGTERM");

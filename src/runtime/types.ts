@@ -175,6 +175,10 @@ export interface Runtime {
   stdin(): AsyncIterable<Uint8Array>;
   /** Write all of `bytes` to stdout, blocking. */
   writeStdoutSync(bytes: Uint8Array): void;
+  /** Write all of `bytes` to stderr, blocking. */
+  writeStderrSync(bytes: Uint8Array): void;
+  /** Whether stderr is a terminal (a live progress line makes sense there). */
+  stderrIsTerminal(): boolean;
   /** Call `listener` on SIGINT and SIGTERM; returns a function that stops listening. */
   onTerminate(listener: (signal: "SIGINT" | "SIGTERM") => void): () => void;
   /** End the process. */
