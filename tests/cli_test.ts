@@ -3,6 +3,7 @@
 // mid-run that loses nothing.
 import assert from "node:assert/strict";
 import { type EventRecord, OmniQ } from "../mod.ts";
+import { findBinary } from "./servers.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -404,5 +405,37 @@ Deno.test("cli: status --watch prints the table again until SIGINT", async () =>
     assert.equal(status.code, 0);
     assert.match(seen, /^-- \d{4}-\d\d-\d\dT/m, "a plain separator, not a terminal's clear");
     assert.match(seen, /^default\s+0\s+0\s+1\s/m);
+  });
+});
+
+Deno.test("cli: on a terminal the worker keeps one progress line up to date", async () => {
+  const script = await findBinary("script");
+  assert.ok(script, "util-linux's script (for a terminal) is on this machine");
+  await withDir(async (dir, store) => {
+    const q = await openQueue(dir);
+    await q.enqueueMany(Array.from({ length: 20 }, (_, i) => ({ task: "pool-add", args: [i, 1] })));
+    await q.close();
+    // `script` runs the worker on a pseudo-terminal and copies what it writes.
+    const line = [Deno.execPath(), "run", "--quiet", `--config=${CONFIG}`, "-A", CLI, "worker"]
+      .concat(store, ["--no-scheduler"]).map((a) => `'${a}'`).join(" ");
+    const child = new Deno.Command(script, {
+      args: ["-qfec", line, "/dev/null"],
+      cwd: dir,
+      clearEnv: true,
+      env: { ...CHILD_ENV, TERM: "xterm" },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!/\r\x1b\[2Komniq: 20 done, 0 failed, 0 retried, 0 running/.test(seen)) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `a live line counted the 20 tasks:\n${JSON.stringify(seen)}`);
+      seen += value;
+    }
+    child.kill("SIGTERM");
+    await Promise.all([child.status, reader.cancel(), child.stderr.cancel()]);
+    await child.stdin.close().catch(() => {});
   });
 });
