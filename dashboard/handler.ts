@@ -44,6 +44,22 @@ export interface DashboardAccess {
   hosts?: readonly string[];
 }
 
+/** How long the overview lists a worker after it was last seen running a task. */
+export const WORKERS_SEEN_MS = 5 * 60_000;
+
+/** The most running tasks the overview reads to see the workers. */
+const RUNNING_SAMPLE = 1_000;
+
+/** A worker the overview has seen running tasks. */
+export interface SeenWorker {
+  /** Its id. */
+  id: string;
+  /** Tasks it runs now. */
+  running: number;
+  /** When it was last seen running one (epoch ms). */
+  lastSeen: number;
+}
+
 /** The cookie that carries the token for the page and its requests. */
 export const TOKEN_COOKIE = "omniq_dashboard";
 
@@ -130,6 +146,7 @@ export function dashboardRoutes(
 
 class Routes {
   readonly #streams = new Set<() => void>();
+  readonly #workers = new Map<string, SeenWorker>();
 
   constructor(
     readonly q: OmniQ,
@@ -246,13 +263,38 @@ class Routes {
   }
 
   async #overview() {
-    const [stats, schedules] = await Promise.all([this.q.stats(), this.q.schedules()]);
+    const [stats, schedules, running] = await Promise.all([
+      this.q.stats(),
+      this.q.schedules(),
+      this.q.list({ state: "running", limit: RUNNING_SAMPLE }),
+    ]);
     return {
       stats,
       throughput: this.metrics.throughput(),
       schedules: { total: schedules.length, paused: schedules.filter((s) => s.paused).length },
+      workers: this.#seeWorkers(running),
       now: Date.now(),
     };
+  }
+
+  /** The workers running tasks now, and those seen doing so in the last minutes. */
+  #seeWorkers(running: { worker?: string }[]): SeenWorker[] {
+    const now = Date.now();
+    for (const w of this.#workers.values()) w.running = 0;
+    for (const { worker } of running) {
+      if (worker === undefined) continue;
+      const seen = this.#workers.get(worker) ?? { id: worker, running: 0, lastSeen: now };
+      seen.running++;
+      seen.lastSeen = now;
+      this.#workers.set(worker, seen);
+    }
+    for (const [id, w] of this.#workers) {
+      if (now - w.lastSeen > WORKERS_SEEN_MS) this.#workers.delete(id);
+    }
+    return [...this.#workers.values()].sort((a, b) =>
+      b.lastSeen - a.lastSeen || (a.id < b.id ? -1 : 1)
+    )
+      .map((w) => ({ ...w }));
   }
 
   #tasks(params: URLSearchParams) {

@@ -2,7 +2,7 @@
  * A web dashboard in the box: {@linkcode serveDashboard} serves a page and a small JSON
  * API from the process that holds the queue, on `127.0.0.1` by default, with no build step
  * and no other service. It shows counts by queue and state with the throughput of the last
- * minutes, a filtered and paged task list, each task's arguments, result or error and event
+ * minutes and the workers seen running tasks, a filtered and paged task list, each task's arguments, result or error and event
  * timeline, and the schedules; it retries and cancels tasks and pauses, resumes and removes
  * schedules, each after a confirmation. Events reach the page as server-sent events.
  * `/metrics` serves Prometheus text ({@linkcode QueueMetrics}, which your own server can

@@ -145,7 +145,11 @@ async function overview() {
   render(el("h1", {}, "Overview"),
     el("table", { id: "counts" }, head, rows, total),
     el("p", {}, "Schedules: " + o.schedules.total + " (" + o.schedules.paused + " paused). Completed lately: about " + rate.toFixed(1) + "/s."),
-    chart(o.throughput));
+    chart(o.throughput),
+    el("h2", {}, "Workers seen in the last 5 minutes"),
+    o.workers.length === 0 ? el("p", {}, "None has run a task lately.")
+      : el("table", { id: "workers" }, el("tr", {}, el("th", {}, "worker"), el("th", {}, "running now"), el("th", {}, "last seen")),
+        o.workers.map((w) => el("tr", { "data-worker": w.id }, el("td", {}, w.id), el("td", { class: "n" }, w.running), el("td", {}, when(w.lastSeen))))));
 }
 
 async function tasks(params) {

@@ -126,6 +126,8 @@ export interface StoredTask extends NewTask {
   progress?: number;
   /** The last error. */
   error?: SerializedError;
+  /** The worker that runs its current attempt (while `running`, where the engine says). */
+  worker?: string;
 }
 
 /** A claimed task: the token fences every later change of this attempt. */

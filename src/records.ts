@@ -56,6 +56,7 @@ export function toTaskRecord(task: StoredTask, now: number = Date.now()): TaskRe
   if (task.error !== undefined) record.error = task.error;
   if (task.key !== undefined) record.key = task.key;
   if (task.scheduleId !== undefined) record.scheduleId = task.scheduleId;
+  if (task.worker !== undefined && task.state === "running") record.worker = task.worker;
   return record;
 }
 

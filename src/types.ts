@@ -197,6 +197,8 @@ export interface TaskRecord {
   key?: string;
   /** The schedule that enqueued this task, if any. */
   scheduleId?: string;
+  /** The id of the worker running it (while `running`). */
+  worker?: string;
 }
 
 /** The outcome of a task, returned by {@linkcode OmniQ.result}. */

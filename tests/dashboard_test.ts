@@ -455,3 +455,40 @@ Deno.test("dashboard: the handler mounts in a server of one's own", async () => 
     await q.close();
   }
 });
+
+Deno.test("dashboard: the overview lists the workers running tasks, and keeps them a while", async () => {
+  let release = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
+  defineTask("dash-hold", () => held);
+  const q = await OmniQ.open("memory:");
+  const w = q.worker({ queues: ["hold"], concurrency: 2, pollInterval: "10ms" });
+  const d = await serveDashboard(q, { port: 0 });
+  try {
+    assert.deepEqual((await get(d, "/api/overview")).body.workers, []);
+    await q.enqueue("dash-hold", [], { queue: "hold" });
+    await q.enqueue("dash-hold", [], { queue: "hold" });
+    await w.start();
+    const deadline = Date.now() + 10_000;
+    while ((await q.stats()).total.running < 2) {
+      assert.ok(Date.now() < deadline, "both tasks run within 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const [running] = (await get(d, "/api/overview")).body.workers;
+    assert.equal(running.id, w.id);
+    assert.equal(running.running, 2);
+    assert.equal((await q.list({ state: "running" }))[0].worker, w.id);
+    release();
+    while ((await q.stats()).total.running > 0) {
+      assert.ok(Date.now() < deadline, "both tasks end within 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    // Idle now, still listed as seen lately.
+    const [idle] = (await get(d, "/api/overview")).body.workers;
+    assert.deepEqual([idle.id, idle.running], [w.id, 0]);
+  } finally {
+    release();
+    await w.stop();
+    await d.close();
+    await q.close();
+  }
+});

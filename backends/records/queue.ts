@@ -320,6 +320,7 @@ export class RecordQueue implements TaskQueue {
           row.attempts++;
           row.token = crypto.randomUUID();
           row.leaseUntil = now + request.lease;
+          row.worker = request.worker;
           row.startedAt = now;
           const task = view(row) as ClaimedTask;
           task.token = row.token;

@@ -149,7 +149,8 @@ export function entryTime(name: string): number {
 
 /** A stored task as the public contract gives it (no sequence or claim). */
 export function view(row: Row): StoredTask {
-  const { seq: _seq, token: _token, leaseUntil: _lease, ...task } = row;
+  const { seq: _seq, token: _token, leaseUntil: _lease, worker, ...task } = row as Row;
+  if (worker !== undefined) (task as StoredTask).worker = worker;
   task.dependsOn = [...task.dependsOn];
   return task;
 }

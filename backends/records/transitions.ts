@@ -71,6 +71,7 @@ export function release(row: Row, now: number): void {
 export function leave(row: Row): void {
   row.token = undefined;
   row.leaseUntil = undefined;
+  row.worker = undefined;
 }
 
 /** End a task without completing it, then release or cancel its dependents. */

@@ -97,6 +97,7 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
   const resultTtl = optNum(h.rttl, "rttl");
   if (resultTtl !== undefined) task.resultTtl = resultTtl;
   if (h.key !== undefined) task.key = h.key;
+  if (h.worker !== undefined && task.state === "running") task.worker = h.worker;
   if (typeof d.scheduleId === "string") task.scheduleId = d.scheduleId;
   if (h.links !== undefined) {
     const links = JSON.parse(h.links) as { names?: unknown; pipe?: unknown; trace?: unknown };

@@ -70,6 +70,8 @@ export function toTask(row: Row, codec: RowCodec): StoredTask {
   if (row.progress !== null) task.progress = row.progress as number;
   if (row.error !== null) task.error = codec.json(row.error) as SerializedError;
   if (row.links !== null) task.links = codec.json(row.links) as StoredTask["links"];
+  // The column keeps the last claimer; it names the worker of a running task only.
+  if (row.worker != null && task.state === "running") task.worker = row.worker as string;
   return task;
 }
 

@@ -79,6 +79,9 @@ Deno.test("dashboard in Chromium: counts, a timeline, retry, cancel, a paused sc
       assert.equal(await cell(page, "", state), stats.total[state], `total ${state}`);
     }
     assert.equal(await cell(page, "emails", "failed"), 1);
+    // The worker that runs the held task.
+    const seen = page.locator(`#workers tr[data-worker="${worker.id}"] td.n`);
+    assert.equal(await seen.textContent(), "1");
     await shoot(page, "overview");
 
     // The failed task, from the list filtered by state, to its page.

@@ -326,6 +326,27 @@ export const taskCases: StoreCase[] = [
     },
   },
   {
+    name: "a running task names its worker; a task that ran no longer does",
+    async fn({ backend: b }) {
+      await b.queue.enqueue([newTask("w-1", { queue: "w" }), newTask("w-2", { queue: "w" })]);
+      const { tasks } = await b.queue.claim({ queues: ["w"], limit: 2, ...WORKER });
+      assert.equal(tasks.length, 2);
+      for (const t of tasks) assert.equal(t.worker, WORKER.worker);
+      assert.equal((await b.queue.get("w-1"))?.worker, WORKER.worker);
+      const running = await b.queue.list({ state: "running" });
+      assert.deepEqual(running.map((t) => t.worker), [WORKER.worker, WORKER.worker]);
+      const [one, two] = tasks;
+      await b.queue.complete(one.id, one.token, completed(one.id));
+      await b.queue.fail(two.id, two.token, {
+        error: { name: "Error", message: "again" },
+        retryAt: Date.now(),
+      });
+      for (const id of [one.id, two.id]) {
+        assert.equal("worker" in (await b.queue.get(id))!, false, id);
+      }
+    },
+  },
+  {
     name: "a trace context in the links round-trips, beside workflow links and alone",
     async fn({ backend: b }) {
       const trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -360,6 +381,7 @@ export const taskCases: StoreCase[] = [
         state: "running",
         attempts: 1,
         startedAt: tasks[0].startedAt,
+        worker: WORKER.worker,
       });
     },
   },

@@ -68,6 +68,7 @@ for qi = 8, #ARGV do
           record[AT.token] = token
           record[AT.lease] = leaseS
           record[AT.startedAt] = NOW_S
+          record[AT.worker] = worker
           tasks[n] = {id, record}
         end
       end

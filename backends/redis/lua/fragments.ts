@@ -44,6 +44,7 @@ export const CLAIM_FIELDS = [
   "token",
   "lease",
   "seq",
+  "worker",
 ] as const;
 
 /** Helpers shared by every body; `begin` sets the state of one call. */
