@@ -8,7 +8,7 @@
  * |---|---|
  * | `GET /` | the page (`GET /app.js`: its script) |
  * | `GET /api/overview` | counts by queue and state, throughput per second, schedules |
- * | `GET /api/tasks?queue&state&task&limit&offset` | a page of tasks |
+ * | `GET /api/tasks?queue&state&task&since&until&limit&offset` | a page of tasks |
  * | `GET /api/tasks/:id` | a task, its result (a large value cut, with a link) and events |
  * | `GET /api/tasks/:id/result` | the whole result, as JSON |
  * | `POST /api/tasks/:id/retry`, `…/cancel` | the actions |
@@ -298,7 +298,7 @@ class Routes {
   }
 
   #tasks(params: URLSearchParams) {
-    const known = ["queue", "state", "task", "limit", "offset"];
+    const known = ["queue", "state", "task", "since", "until", "limit", "offset"];
     for (const key of params.keys()) {
       if (!known.includes(key)) throw new Refusal(400, `unknown filter ${JSON.stringify(key)}`);
     }
@@ -317,6 +317,10 @@ class Routes {
       }
     }
     if (states.length) filter.state = states as TaskState[];
+    const since = time(params, "since");
+    if (since !== undefined) filter.since = since;
+    const until = time(params, "until");
+    if (until !== undefined) filter.until = until;
     filter.limit = count(params, "limit", 50, 1, MAX_PAGE);
     filter.offset = count(params, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
     return this.q.list(filter).then((tasks) => ({ tasks, ...filter }));
@@ -408,6 +412,20 @@ function count(params: URLSearchParams, key: string, fallback: number, min: numb
     );
   }
   return n;
+}
+
+/** A time from a query parameter: epoch ms, or a date the `Date` parser reads (ISO 8601). */
+function time(params: URLSearchParams, key: string): number | undefined {
+  const raw = params.get(key);
+  if (raw === null || raw === "") return undefined;
+  const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(ms)) {
+    throw new Refusal(
+      400,
+      `${key}: expected epoch ms or an ISO 8601 time, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return ms;
 }
 
 /** JSON of any decoded value: bigints as strings, bytes as arrays of numbers. */

@@ -157,14 +157,18 @@ async function tasks(params) {
   if (!query.get("limit")) query.set("limit", "50");
   const out = await api("/api/tasks?" + query);
   const field = (name) => el("label", {}, name + " ", el("input", { name, value: query.get(name) || "" }));
+  // A local date and time in the form; the API gets it as ISO 8601 (UTC).
+  const local = (iso) => { if (!iso) return ""; const d = new Date(iso); return isNaN(d) ? "" : new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
+  const timeField = (name, label) => el("label", {}, label + " ", el("input", { name, type: "datetime-local", value: local(query.get(name)) }));
   const stateSel = el("select", { name: "state" }, el("option", { value: "" }, "any state"),
     STATES.map((s) => { const o = el("option", { value: s }, s); if (query.get("state") === s) o.selected = true; return o; }));
   const form = el("form", { onsubmit: (ev) => {
     ev.preventDefault();
     const q = new URLSearchParams();
-    for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
+    for (const [k, v] of new FormData(form)) if (v) q.set(k, k === "since" || k === "until" ? new Date(v).toISOString() : v);
     location.hash = "#/tasks?" + q;
-  } }, field("queue"), field("task"), el("label", {}, "state ", stateSel), el("button", { type: "submit" }, "Filter"));
+  } }, field("queue"), field("task"), el("label", {}, "state ", stateSel),
+    timeField("since", "enqueued from"), timeField("until", "to"), el("button", { type: "submit" }, "Filter"));
   const offset = Number(query.get("offset") || 0), limit = Number(query.get("limit"));
   const pageTo = (o) => { const q = new URLSearchParams(query); q.set("offset", String(Math.max(0, o))); return "#/tasks?" + q; };
   render(el("h1", {}, "Tasks"), form,

@@ -445,6 +445,8 @@ export interface Backend {
 export function matchesList(task: StoredTask, filter: ListOptions): boolean {
   if (filter.queue !== undefined && task.queue !== filter.queue) return false;
   if (filter.task !== undefined && task.task !== filter.task) return false;
+  if (filter.since !== undefined && task.createdAt < Number(filter.since)) return false;
+  if (filter.until !== undefined && task.createdAt >= Number(filter.until)) return false;
   if (filter.state !== undefined) {
     const states = Array.isArray(filter.state) ? filter.state : [filter.state];
     if (!states.includes(task.state)) return false;

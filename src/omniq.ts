@@ -531,13 +531,18 @@ export class OmniQ implements AsyncDisposable {
   /**
    * Tasks matching a filter, oldest first.
    *
-   * @param filter State, queue, task name, limit, offset.
+   * @param filter State, queue, task name, enqueue time range (`since`, `until`), limit,
+   *   offset.
    */
   async list(filter: ListOptions = {}): Promise<TaskRecord[]> {
     this.#check();
-    checkKeys(filter, ["state", "queue", "task", "limit", "offset"], "list");
+    checkKeys(filter, ["state", "queue", "task", "since", "until", "limit", "offset"], "list");
+    const { since, until } = filter;
+    const query: ListOptions = { ...filter };
+    if (since !== undefined) query.since = toMs(since, "since");
+    if (until !== undefined) query.until = toMs(until, "until");
     const now = this.#clock.now();
-    return (await this.#queue.list(filter)).map((t) => toTaskRecord(t, now));
+    return (await this.#queue.list(query)).map((t) => toTaskRecord(t, now));
   }
 
   /**

@@ -261,6 +261,10 @@ export interface ListOptions {
   queue?: string;
   /** Only tasks of this name. */
   task?: string;
+  /** Only tasks enqueued at or after this time (engines get epoch ms). */
+  since?: Date | number;
+  /** Only tasks enqueued before this time (engines get epoch ms). */
+  until?: Date | number;
   /**
    * At most this many tasks.
    * @default {100}

@@ -84,6 +84,15 @@ Deno.test("dashboard: the task list filters by queue, state and name, in pages",
       named.body.tasks.map((t: { id: string }) => t.id).sort(),
       [f.ids.queued, f.ids.scheduled].sort(),
     );
+    const all = await get(d, "/api/tasks?limit=500");
+    const last = all.body.tasks.at(-1);
+    const since = new Date(Date.parse(last.createdAt)).toISOString();
+    const recent = await get(d, `/api/tasks?since=${since}`);
+    assert.ok(recent.body.tasks.every((t: { createdAt: string }) => t.createdAt >= since));
+    assert.ok(recent.body.tasks.some((t: { id: string }) => t.id === last.id));
+    const before = await get(d, `/api/tasks?until=${Date.parse(last.createdAt)}`);
+    assert.ok(!before.body.tasks.some((t: { id: string }) => t.id === last.id));
+    assert.equal(recent.body.tasks.length + before.body.tasks.length, all.body.tasks.length);
     const first = await get(d, "/api/tasks?limit=2");
     const second = await get(d, "/api/tasks?limit=2&offset=2");
     assert.equal(first.body.tasks.length, 2);
@@ -104,6 +113,7 @@ Deno.test("dashboard: bad filters and unknown ids get clear errors, not a crash"
       ["/api/tasks?limit=0", 400, /limit: expected a whole number from 1 to 500/],
       ["/api/tasks?limit=abc", 400, /limit/],
       ["/api/tasks?offset=-1", 400, /offset/],
+      ["/api/tasks?since=yesterday", 400, /since: expected epoch ms or an ISO 8601 time/],
       ["/api/tasks/no-such-task", 404, /no task with id "no-such-task"/],
       ["/api/tasks/no-such-task/result", 404, /no result/],
       ["/api/nothing", 404, /no such API/],

@@ -136,6 +136,8 @@ export class RedisQueue implements TaskQueue {
         states,
         String(filter.offset ?? 0),
         String(filter.limit ?? 100),
+        filter.since === undefined ? "" : String(Number(filter.since)),
+        filter.until === undefined ? "" : String(Number(filter.until)),
       ]),
     );
     const out: StoredTask[] = [];

@@ -64,6 +64,8 @@ export function taskWhere(filter: ListOptions, p: Params): string | undefined {
   }
   if (filter.queue !== undefined) where.push(`queue = ${p.one(filter.queue)}`);
   if (filter.task !== undefined) where.push(`task = ${p.one(filter.task)}`);
+  if (filter.since !== undefined) where.push(`created_at >= ${p.one(Number(filter.since))}`);
+  if (filter.until !== undefined) where.push(`created_at < ${p.one(Number(filter.until))}`);
   return where.length ? `WHERE ${where.join(" AND ")}` : "";
 }
 

@@ -1,11 +1,35 @@
 // Cancel, retry, stats and list, and closing.
 
 import assert from "node:assert/strict";
-import { OmniQError, TaskCancelledError } from "../../mod.ts";
+import { ConfigError, OmniQError, TaskCancelledError } from "../../mod.ts";
 import { type Case, eventsOf, typesOf, until } from "./harness.ts";
 import { echo, fail, flaky, gated, openGate, probe } from "./tasks.ts";
 
 export const lifecycleCases: Case[] = [
+  {
+    name: "list filters by enqueue time (since, until) and refuses a time that is not one",
+    async fn({ open }) {
+      await using q = await open();
+      const first = await q.enqueue(echo, [1], { queue: "timed" });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const between = new Date();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const second = await q.enqueue(echo, [2], { queue: "timed" });
+      const ids = async (filter: Parameters<typeof q.list>[0]) =>
+        (await q.list({ queue: "timed", ...filter })).map((t) => t.id);
+      assert.deepEqual(await ids({ since: between }), [second]);
+      assert.deepEqual(await ids({ until: between.getTime() }), [first]);
+      assert.deepEqual(await ids({ since: 0, until: Date.now() + 1_000 }), [first, second]);
+      await assert.rejects(
+        q.list({ since: "yesterday" as unknown as Date }),
+        (e: unknown) => e instanceof ConfigError && /since: expected a Date/.test(e.message),
+      );
+      await assert.rejects(
+        q.list({ until: new Date("not a date") }),
+        (e: unknown) => e instanceof ConfigError && /until: expected a Date/.test(e.message),
+      );
+    },
+  },
   {
     name: "cancel ends a queued task cancelled, and wait throws TaskCancelledError",
     async fn({ open }) {

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { DuplicateTaskError, OmniQError } from "../../mod.ts";
 import type { StoredResult } from "../../src/backend.ts";
+import type { ListOptions } from "../../src/types.ts";
 import { newTask, sleep, type StoreCase, WORKER } from "./harness.ts";
 
 /** A completed result of `taskId`, now. */
@@ -323,6 +324,20 @@ export const taskCases: StoreCase[] = [
       await b.queue.cancel("p1", "x");
       await b.queue.sweep({ now: Date.now(), purgeBefore: Date.now() + 1 });
       assert.deepEqual((await b.queue.list({})).map((t) => t.id), ["p2"]);
+    },
+  },
+  {
+    name: "list filters by enqueue time: since (inclusive) and until (exclusive)",
+    async fn({ backend: b }) {
+      const at = (id: string, createdAt: number) => ({ ...newTask(id), createdAt });
+      await b.queue.enqueue([at("t-100", 100_000), at("t-200", 200_000), at("t-300", 300_000)]);
+      const ids = async (filter: ListOptions) => (await b.queue.list(filter)).map((t) => t.id);
+      assert.deepEqual(await ids({ since: 200_000 }), ["t-200", "t-300"]);
+      assert.deepEqual(await ids({ until: 200_000 }), ["t-100"]);
+      assert.deepEqual(await ids({ since: 150_000, until: 300_001 }), ["t-200", "t-300"]);
+      assert.deepEqual(await ids({ since: 150_000, until: 300_000, state: "queued" }), ["t-200"]);
+      assert.deepEqual(await ids({ since: 400_000 }), []);
+      assert.deepEqual(await ids({ since: 100_000, limit: 1, offset: 1 }), ["t-200"]);
     },
   },
   {
