@@ -61,5 +61,7 @@ await q.run({ until: "idle" });
 off();
 console.log("stats", (await q.stats()).total);
 console.log("failed tasks", (await q.list({ state: "failed" })).map((t) => t.task));
+const hour = new Date(Date.now() - 3_600_000); // enqueued in the last hour, a page of 50:
+console.log("recent", (await q.list({ since: hour, limit: 50, offset: 0 })).length);
 console.log("retry", await q.retry(bad));
 await q.cleanup(); // workers also sweep TTLs on their own
