@@ -282,7 +282,7 @@ async function worker(p: Parsed): Promise<number> {
   const unlisten = runtime.onTerminate(stop);
   await w.start();
   console.error(`omniq: worker ${w.id} started (${options.type ?? "async"})`);
-  const progress = new Progress(w, runtime.stderrIsTerminal());
+  const progress = new Progress(w, runtime.isTerminal("stderr"));
   await w.done;
   await stopping;
   progress.stop();
@@ -310,7 +310,7 @@ function printStatus(stats: QueueStats): void {
 async function watchStatus(q: OmniQ): Promise<number> {
   const stopped = new AbortController();
   const unlisten = runtime.onTerminate(() => stopped.abort());
-  const tty = runtime.stderrIsTerminal();
+  const tty = runtime.isTerminal("stdout");
   try {
     while (!stopped.signal.aborted) {
       const stats = await q.stats();

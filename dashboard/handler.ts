@@ -177,7 +177,7 @@ class Routes {
       });
     }
     this.#checkToken(request);
-    const path = url.pathname.split("/").filter((p) => p !== "").map(decodeURIComponent);
+    const path = url.pathname.split("/").filter((p) => p !== "").map(decodePart);
     if (request.method === "POST") {
       this.#checkAction(request);
       return await this.#act(path);
@@ -397,6 +397,15 @@ class Routes {
     return new Response(body, {
       headers: { "content-type": "text/event-stream", "cache-control": "no-store" },
     });
+  }
+}
+
+/** A path segment, percent-decoded; a malformed one is the client's error, not the store's. */
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new Refusal(400, `a malformed path segment: ${JSON.stringify(part)}`);
   }
 }
 

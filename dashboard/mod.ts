@@ -32,6 +32,7 @@
  */
 
 import { ConfigError } from "../src/errors.ts";
+import { checkKeys } from "../src/options.ts";
 import type { OmniQ } from "../src/omniq.ts";
 import { runtime } from "../src/runtime/mod.ts";
 import { type DashboardRoutes, dashboardRoutes } from "./handler.ts";
@@ -104,12 +105,7 @@ function check(options: DashboardOptions): Checked {
   if (typeof options !== "object" || options === null) {
     throw new ConfigError(`dashboard: expected an options object, got ${String(options)}`);
   }
-  const known = ["port", "hostname", "token", "readOnly"];
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new ConfigError(`dashboard: unknown option ${JSON.stringify(key)}`);
-    }
-  }
+  checkKeys(options, ["port", "hostname", "token", "readOnly"], "dashboard");
   const {
     port = DEFAULT_DASHBOARD_PORT,
     hostname = "127.0.0.1",

@@ -25,6 +25,12 @@ function envName(path: string[]): string {
   return "OMNIQ_" + path.map((p) => p.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()).join("_");
 }
 
+/**
+ * OmniQ's variables that are not configuration keys, read by the command that uses them
+ * (`omniq dashboard`'s token) and passed over here, not refused as unknown.
+ */
+export const NOT_CONFIG: readonly string[] = ["OMNIQ_DASHBOARD_TOKEN"];
+
 /** Every `OMNIQ_*` variable, with the key path it sets and its kind. */
 function envTable(): Map<string, { path: string[]; kind: Kind }> {
   const table = new Map<string, { path: string[]; kind: Kind }>();
@@ -106,7 +112,8 @@ export function parseDotenv(text: string, source = ".env"): Record<string, strin
  * comma-separated. Reads the process environment (needs `--allow-env`) unless `env` is given.
  * A cloud store's URL (`OMNIQ_QUEUE=s3://bucket/prefix`) takes its cloud's credentials from
  * the same variables (`AWS_ACCESS_KEY_ID`…, `AZURE_STORAGE_*`, `GOOGLE_APPLICATION_CREDENTIALS`)
- * and becomes that engine's object form.
+ * and becomes that engine's object form. The variables in {@linkcode NOT_CONFIG} are left
+ * to their commands.
  *
  * @param options A `.env` file to read too, or the variables to use.
  * @returns The configuration the variables set (only those keys).
@@ -130,7 +137,7 @@ export function configFromEnv(options: EnvOptions = {}): OmniQConfig {
   const table = envTable();
   const config: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(vars)) {
-    if (!name.startsWith("OMNIQ_") || raw === undefined) continue;
+    if (!name.startsWith("OMNIQ_") || raw === undefined || NOT_CONFIG.includes(name)) continue;
     const entry = table.get(name);
     if (!entry) {
       const near = nearest(name, [...table.keys()]);

@@ -379,6 +379,52 @@ Deno.test("cli: dashboard serves the store until SIGTERM, with a token when aske
   });
 });
 
+Deno.test("cli: dashboard takes its token from OMNIQ_DASHBOARD_TOKEN, not as a config key", async () => {
+  await withDir(async (dir, store) => {
+    const token = "token-from-the-environment";
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        `--config=${CONFIG}`,
+        "-A",
+        CLI,
+        "dashboard",
+        ...store,
+        "--port",
+        "0",
+      ],
+      cwd: dir,
+      clearEnv: true,
+      env: { ...CHILD_ENV, OMNIQ_DASHBOARD_TOKEN: token },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let first = "";
+    while (!first.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) assert.fail(`the CLI printed no address: ${(await stderr.read()).value}`);
+      first += value;
+    }
+    const url = new URL(first.trim());
+    assert.equal(url.searchParams.get("token"), token);
+    const refused = await fetch(new URL("/api/overview", url));
+    await refused.body?.cancel();
+    assert.equal(refused.status, 401);
+    const ok = await fetch(new URL("/api/overview", url), {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await ok.body?.cancel();
+    assert.equal(ok.status, 200);
+    child.kill("SIGTERM");
+    const [status] = await Promise.all([child.status, lines.cancel(), stderr.cancel()]);
+    assert.equal(status.code, 0);
+  });
+});
+
 Deno.test("cli: dashboard refuses a non-loopback address without a token", async () => {
   await withDir(async (dir, store) => {
     const out = await cli(["dashboard", ...store, "--hostname", "0.0.0.0", "--port", "0"], dir);

@@ -118,6 +118,7 @@ Deno.test("dashboard: bad filters and unknown ids get clear errors, not a crash"
       ["/api/tasks/no-such-task/result", 404, /no result/],
       ["/api/nothing", 404, /no such API/],
       ["/elsewhere", 404, /no such page/],
+      ["/api/tasks/%E0%A4%A", 400, /a malformed path segment/],
     ];
     for (const [path, status, error] of cases) {
       const out = await get(d, path);
@@ -351,7 +352,7 @@ Deno.test("dashboard: bad options are refused before anything is bound", async (
       [{ hostname: "" }, /hostname: expected an address/],
       [{ token: "short" }, /at least 16 characters/],
       [{ readOnly: "yes" }, /readOnly: expected true or false/],
-      [{ colour: "red" }, /unknown option "colour"/],
+      [{ colour: "red" }, /dashboard\.colour: unknown option/],
     ];
     for (const [options, message] of bad) {
       await assert.rejects(

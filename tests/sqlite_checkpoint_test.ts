@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { Checkpointer, START_AFTER_COMMITS } from "../backends/sqlite/checkpoint.ts";
 import type { SqliteDatabase } from "../src/runtime/types.ts";
+import { finishWithin, spawn } from "./fixtures/processes.ts";
 
 /** Wait until `ready()` holds, committing one row every few ms meanwhile. */
 async function commitUntil(
@@ -73,39 +74,16 @@ Deno.test("sqlite checkpoints: a thread that cannot open the file leaves SQLite'
 
 Deno.test("sqlite checkpoints: a process that never closes its engine still exits", async () => {
   const dir = await Deno.makeTempDir();
-  const url = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
-  // Both a bare connection whose thread is known to run, and a whole engine, left open.
-  const script = `
-    import { defineTask, OmniQ } from ${url("../mod.ts")};
-    import { Checkpointer } from ${url("../backends/sqlite/checkpoint.ts")};
-    import { DatabaseSync } from "node:sqlite";
-    const db = new DatabaseSync("${dir}/bare.db");
-    db.exec("PRAGMA journal_mode = WAL; CREATE TABLE t (x)");
-    const c = new Checkpointer(db, "${dir}/bare.db");
-    while (!c.active) {
-      db.exec("INSERT INTO t VALUES (1)");
-      c.committed();
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-    const noop = defineTask("noop", (_n) => {});
-    const q = await OmniQ.open("sqlite:${dir}/q.db");
-    for (let i = 0; i < 400; i++) await q.enqueue(noop, [i]);
-    await q.run({ until: "idle", concurrency: 4 });
-    console.log(c.active, (await q.stats()).total.completed);
-  `;
-  await Deno.writeTextFile(`${dir}/main.ts`, script);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      new URL("../deno.json", import.meta.url).pathname,
-      `${dir}/main.ts`,
-    ],
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  assert.equal(new TextDecoder().decode(out.stderr), "");
-  assert.equal(out.code, 0);
-  assert.equal(new TextDecoder().decode(out.stdout).trim(), "true 400");
-  await Deno.remove(dir, { recursive: true });
+  try {
+    // The checkpoint thread loads its module from the repository: without that read it
+    // would fall back to SQLite's own checkpoints, and the fixture would wait forever.
+    const repo = new URL("..", import.meta.url).pathname;
+    const fixture = new URL("./fixtures/checkpoint_left_open.ts", import.meta.url);
+    const child = spawn(fixture, dir, [dir], [`--allow-read=${dir},${repo}`]);
+    const { out, code } = await finishWithin(child, 60_000, "a process left open");
+    assert.equal(code, 0);
+    assert.equal(out.trim(), "true 400", "its thread ran, and every task completed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -12,6 +12,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { defineTask, OmniQ } from "../mod.ts";
 import { openSqlite } from "../backends/sqlite/mod.ts";
+import { finishWithin, spawn } from "./fixtures/processes.ts";
 
 defineTask("otel-ok", (n: number) => {
   // A span of the handler's own: a child of the attempt's span.
@@ -119,37 +120,13 @@ Deno.test("telemetry: one trace links an enqueue in one process to the run in an
   const dir = await Deno.makeTempDir();
   const { exporter, stop } = register();
   try {
-    const url = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
-    // The other process enqueues under a span of its own, with its own SDK, and prints it.
-    await Deno.writeTextFile(
-      `${dir}/enqueue.ts`,
-      `
-      import { context, trace } from "@opentelemetry/api";
-      import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-      import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
-      import { OmniQ } from ${url("../mod.ts")};
-      const exporter = new InMemorySpanExporter();
-      context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-      trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
-      const q = await OmniQ.open("sqlite:${dir}/q.db");
-      const id = await q.enqueue("otel-ok", [41]);
-      await q.close();
-      const [span] = exporter.getFinishedSpans().filter((s) => s.name === "omniq.enqueue");
-      console.log(JSON.stringify({ id, traceId: span.spanContext().traceId, spanId: span.spanContext().spanId }));
-    `,
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--config",
-        new URL("../deno.json", import.meta.url).pathname,
-        `${dir}/enqueue.ts`,
-      ],
-      stderr: "inherit",
-    }).output();
+    // The other process enqueues under a span of its own SDK, and prints it.
+    const child = spawn(new URL("./fixtures/traced_enqueue.ts", import.meta.url), dir, [dir], [
+      "--allow-env", // the SDK reads its OTEL_* settings
+    ]);
+    const out = await finishWithin(child, 60_000, "the enqueuing process");
     assert.equal(out.code, 0);
-    const other = JSON.parse(new TextDecoder().decode(out.stdout));
+    const other = JSON.parse(out.out);
     await using q = await OmniQ.open(`sqlite:${dir}/q.db`);
     await q.run({ until: "idle" });
     assert.equal(await q.wait(other.id), 42);

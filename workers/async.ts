@@ -306,6 +306,8 @@ export class AsyncWorker implements Worker {
   }
 
   async #execute(task: ClaimedTask): Promise<void> {
+    // First, before the attempt takes a lease, timer or slot that `finally` must give back.
+    const span = tracingOn() ? await traceAttempt(task) : UNTRACED;
     const host = this.#host;
     const controller = new AbortController();
     const untrack = host.track(task.id, controller);
@@ -326,7 +328,6 @@ export class AsyncWorker implements Worker {
         task.timeout,
       );
     }
-    const span = tracingOn() ? await traceAttempt(task) : UNTRACED;
     // Made on the first report: most handlers report no progress.
     let progress: ProgressReporter | undefined;
     const report = (fraction: number) =>

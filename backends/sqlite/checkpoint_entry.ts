@@ -13,6 +13,7 @@
 import { workerData } from "node:worker_threads";
 import { runtime, type SqliteDatabase } from "../../src/runtime/mod.ts";
 import { Cell, State } from "./checkpoint.ts";
+import { isLocked } from "./connection.ts";
 
 const { path, cells } = workerData as { path: string; cells: Int32Array };
 
@@ -35,7 +36,7 @@ while (db) {
   try {
     db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get();
   } catch (error) {
-    if (!/locked|busy/i.test((error as Error).message)) {
+    if (!isLocked(error)) {
       Atomics.store(cells, Cell.State, State.Failed);
       break;
     }

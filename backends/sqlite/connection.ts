@@ -148,12 +148,19 @@ export class Connection {
     }
   }
 
-  /** Close the database (after its checkpoint thread); later calls fail at once. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Close the database (after its checkpoint thread); later calls fail at once. The three
+   * stores share the connection: each close gets the same promise.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
     this.#closed = true;
-    await this.checkpointer?.close();
-    this.#statements.clear();
-    this.db.close();
+    return this.#closing = (async () => {
+      await this.checkpointer?.close();
+      this.#statements.clear();
+      this.db.close();
+    })();
   }
+
+  #closing: Promise<void> | undefined;
 }

@@ -176,7 +176,7 @@ export const denoRuntime: Runtime = {
       written += Deno.stderr.writeSync(bytes.subarray(written));
     }
   },
-  stderrIsTerminal: () => Deno.stderr.isTerminal(),
+  isTerminal: (stream) => (stream === "stdout" ? Deno.stdout : Deno.stderr).isTerminal(),
   onTerminate(listener) {
     const int = () => listener("SIGINT");
     const term = () => listener("SIGTERM");

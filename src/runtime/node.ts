@@ -340,7 +340,7 @@ export const nodeRuntime: Runtime = {
       written += fsSync.writeSync(2, bytes, written);
     }
   },
-  stderrIsTerminal: () => process.stderr.isTTY === true,
+  isTerminal: (stream) => (stream === "stdout" ? process.stdout : process.stderr).isTTY === true,
   onTerminate(listener) {
     const int = () => listener("SIGINT");
     const term = () => listener("SIGTERM");

@@ -177,8 +177,8 @@ export interface Runtime {
   writeStdoutSync(bytes: Uint8Array): void;
   /** Write all of `bytes` to stderr, blocking. */
   writeStderrSync(bytes: Uint8Array): void;
-  /** Whether stderr is a terminal (a live progress line makes sense there). */
-  stderrIsTerminal(): boolean;
+  /** Whether a standard stream is a terminal (live lines and screen clears make sense there). */
+  isTerminal(stream: "stdout" | "stderr"): boolean;
   /** Call `listener` on SIGINT and SIGTERM; returns a function that stops listening. */
   onTerminate(listener: (signal: "SIGINT" | "SIGTERM") => void): () => void;
   /** End the process. */
