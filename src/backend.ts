@@ -97,6 +97,11 @@ export interface NewTask {
   scheduleId?: string;
   /** Workflow links between this task and its dependencies. */
   links?: TaskLinks;
+  /**
+   * The queue the task moves to when it has spent its attempts, instead of ending `failed`
+   * (cleared by the move, so a task is dead-lettered once).
+   */
+  deadLetter?: string;
 }
 
 /** How a workflow task uses its dependencies' results (stored as given, e.g. as JSON). */
@@ -214,6 +219,13 @@ export interface Failure {
   retryAt?: number;
   /** The final result, when the task fails for good. */
   result?: StoredResult;
+  /**
+   * Instead of ending or retrying, move the task to this queue (its `deadLetter`): it is
+   * queued there at once with its attempts reset and its `deadLetter` cleared, keeping its
+   * error, and a `dead_lettered` event (the old queue, data `{ to, error }`) is appended.
+   * Neither `retryAt` nor `result` is given with it.
+   */
+  deadLetter?: string;
 }
 
 /** What a sweep may do; each part is optional. */
@@ -333,6 +345,15 @@ export interface TaskQueue extends ScheduleStore {
    * `failed` when out of attempts), expire tasks past their `ttl`, and purge final records.
    */
   sweep(options: SweepOptions): Promise<Effects>;
+  /**
+   * Pause (`true`) or resume a queue, persisted in the store: while paused, `claim` takes
+   * nothing from it (decided inside the claim's atomic step), and its tasks stay as they are.
+   * Appends `queue_paused` or `queue_resumed` (no taskId; `queue` set); `undefined` when the
+   * queue is already in that state.
+   */
+  setQueuePaused(queue: string, paused: boolean): Promise<Effects | undefined>;
+  /** The paused queues, sorted. */
+  pausedQueues(): Promise<string[]>;
   /** The earliest `runAt` of a scheduled task in these queues, if any. */
   nextDue(queues: string[]): Promise<number | undefined>;
   /**

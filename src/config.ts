@@ -86,6 +86,7 @@ export const SCHEMA: Schema = {
     timeout: "duration",
     ttl: "duration",
     resultTtl: "duration",
+    deadLetter: "string",
     keepCompleted: "duration",
     eventTtl: "duration",
   },

@@ -38,6 +38,7 @@ import { ConfigError, OmniQError, TaskCancelledError } from "./errors.ts";
 import type { WorkerHost } from "./host.ts";
 import {
   checkKeys,
+  checkName,
   DEFAULTS,
   resolveBackoff,
   type ResolvedWorkerOptions,
@@ -522,10 +523,42 @@ export class OmniQ implements AsyncDisposable {
     return true;
   }
 
-  /** Counts of tasks per queue and state. */
-  async stats(): Promise<QueueStats> {
+  /** Counts of tasks per queue and state, and the paused queues. */
+  async stats(): Promise<QueueStats & { paused: string[] }> {
     this.#check();
-    return await this.#queue.stats();
+    const [stats, paused] = await Promise.all([this.#queue.stats(), this.#queue.pausedQueues()]);
+    return { ...stats, paused };
+  }
+
+  /**
+   * Pause a queue, in every process sharing the store and across restarts: workers claim
+   * nothing from it until it is resumed; its tasks stay queued (running ones finish).
+   *
+   * @param queue The queue's name (it need not hold tasks yet).
+   * @returns Whether it changed (`false`: already paused).
+   */
+  async pauseQueue(queue: string): Promise<boolean> {
+    return await this.#setQueuePaused(queue, true);
+  }
+
+  /**
+   * Resume a paused queue: workers claim from it again at once.
+   *
+   * @param queue The queue's name.
+   * @returns Whether it changed (`false`: not paused).
+   */
+  async resumeQueue(queue: string): Promise<boolean> {
+    return await this.#setQueuePaused(queue, false);
+  }
+
+  async #setQueuePaused(queue: string, paused: boolean): Promise<boolean> {
+    this.#check();
+    checkName(queue, "queue");
+    const effects = await this.#queue.setQueuePaused(queue, paused);
+    if (!effects) return false;
+    await this.apply(effects);
+    if (!paused) this.#wake();
+    return true;
   }
 
   /**

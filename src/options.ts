@@ -42,6 +42,7 @@ const ENQUEUE_KEYS = new Set([
   "dependsOn",
   "onDependencyFailure",
   "key",
+  "deadLetter",
 ]);
 
 /** Refuse keys an options object does not know, naming the nearest known one. */
@@ -227,7 +228,32 @@ export function resolveTask(
   const resultTtl = optionalDuration(o.resultTtl, "resultTtl");
   if (resultTtl !== undefined) stored.resultTtl = resultTtl;
   if (options.key !== undefined) stored.key = options.key;
+  const deadLetter = checkDeadLetter(o.deadLetter, queue);
+  if (deadLetter !== undefined) stored.deadLetter = deadLetter;
   return stored;
+}
+
+/**
+ * Check a `deadLetter` option against the queue it would leave.
+ *
+ * @param value The option as given.
+ * @param queue The task's queue, when known.
+ * @param where The option's name in errors.
+ * @returns The dead-letter queue, if any.
+ */
+export function checkDeadLetter(
+  value: unknown,
+  queue: string | undefined,
+  where = "deadLetter",
+): string | undefined {
+  if (value === undefined) return undefined;
+  const name = checkName(value, where);
+  if (name === queue) {
+    throw new ConfigError(
+      `${where}: the dead-letter queue must differ from the task's queue ("${queue}")`,
+    );
+  }
+  return name;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

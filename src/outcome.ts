@@ -5,7 +5,8 @@
  *
  * - complete: the result, dated when the handler finished, with its TTL;
  * - fail: a permanent error (an unknown task, a value the codec cannot carry) or a last
- *   attempt ends the task `failed`; any other error schedules a retry after the backoff;
+ *   attempt ends the task `failed`, or moves it to its dead-letter queue when it has one;
+ *   any other error schedules a retry after the backoff;
  * - hand back: a worker that stops before the handler finishes returns the task to its
  *   queue, due at once (the attempt still counts);
  * - with results in another store, the result is written before the fenced state change,
@@ -39,8 +40,15 @@ export const HANDED_BACK: OmniQError = new OmniQError(
   "the worker stopped before the task finished",
 );
 
-/** What {@linkcode Outcomes.fail} did: ended the task, or scheduled a retry at `retryAt`. */
-export type FailVerdict = { retryAt: number } | { ended: true } | undefined;
+/**
+ * What {@linkcode Outcomes.fail} did: ended the task, scheduled a retry at `retryAt`, or
+ * moved the task to its dead-letter queue.
+ */
+export type FailVerdict =
+  | { retryAt: number }
+  | { ended: true }
+  | { deadLettered: string }
+  | undefined;
 
 /** Ends attempts and re-runs ended tasks, for every worker type. */
 export class Outcomes {
@@ -86,6 +94,14 @@ export class Outcomes {
         () => host.queue.fail(task.id, task.token, { error, retryAt }),
       );
       return took ? { retryAt } : undefined;
+    }
+    if (task.deadLetter !== undefined) {
+      const to = task.deadLetter;
+      const took = await this.#settle(
+        task,
+        () => host.queue.fail(task.id, task.token, { error, deadLetter: to }),
+      );
+      return took ? { deadLettered: to } : undefined;
     }
     const result: StoredResult = {
       taskId: task.id,

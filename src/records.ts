@@ -57,6 +57,7 @@ export function toTaskRecord(task: StoredTask, now: number = Date.now()): TaskRe
   if (task.key !== undefined) record.key = task.key;
   if (task.scheduleId !== undefined) record.scheduleId = task.scheduleId;
   if (task.worker !== undefined && task.state === "running") record.worker = task.worker;
+  if (task.deadLetter !== undefined) record.deadLetter = task.deadLetter;
   return record;
 }
 

@@ -8,6 +8,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { ConfigError, OmniQError } from "./errors.ts";
+import { checkDeadLetter, DEFAULTS } from "./options.ts";
 import type { TaskOptions } from "./types.ts";
 
 /**
@@ -65,6 +66,13 @@ export function defineTask<A extends any[], R>(
   }
   if (typeof handler !== "function") {
     throw new ConfigError(`defineTask("${name}"): expected a handler function`);
+  }
+  if (options !== null && typeof options === "object" && options.deadLetter !== undefined) {
+    checkDeadLetter(
+      options.deadLetter,
+      options.queue ?? DEFAULTS.queue,
+      `defineTask("${name}").deadLetter`,
+    );
   }
   const existing = registry.get(name);
   if (existing && existing.handler !== handler) {

@@ -61,6 +61,9 @@ export type EventType =
   | "schedule_fired"
   | "schedule_paused"
   | "schedule_resumed"
+  | "dead_lettered"
+  | "queue_paused"
+  | "queue_resumed"
   | "corrupt";
 
 /** Every event type. */
@@ -78,6 +81,9 @@ export const EVENT_TYPES: readonly EventType[] = [
   "schedule_fired",
   "schedule_paused",
   "schedule_resumed",
+  "dead_lettered",
+  "queue_paused",
+  "queue_resumed",
   "corrupt",
 ];
 
@@ -137,6 +143,14 @@ export interface TaskOptions {
   ttl?: Duration;
   /** How long the result is kept after the task ends. */
   resultTtl?: Duration;
+  /**
+   * A dead-letter queue: a task that has spent its attempts (or failed with a permanent
+   * error, or stalled on its last attempt) moves to this queue, keeping its id, its events
+   * and its last error, with its attempts reset, instead of ending `failed`. A worker of that
+   * queue runs it again; if it fails there too, it ends `failed`. It must differ from the
+   * task's queue.
+   */
+  deadLetter?: string;
 }
 
 /** Options of {@linkcode OmniQ.enqueue}. */
@@ -199,6 +213,8 @@ export interface TaskRecord {
   scheduleId?: string;
   /** The id of the worker running it (while `running`). */
   worker?: string;
+  /** The queue it moves to once it has spent its attempts, if any (see `deadLetter`). */
+  deadLetter?: string;
 }
 
 /** The outcome of a task, returned by {@linkcode OmniQ.result}. */
@@ -283,6 +299,11 @@ export interface QueueStats {
   total: StateCounts;
   /** Counts per named queue. */
   queues: Record<string, StateCounts>;
+  /**
+   * The paused queues, sorted ({@linkcode OmniQ.pauseQueue}). `OmniQ.stats` always gives it;
+   * an engine's own `stats` leaves it out.
+   */
+  paused?: string[];
 }
 
 /** Options of a worker. */

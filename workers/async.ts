@@ -262,12 +262,21 @@ export class AsyncWorker implements Worker {
     await this.#executor.close();
   }
 
-  /** For `untilIdle`: ms until a retry this worker scheduled is due, or `undefined`. */
+  /**
+   * For `untilIdle`: ms until a retry this worker scheduled is due, or `undefined`. A task
+   * that left this worker's queues (dead-lettered) or whose queue was paused is not waited for.
+   */
   async #pendingRetry(): Promise<number | undefined> {
+    if (this.#retrying.size === 0) return undefined;
     let soonest: number | undefined;
+    const { queues } = this.#options;
+    const paused = await this.#host.queue.pausedQueues();
     for (const [id] of this.#retrying) {
       const task = await this.#host.queue.get(id);
-      if (!task || (task.state !== "scheduled" && task.state !== "queued")) {
+      if (
+        !task || (task.state !== "scheduled" && task.state !== "queued") ||
+        !queues.includes(task.queue) || paused.includes(task.queue)
+      ) {
         this.#retrying.delete(id);
         continue;
       }

@@ -14,6 +14,7 @@ import type { Row } from "../records/space.ts";
 import {
   indexMoves,
   keyMoves,
+  pausedOf,
   type ReadState,
   readState,
   sameRow,
@@ -131,10 +132,14 @@ export class KvTx extends StagedTx {
       this.#checks.set(keyText(key), { key, versionstamp: entry.versionstamp });
     } else entry = await this.#get(key);
     this.#seqEntry = entry;
-    const raw = entry.value as { task?: unknown; event?: unknown } | null;
-    return raw && typeof raw.task === "number" && typeof raw.event === "number"
-      ? { task: raw.task, event: raw.event }
-      : { task: 0, event: 0 };
+    const raw = entry.value as { task?: unknown; event?: unknown; paused?: unknown } | null;
+    if (!raw || typeof raw.task !== "number" || typeof raw.event !== "number") {
+      return { task: 0, event: 0 };
+    }
+    const seqs: Seqs = { task: raw.task, event: raw.event };
+    const paused = pausedOf(raw);
+    if (paused) seqs.paused = paused;
+    return seqs;
   }
 
   async entries(dir: string, limit?: number): Promise<string[]> {

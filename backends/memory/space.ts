@@ -50,6 +50,8 @@ export class MemoryState {
   events: StoredEvent[] = [];
   /** The last event number given. */
   eventSeq: number = 0;
+  /** The paused queues, sorted. */
+  paused: readonly string[] = [];
   /** How many open handles share this state (a named store lives while any is open). */
   users: number = 0;
   /** Index entry names by directory (`ready/<queue>`, `deps/<id>` …). */
@@ -132,6 +134,7 @@ class MemoryTx implements RecordTx {
   #dropped?: string[];
   #dependents?: string[];
   #schedules?: Map<string, StoredSchedule | undefined>;
+  #paused?: readonly string[];
 
   constructor(state: MemoryState) {
     this.#s = state;
@@ -217,6 +220,15 @@ class MemoryTx implements RecordTx {
     return existed;
   }
 
+  pausedQueues(): Promise<readonly string[]> {
+    return Promise.resolve(this.#paused ?? this.#s.paused);
+  }
+
+  setPausedQueues(queues: readonly string[]): Promise<void> {
+    this.#paused = [...queues];
+    return Promise.resolve();
+  }
+
   room(): boolean {
     return true;
   }
@@ -275,6 +287,7 @@ class MemoryTx implements RecordTx {
         else s.schedules.delete(id);
       }
     }
+    if (this.#paused) s.paused = this.#paused;
     if (this.#events) { for (const e of this.#events) s.events.push(e); }
     s.eventSeq = this.#eventSeq;
   }

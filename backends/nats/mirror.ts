@@ -11,6 +11,7 @@ import { delay } from "../../src/kit/async.ts";
 import { encName, parseJson } from "../../src/kit/encoding.ts";
 import { closedError, isFinal } from "../../src/kit/policy.ts";
 import { indexKeys, type Row } from "../records/queue.ts";
+import type { Seqs } from "../records/staging.ts";
 import { decodeRow, decodeSchedule, errorText, SortedNames, untok } from "./codec.ts";
 import {
   CATCH_UP_MS,
@@ -46,7 +47,7 @@ export class NatsMirror {
 
   readonly rows: Map<string, Versioned<Row>> = new Map();
   readonly schedules: Map<string, Versioned<StoredSchedule>> = new Map();
-  seq?: Versioned<{ task: number; event: number }>;
+  seq?: Versioned<Seqs>;
   lock?: Versioned<{ owner: string | null }>;
   /** The last journal written (its bytes; `undefined` once deleted). */
   journal?: Versioned<Uint8Array | undefined>;
@@ -161,7 +162,7 @@ export class NatsMirror {
         if ((this.seq?.rev ?? 0) > e.revision) return;
         if (gone) this.seq = undefined;
         else {
-          const raw = parseJson(e.value) as { task: number; event: number };
+          const raw = parseJson(e.value) as Seqs;
           if (typeof raw?.task !== "number" || typeof raw?.event !== "number") {
             throw new Error("bad sequence record");
           }

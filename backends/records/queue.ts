@@ -35,6 +35,7 @@ import {
   EXPIRED_ERROR,
   isFinal,
   oversizedResult,
+  queuePauseEvent,
   taskEvent,
   withStandIns,
   zeroCounts,
@@ -43,6 +44,7 @@ import type { ListOptions, QueueStats, StateCounts } from "../../src/types.ts";
 import { encName, entryId, type RecordSpace, type RecordTx, type Row, view } from "./space.ts";
 import {
   cascade,
+  deadLetter,
   end,
   insert,
   leave,
@@ -192,6 +194,23 @@ export class RecordQueue implements TaskQueue {
     });
   }
 
+  /** Pause or resume a queue. */
+  setQueuePaused(queue: string, paused: boolean): Promise<Effects | undefined> {
+    return this.#s.step(async (tx) => {
+      const now = await tx.pausedQueues();
+      if (now.includes(queue) === paused) return undefined;
+      const next = paused ? [...now, queue].sort() : now.filter((q) => q !== queue);
+      await tx.setPausedQueues(next);
+      const event = queuePauseEvent(queue, paused, Date.now());
+      return await this.#effects(tx, { events: [event], results: [] });
+    });
+  }
+
+  /** The paused queues, sorted. */
+  async pausedQueues(): Promise<string[]> {
+    return [...await this.#s.step((tx) => tx.pausedQueues())];
+  }
+
   /** Delete a schedule. */
   deleteSchedule(id: string): Promise<boolean> {
     return this.#s.step((tx) => tx.deleteSchedule(id));
@@ -297,6 +316,10 @@ export class RecordQueue implements TaskQueue {
           for (const row of promoted) names.add(readyName(row));
           sorted = [...names].sort();
         }
+        // Asked only when there is something to take: an idle claim reads no more than it did.
+        // A paused queue's due tasks are promoted above all the same, so `nextDue` does not
+        // keep naming them.
+        if (sorted.length > 0 && (await tx.pausedQueues()).includes(queue)) continue;
         await tx.prefetch?.(
           sorted.slice(0, room).map(entryId).filter((id) => id !== undefined),
         );
@@ -397,9 +420,13 @@ export class RecordQueue implements TaskQueue {
       if (!row) return undefined;
       const now = Date.now();
       const error = { name: failure.error.name, message: failure.error.message };
+      const out = stepOut();
+      if (failure.deadLetter !== undefined) {
+        deadLetter(row, { to: failure.deadLetter, now, error: failure.error }, out);
+        return await this.#effects(tx, out);
+      }
       leave(row);
       row.error = failure.error;
-      const out = stepOut();
       if (failure.retryAt !== undefined) {
         row.runAt = failure.retryAt;
         release(row, now);

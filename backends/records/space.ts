@@ -68,6 +68,10 @@ export interface RecordTx {
   putSchedule(schedule: StoredSchedule): void;
   /** Delete a schedule on commit; whether it existed. */
   deleteSchedule(id: string): Promise<boolean>;
+  /** The paused queues, sorted (read once per step). */
+  pausedQueues(): Promise<readonly string[]>;
+  /** Store the paused queues (sorted, no repeats) on commit. */
+  setPausedQueues(queues: readonly string[]): Promise<void>;
   /** Whether the step may read more records (an engine may bound one step's size). */
   room(): boolean;
   /** Read these task records ahead, together, where the engine can (a hint). */

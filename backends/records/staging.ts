@@ -22,6 +22,18 @@ export interface Seqs {
   event: number;
   /** The `file:` engine's generation of its index listings (see `FileSpace.listing`). */
   gen?: string;
+  /**
+   * The paused queues, sorted. They live in this record because every step that claims a
+   * task reads it (for its events' ids) and every engine checks it on commit, so a claim
+   * decides on the pause it read, atomically, for no extra read.
+   */
+  paused?: string[];
+}
+
+/** The paused queues a sequences record holds (a record of an older OmniQ has none). */
+export function pausedOf(seqs: { paused?: unknown }): string[] | undefined {
+  const p = seqs.paused;
+  return Array.isArray(p) && p.every((q) => typeof q === "string") ? p : undefined;
 }
 
 /** A step's changes, staged in memory until the engine commits them. */
@@ -188,6 +200,19 @@ export abstract class StagedTx implements RecordTx {
     this.putSchedules.delete(id);
     this.unschedules.add(id);
     return existed;
+  }
+
+  /** The paused queues, from the sequences record. */
+  async pausedQueues(): Promise<readonly string[]> {
+    return pausedOf(await this.seqs()) ?? [];
+  }
+
+  /** Store the paused queues in the sequences record, on commit. */
+  async setPausedQueues(queues: readonly string[]): Promise<void> {
+    const seq = await this.seqs();
+    this.seq = { ...seq, paused: [...queues] };
+    if (queues.length === 0) delete this.seq.paused;
+    this.seqDirty = true;
   }
 
   /** Whether the step may read more records (unbounded unless the engine says otherwise). */

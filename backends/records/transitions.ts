@@ -11,6 +11,7 @@
 import type { NewEvent, NewTask, StoredResult, SweepOptions } from "../../src/backend.ts";
 import { pad } from "../../src/kit/encoding.ts";
 import {
+  deadLetterEvent,
   dependencyCancel,
   dependencyVerdict,
   endResult,
@@ -72,6 +73,28 @@ export function leave(row: Row): void {
   row.token = undefined;
   row.leaseUntil = undefined;
   row.worker = undefined;
+}
+
+/**
+ * Move a task that has spent its attempts to its dead-letter queue: queued there now, its
+ * attempts reset, its last error kept, its `deadLetter` cleared (see `Failure.deadLetter`).
+ * Its dependents keep waiting: it has not ended.
+ */
+export function deadLetter(
+  row: Row,
+  move: { to: string; now: number; error: SerializedError },
+  out: StepOut,
+): void {
+  const { to, now, error } = move;
+  out.events.push(deadLetterEvent(row, to, now, error));
+  leave(row);
+  row.queue = to;
+  row.attempts = 0;
+  row.error = error;
+  row.runAt = now;
+  delete row.deadLetter;
+  delete row.progress;
+  release(row, now);
 }
 
 /** End a task without completing it, then release or cancel its dependents. */
@@ -198,11 +221,13 @@ export async function sweepStep(tx: RecordTx, options: SweepOptions, out: StepOu
     }
     if (row.leaseUntil === undefined || row.leaseUntil >= now) continue;
     out.events.push(taskEvent("stalled", row, now, { attempt: row.attempts }));
-    const verdict = stallVerdict(row.attempts, row.maxAttempts);
+    const verdict = stallVerdict(row.attempts, row.maxAttempts, row.deadLetter);
     if (verdict.kind === "retry") {
       leave(row);
       row.runAt = now;
       release(row, now);
+    } else if (verdict.kind === "deadLetter") {
+      deadLetter(row, { to: verdict.to, now, error: verdict.error }, out);
     } else {
       const { error } = verdict;
       await end(tx, row, { state: "failed", now, error, data: { error: { ...error } } }, out);

@@ -135,21 +135,50 @@ export type StallVerdict =
   /** Back to its queue for another attempt. */
   | { kind: "retry" }
   /** Out of attempts: it fails with this error. */
-  | { kind: "fail"; error: SerializedError };
+  | { kind: "fail"; error: SerializedError }
+  /** Out of attempts, with a dead-letter queue: it moves there, keeping this error. */
+  | { kind: "deadLetter"; to: string; error: SerializedError };
 
 /**
  * Decide what an expired lease does: another attempt while attempts remain (a stall counts
- * as an attempt), else the task fails with a `StalledError`.
+ * as an attempt), else the task fails with a `StalledError`, or moves to its dead-letter
+ * queue with that error when it has one.
  *
  * @param attempts Attempts started so far.
  * @param maxAttempts The most attempts allowed.
+ * @param deadLetter The task's dead-letter queue, if any.
  */
-export function stallVerdict(attempts: number, maxAttempts: number): StallVerdict {
+export function stallVerdict(
+  attempts: number,
+  maxAttempts: number,
+  deadLetter?: string,
+): StallVerdict {
   if (attempts < maxAttempts) return { kind: "retry" };
-  return {
-    kind: "fail",
-    error: { name: "StalledError", message: `the worker's lease expired on attempt ${attempts}` },
+  const error = {
+    name: "StalledError",
+    message: `the worker's lease expired on attempt ${attempts}`,
   };
+  return deadLetter === undefined
+    ? { kind: "fail", error }
+    : { kind: "deadLetter", to: deadLetter, error };
+}
+
+/**
+ * The event of a task moved to its dead-letter queue: in the queue it leaves, at the attempt
+ * that spent its last try, with data `{ to, error }`.
+ */
+export function deadLetterEvent(
+  task: Pick<StoredTask, "id" | "queue" | "attempts">,
+  to: string,
+  at: number,
+  error: SerializedError,
+): NewEvent {
+  return taskEvent("dead_lettered", task, at, { to, error: { ...error } });
+}
+
+/** The event of a queue paused or resumed (no task). */
+export function queuePauseEvent(queue: string, paused: boolean, at: number): NewEvent {
+  return { type: paused ? "queue_paused" : "queue_resumed", queue, at };
 }
 
 /** An event about a stored task, filled from the task. */

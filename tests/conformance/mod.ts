@@ -63,6 +63,7 @@ import { registerCases } from "./register.ts";
 import { leaseCases } from "./leases.ts";
 import { lifecycleCases } from "./lifecycle.ts";
 import { orderingCases } from "./ordering.ts";
+import { queueCases } from "./queues.ts";
 import { retryCases } from "./retries.ts";
 import { scheduleCases } from "./schedules.ts";
 import { sharingCases } from "./sharing.ts";
@@ -94,6 +95,7 @@ export const cases: readonly Case[] = [
   ...scheduleCases,
   ...badInputCases,
   ...sharingCases,
+  ...queueCases,
 ];
 
 /**

@@ -1,0 +1,193 @@
+// Queue controls: a paused queue keeps its tasks until it is resumed, in every handle on the
+// store; a task that spends its attempts moves to its dead-letter queue with its history.
+
+import assert from "node:assert/strict";
+import { ConfigError, defineTask, type OmniQ } from "../../mod.ts";
+import { type Case, eventsOf, sleep as pause, typesOf, until } from "./harness.ts";
+import { echo, fail, flaky, probe } from "./tasks.ts";
+
+/** Claim one task of a queue as a worker that will never renew its lease. */
+async function ghostClaim(q: OmniQ, queue: string, lease: number) {
+  const claimed = await q.stores.queue.claim({ queues: [queue], limit: 1, lease, worker: "ghost" });
+  await q.apply(claimed.effects);
+  assert.equal(claimed.tasks.length, 1, "the ghost claimed the task");
+  return claimed.tasks[0];
+}
+
+export const queueCases: Case[] = [
+  {
+    name: "a paused queue keeps its tasks queued until it is resumed; other queues run",
+    async fn({ open }) {
+      await using q = await open();
+      const held = await q.enqueue(echo, ["held"], { queue: "held" });
+      const later = await q.enqueue(echo, ["later"], { queue: "held", delay: "30ms" });
+      const free = await q.enqueue(echo, ["free"], { queue: "free" });
+      assert.equal(await q.pauseQueue("held"), true);
+      assert.equal(await q.pauseQueue("held"), false, "a second pause changes nothing");
+      assert.deepEqual((await q.stats()).paused, ["held"]);
+      await pause(40);
+      await q.run({ until: "idle", queues: ["held", "free"] });
+      assert.equal((await q.get(free))?.state, "completed");
+      assert.equal((await q.get(held))?.state, "queued", "the paused queue's task stays");
+      assert.equal((await q.get(later))?.state, "queued", "a due delayed task stays too");
+      assert.deepEqual(await typesOf(q, held), ["enqueued"]);
+      const paused = await q.events({ type: ["queue_paused", "queue_resumed"] });
+      const seen: { type: string; queue?: string; taskId?: string }[] = [];
+      for await (const e of paused) seen.push({ type: e.type, queue: e.queue, taskId: e.taskId });
+      assert.deepEqual(seen, [{ type: "queue_paused", queue: "held", taskId: undefined }]);
+
+      assert.equal(await q.resumeQueue("held"), true);
+      assert.equal(await q.resumeQueue("held"), false, "a second resume changes nothing");
+      assert.deepEqual((await q.stats()).paused, []);
+      await q.run({ until: "idle", queues: ["held", "free"] });
+      assert.equal(await q.wait(held, { timeout: "5s" }), "held");
+      assert.equal(await q.wait(later, { timeout: "5s" }), "later");
+      const types = [];
+      for await (const e of q.events({ type: ["queue_paused", "queue_resumed"] })) {
+        types.push(e.type);
+      }
+      assert.deepEqual(types, ["queue_paused", "queue_resumed"]);
+    },
+  },
+  {
+    name: "a pause through one handle holds the workers of another; a resume releases them",
+    async fn({ open }) {
+      await using runner = await open();
+      await using admin = await open();
+      assert.equal(await admin.pauseQueue("default"), true);
+      assert.deepEqual((await runner.stats()).paused, ["default"], "the pause is in the store");
+      const w = runner.worker();
+      await w.start();
+      const id = await admin.enqueue(echo, ["x"]);
+      // Several polls of the running worker go by without a claim.
+      await pause(150);
+      assert.equal((await admin.get(id))?.state, "queued");
+      assert.equal(await admin.resumeQueue("default"), true);
+      assert.equal(await admin.wait(id, { timeout: "5s" }), "x");
+      await w.stop();
+    },
+  },
+  {
+    name: "a pause outlives the handle that made it",
+    async fn({ open }) {
+      // A memory store lives while a handle is open: this one keeps it.
+      await using _keeper = await open();
+      const first = await open();
+      await first.pauseQueue("kept");
+      await first.close();
+      await using second = await open();
+      assert.deepEqual((await second.stats()).paused, ["kept"]);
+      assert.equal(await second.resumeQueue("kept"), true);
+    },
+  },
+  {
+    name: "a task that spends its attempts moves to its dead-letter queue with its history",
+    async fn({ open, key }) {
+      await using q = await open();
+      const id = await q.enqueue(flaky, [key, 2, "ok"], {
+        retries: 1,
+        backoff: { type: "fixed", delay: 10 },
+        deadLetter: "dead",
+      });
+      assert.equal((await q.get(id))?.deadLetter, "dead");
+      await q.run({ until: "idle" });
+      const moved = await q.get(id);
+      assert.equal(moved?.state, "queued");
+      assert.equal(moved.queue, "dead");
+      assert.equal(moved.attempts, 0, "its attempts start again");
+      assert.equal(moved.deadLetter, undefined, "a task is dead-lettered once");
+      assert.equal(moved.error?.message, "flaky failure 2", "it keeps its last error");
+      assert.equal(await q.result(id), undefined, "it has no result: it did not end");
+      const events = await eventsOf(q, id);
+      assert.deepEqual(events.map((e) => e.type), [
+        "enqueued",
+        "started",
+        "retrying",
+        "started",
+        "dead_lettered",
+      ]);
+      const dead = events.at(-1)!;
+      assert.equal(dead.queue, "default", "the event is in the queue it left");
+      assert.equal(dead.attempt, 2);
+      assert.equal(dead.data?.to, "dead");
+      assert.equal((dead.data?.error as { message: string }).message, "flaky failure 2");
+      assert.deepEqual((await q.stats()).queues.dead?.queued, 1);
+
+      await q.run({ until: "idle", queues: ["dead"] });
+      assert.equal(await q.wait(id, { timeout: "5s" }), "ok");
+      const done = await q.get(id);
+      assert.equal(done?.queue, "dead");
+      assert.equal(done.attempts, 1);
+      assert.deepEqual(probe(key).attempts, [1, 2, 1]);
+      assert.deepEqual((await typesOf(q, id)).slice(-2), ["started", "completed"]);
+    },
+  },
+  {
+    name: "a dead-lettered task that fails again in its dead-letter queue ends failed",
+    async fn({ open, key }) {
+      await using q = await open();
+      const message = `dead ${key}`;
+      const id = await q.enqueue(fail, [message], { retries: 0, deadLetter: "dead" });
+      await q.run({ until: "idle", queues: ["default", "dead"] });
+      const record = await q.get(id);
+      assert.equal(record?.state, "failed");
+      assert.equal(record.queue, "dead");
+      assert.equal((await q.result(id))?.state, "failed");
+      assert.deepEqual(await typesOf(q, id), [
+        "enqueued",
+        "started",
+        "dead_lettered",
+        "started",
+        "failed",
+      ]);
+    },
+  },
+  {
+    name: "a task that stalls on its last attempt moves to its dead-letter queue",
+    async fn({ open }) {
+      await using q = await open();
+      const id = await q.enqueue(echo, ["again"], { retries: 0, deadLetter: "dead" });
+      await ghostClaim(q, "default", 30);
+      await pause(40);
+      await until("the stall to be noticed", async () => {
+        await q.cleanup();
+        return (await q.get(id))?.state !== "running";
+      });
+      const record = await q.get(id);
+      assert.equal(record?.state, "queued");
+      assert.equal(record.queue, "dead");
+      assert.equal(record.error?.name, "StalledError");
+      assert.deepEqual(await typesOf(q, id), ["enqueued", "started", "stalled", "dead_lettered"]);
+      await q.run({ until: "idle", queues: ["dead"] });
+      assert.equal(await q.wait(id, { timeout: "5s" }), "again");
+    },
+  },
+  {
+    name: "bad queue controls and dead-letter queues are refused and store nothing",
+    async fn({ open }) {
+      await using q = await open();
+      await assert.rejects(q.pauseQueue(""), ConfigError);
+      await assert.rejects(q.resumeQueue(3 as unknown as string), ConfigError);
+      await assert.rejects(
+        q.enqueue(echo, [1], { deadLetter: "default" }),
+        (e: Error) => e instanceof ConfigError && /deadLetter: .*differ/.test(e.message),
+      );
+      await assert.rejects(
+        q.enqueue(echo, [1], { queue: "a", deadLetter: "a" }),
+        (e: Error) => e instanceof ConfigError && /"a"/.test(e.message),
+      );
+      await assert.rejects(q.enqueue(echo, [1], { deadLetter: "" }), ConfigError);
+      await assert.rejects(
+        q.enqueue(echo, [1], { deadLetter: 5 as unknown as string }),
+        ConfigError,
+      );
+      assert.throws(
+        () => defineTask("conformance.self-dead-letter", () => 1, { deadLetter: "default" }),
+        ConfigError,
+      );
+      const stats = await q.stats();
+      assert.equal(Object.values(stats.total).reduce((a, b) => a + b, 0), 0);
+      assert.deepEqual(stats.paused, []);
+    },
+  },
+];
