@@ -49,6 +49,7 @@ Commands:
   cancel ID              cancel a task
   events                 print events (--follow to tail)
   schedules              list schedules; 'schedules pause ID', 'schedules resume ID'
+  queues                 list queues and whether paused; 'queues pause Q', 'queues resume Q'
   dashboard              serve the web dashboard and /metrics until SIGINT/SIGTERM
 
 Store options (every command):
@@ -69,10 +70,12 @@ Stops on SIGINT or SIGTERM, hands back unfinished tasks, and exits 0.`,
   enqueue: `Usage: omniq enqueue TASK ARGS_JSON [options]
 
   --queue Q  --priority N  --delay D  --id ID  --key K  --retries N  --timeout D
+  --dead-letter Q        the queue the task moves to once its attempts are spent
 Prints the task id.`,
   status: `Usage: omniq status [--watch]
 
-Prints task counts per queue and state; with --watch, again every 2 s until SIGINT.`,
+Prints task counts per queue and state, and the paused queues; with --watch, again every
+2 s until SIGINT.`,
   list: `Usage: omniq list [--state S] [--queue Q] [--task T] [--limit N]`,
   result: `Usage: omniq result ID
 
@@ -81,6 +84,10 @@ Prints the result record as JSON; exits 1 when the task has none yet.`,
   cancel: `Usage: omniq cancel ID`,
   events: `Usage: omniq events [--task ID] [--type T] [--queue Q] [--limit N] [--follow]`,
   schedules: `Usage: omniq schedules [pause ID | resume ID]`,
+  queues: `Usage: omniq queues [pause Q | resume Q]
+
+Lists the queues that hold tasks or are paused, with their counts; 'pause Q' stops every
+worker of the store from claiming Q's tasks (they stay queued) until 'resume Q'.`,
   dashboard: `Usage: omniq dashboard [options]
 
   --port N               the port (default: 8710; 0 takes a free one)
@@ -123,7 +130,7 @@ class UsageError extends Error {}
 
 const KNOWN: Record<string, string[]> = {
   worker: ["queues", "concurrency", "type", "lease", "grace", "no-scheduler"],
-  enqueue: ["queue", "priority", "delay", "id", "key", "retries", "timeout"],
+  enqueue: ["queue", "priority", "delay", "id", "key", "retries", "timeout", "dead-letter"],
   status: ["watch"],
   list: ["state", "queue", "task", "limit"],
   result: [],
@@ -131,6 +138,7 @@ const KNOWN: Record<string, string[]> = {
   cancel: [],
   events: ["task", "type", "queue", "limit", "follow"],
   schedules: [],
+  queues: [],
   dashboard: ["port", "hostname", "token", "read-only"],
 };
 const COMMON = ["config", "backend", "tasks", "help"];
@@ -146,6 +154,7 @@ const POSITIONALS: Record<string, number> = {
   cancel: 1,
   events: 0,
   schedules: 2,
+  queues: 2,
   dashboard: 0,
 };
 
@@ -304,6 +313,7 @@ function printStatus(stats: QueueStats): void {
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join("  "));
+  if (stats.paused?.length) console.log(`paused: ${stats.paused.join(", ")}`);
 }
 
 /** `status --watch`: the table again every 2 s (in place on a terminal) until a signal. */
@@ -380,6 +390,8 @@ async function command(name: string, p: Parsed): Promise<number> {
         const v = flag(p, key);
         if (v !== undefined) options[key] = v;
       }
+      const deadLetter = flag(p, "dead-letter");
+      if (deadLetter !== undefined) options.deadLetter = deadLetter;
       const priority = integer(p, "priority");
       if (priority !== undefined) options.priority = priority;
       const retries = integer(p, "retries");
@@ -451,6 +463,25 @@ async function command(name: string, p: Parsed): Promise<number> {
         }
       } finally {
         unlisten?.();
+      }
+      return 0;
+    }
+    case "queues": {
+      if (a === "pause" || a === "resume") {
+        if (!b) throw new UsageError(`queues ${a} needs Q`);
+        const changed = a === "pause" ? await q.pauseQueue(b) : await q.resumeQueue(b);
+        console.log(changed ? `${a}d: ${b}` : "no change");
+        return changed ? 0 : 1;
+      }
+      if (a !== undefined) throw new UsageError(`queues: unknown action "${a}"`);
+      const stats = await q.stats();
+      const names = [...new Set([...Object.keys(stats.queues), ...stats.paused])].sort();
+      for (const queue of names) {
+        const c = stats.queues[queue];
+        const counts = c
+          ? `queued=${c.queued + c.scheduled} running=${c.running} waiting=${c.waiting}`
+          : "empty";
+        console.log(`${queue}  ${stats.paused.includes(queue) ? "paused" : "active"}  ${counts}`);
       }
       return 0;
     }

@@ -7,13 +7,14 @@
  * | route | what |
  * |---|---|
  * | `GET /` | the page (`GET /app.js`: its script) |
- * | `GET /api/overview` | counts by queue and state, throughput per second, schedules |
+ * | `GET /api/overview` | counts by queue and state, paused queues, throughput, schedules |
  * | `GET /api/tasks?queue&state&task&since&until&limit&offset` | a page of tasks |
  * | `GET /api/tasks/:id` | a task, its result (a large value cut, with a link) and events |
  * | `GET /api/tasks/:id/result` | the whole result, as JSON |
  * | `POST /api/tasks/:id/retry`, `…/cancel` | the actions |
  * | `GET /api/schedules` | the schedules |
  * | `POST /api/schedules/:id/pause`, `…/resume`, `…/remove` | their actions |
+ * | `POST /api/queues/:name/pause`, `…/resume` | pause or resume a queue |
  * | `GET /api/stream` | every new event, as server-sent events |
  * | `GET /metrics` | Prometheus text |
  *
@@ -258,6 +259,10 @@ class Routes {
       if (action === "pause") return json({ ok: await this.q.pauseSchedule(id) });
       if (action === "resume") return json({ ok: await this.q.resumeSchedule(id) });
       if (action === "remove") return json({ ok: await this.q.unschedule(id) });
+    }
+    if (what === "queues") {
+      if (action === "pause") return json({ ok: await this.q.pauseQueue(id) });
+      if (action === "resume") return json({ ok: await this.q.resumeQueue(id) });
     }
     throw new Refusal(404, `no such action: /${path.join("/")}`);
   }

@@ -133,13 +133,20 @@ function chart(points) {
 
 async function overview() {
   const o = await api("/api/overview");
-  const queues = Object.keys(o.stats.queues).sort();
-  const head = el("tr", {}, el("th", {}, "queue"), STATES.map((s) => el("th", {}, s)));
+  const paused = o.stats.paused;
+  const queues = [...new Set([...Object.keys(o.stats.queues), ...paused])].sort();
+  const head = el("tr", {}, el("th", {}, "queue"), STATES.map((s) => el("th", {}, s)), el("th", {}, ""));
+  const control = (q) => {
+    const on = paused.includes(q);
+    const path = "/api/queues/" + encodeURIComponent(q) + (on ? "/resume" : "/pause");
+    return el("td", { class: "paused" }, on ? "paused " : "",
+      readOnly ? "" : el("button", { class: on ? "resume" : "pause", onclick: () => act(path, (on ? "Resume" : "Pause") + " queue " + q) }, on ? "Resume" : "Pause"));
+  };
   const rows = queues.map((q) =>
     el("tr", { "data-queue": q }, el("td", {}, el("a", { href: "#/tasks?queue=" + encodeURIComponent(q) }, q)),
-      STATES.map((s) => el("td", { class: "n", "data-state": s }, o.stats.queues[q][s] || 0))));
+      STATES.map((s) => el("td", { class: "n", "data-state": s }, (o.stats.queues[q] || {})[s] || 0)), control(q)));
   const total = el("tr", { "data-queue": "" }, el("th", {}, "total"),
-    STATES.map((s) => el("td", { class: "n", "data-state": s }, o.stats.total[s] || 0)));
+    STATES.map((s) => el("td", { class: "n", "data-state": s }, o.stats.total[s] || 0)), el("td", {}, ""));
   const last = o.throughput.slice(-10);
   const rate = last.reduce((a, p) => a + p.completed, 0) / Math.max(1, last.length);
   render(el("h1", {}, "Overview"),

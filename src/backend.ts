@@ -221,8 +221,8 @@ export interface Failure {
   result?: StoredResult;
   /**
    * Instead of ending or retrying, move the task to this queue (its `deadLetter`): it is
-   * queued there at once with its attempts reset and its `deadLetter` cleared, keeping its
-   * error, and a `dead_lettered` event (the old queue, data `{ to, error }`) is appended.
+   * queued there at once with its attempts reset and its `deadLetter` and ttl (`expiresAt`)
+   * cleared, keeping its error, and a `dead_lettered` event (the old queue, data `{ to, error }`) is appended.
    * Neither `retryAt` nor `result` is given with it.
    */
   deadLetter?: string;

@@ -228,7 +228,11 @@ export function resolveTask(
   const resultTtl = optionalDuration(o.resultTtl, "resultTtl");
   if (resultTtl !== undefined) stored.resultTtl = resultTtl;
   if (options.key !== undefined) stored.key = options.key;
-  const deadLetter = checkDeadLetter(o.deadLetter, queue);
+  // A dead-letter queue from the task or the defaults does not apply to a task enqueued into
+  // that very queue (it is already where failures go); one given on this enqueue must differ.
+  const deadLetter = options.deadLetter === undefined && o.deadLetter === queue
+    ? undefined
+    : checkDeadLetter(o.deadLetter, queue);
   if (deadLetter !== undefined) stored.deadLetter = deadLetter;
   return stored;
 }

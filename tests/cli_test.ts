@@ -77,6 +77,7 @@ const COMMANDS = [
   "cancel",
   "events",
   "schedules",
+  "queues",
 ];
 
 Deno.test("cli: --help prints the usage of the program and of each command, exit 0", async () => {
@@ -118,6 +119,8 @@ Deno.test("cli: bad arguments exit 2 with a clear message", async () => {
       [["list", "--state", "done", ...store], /--state: expected one of/],
       [["events", "--type", "finished", ...store], /--type: expected one of/],
       [["schedules", "frob", ...store], /schedules: unknown action "frob"/],
+      [["queues", "stop", "x", ...store], /queues: unknown action "stop"/],
+      [["queues", "pause", ...store], /queues pause needs Q/],
       [["status", "--backend"], /--backend needs a value/],
     ];
     const outs = await Promise.all(cases.map(([args]) => cli(args, dir)));
@@ -197,6 +200,45 @@ Deno.test("cli: enqueue, status, list, result, events, cancel, retry, schedules"
     assert.equal((await cli(["schedules", "resume", "hourly", ...store], dir)).code, 0);
     assert.match((await cli(["schedules", ...store], dir)).stdout, /^hourly.*active/m);
     assert.equal((await cli(["schedules", "resume", "no-such", ...store], dir)).code, 1);
+  });
+});
+
+Deno.test("cli: queues pause, list and resume a queue; enqueue --dead-letter", async () => {
+  await withDir(async (dir, store) => {
+    const enq = await cli(
+      ["enqueue", "pool-add", "[2, 2]", "--queue", "bulk", "--dead-letter", "dead", ...store],
+      dir,
+    );
+    assert.equal(enq.code, 0, enq.stderr);
+    const id = enq.stdout.trim();
+    const pause = await cli(["queues", "pause", "bulk", ...store], dir);
+    assert.equal(pause.code, 0, pause.stderr);
+    assert.match(pause.stdout, /paused: bulk/);
+    assert.equal((await cli(["queues", "pause", "bulk", ...store], dir)).code, 1);
+    assert.equal((await cli(["queues", "pause", "idle", ...store], dir)).code, 0);
+    const queues = await cli(["queues", ...store], dir);
+    assert.equal(queues.code, 0, queues.stderr);
+    assert.match(queues.stdout, /^bulk\s+paused\s+queued=1 running=0 waiting=0$/m);
+    assert.match(queues.stdout, /^idle\s+paused\s+empty$/m);
+    assert.match((await cli(["status", ...store], dir)).stdout, /^paused: bulk, idle$/m);
+    {
+      await using q = await openQueue(dir);
+      assert.equal((await q.get(id))?.deadLetter, "dead");
+      await q.run({ until: "idle", queues: ["bulk"] });
+      assert.equal((await q.get(id))?.state, "queued", "the paused queue kept its task");
+    }
+    const resume = await cli(["queues", "resume", "bulk", ...store], dir);
+    assert.equal(resume.code, 0, resume.stderr);
+    assert.match((await cli(["queues", ...store], dir)).stdout, /^bulk\s+active/m);
+    await using q = await openQueue(dir);
+    await q.run({ until: "idle", queues: ["bulk"] });
+    assert.equal(await q.wait(id), 4);
+    const bad = await cli(
+      ["enqueue", "pool-add", "[1, 1]", "--dead-letter", "default", ...store],
+      dir,
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /deadLetter: the dead-letter queue must differ/);
   });
 });
 

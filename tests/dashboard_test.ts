@@ -224,6 +224,30 @@ Deno.test("dashboard: retry and cancel need POST with the page's CSRF secret", a
   }
 });
 
+Deno.test("dashboard: a queue paused and resumed from the overview's actions", async () => {
+  const f = await fixture();
+  try {
+    const d = f.dashboard;
+    const csrf = await csrfOf(d);
+    const post = (path: string) =>
+      get(d, path, { method: "POST", headers: { "x-omniq-csrf": csrf } });
+    assert.deepEqual((await get(d, "/api/overview")).body.stats.paused, []);
+    assert.deepEqual((await post("/api/queues/emails/pause")).body, { ok: true });
+    assert.deepEqual((await post("/api/queues/emails/pause")).body, { ok: false });
+    assert.deepEqual((await f.q.stats()).paused, ["emails"]);
+    assert.deepEqual((await get(d, "/api/overview")).body.stats.paused, ["emails"]);
+    // Without the CSRF header, nothing changes.
+    const forged = await get(d, "/api/queues/emails/resume", { method: "POST" });
+    assert.equal(forged.status, 403);
+    assert.deepEqual((await f.q.stats()).paused, ["emails"]);
+    assert.deepEqual((await post("/api/queues/emails/resume")).body, { ok: true });
+    assert.deepEqual((await f.q.stats()).paused, []);
+    assert.equal((await post("/api/queues/emails/explode")).status, 404);
+  } finally {
+    await f.cleanup();
+  }
+});
+
 Deno.test("dashboard: schedules list, pause, resume and remove", async () => {
   const f = await fixture();
   try {

@@ -3,8 +3,10 @@
 // records under the prefix, wake-ups by pub/sub, the capped events stream, a server
 // restart in the middle of a run (through tests/run.ts's restart endpoint), completions
 // sent together (one script call, each fenced on its own), a claim's record and the events
-// of names that JSON escapes, and the engine's code: loaded again when the server lost it,
-// and run as scripts where functions are not allowed.
+// of names that JSON escapes, the engine's code (loaded again when the server lost it, and
+// run as scripts where functions are not allowed), the keys a dead-letter move rewrites, a
+// record without a dead-letter queue, and paused queues (due tasks promoted but not reported
+// due, a resume waking another process's worker by pub/sub).
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
@@ -410,3 +412,149 @@ Deno.test("redis: where functions are not allowed, the engine runs its code as s
     await withClient((c) => c.sendCommand(["ACL", "DELUSER", user]));
   }
 });
+
+Deno.test("redis: a dead-letter move carries the task's keys to its new queue, counts included", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    await q.enqueue([{ ...newTask("dl"), key: "dl-key", deadLetter: "dead" }]);
+    const [t] = (await q.claim({ queues: ["default"], limit: 1, lease: 30_000, worker: "w" }))
+      .tasks;
+    assert.equal(t.deadLetter, "dead", "the claim returns the dead-letter queue");
+    await q.progress("dl", t.token, 0.5);
+    const error = { name: "Error", message: "boom" };
+    const moved = await q.fail("dl", t.token, { error, deadLetter: "dead" });
+    assert.deepEqual(moved?.events.map((e) => [e.type, e.taskId, e.queue, e.attempt, e.data]), [
+      ["dead_lettered", "dl", "default", 1, { to: "dead", error }],
+    ]);
+    assert.deepEqual(moved?.results, []);
+    assert.equal(await q.fail("dl", t.token, { error, deadLetter: "dead" }), undefined, "fenced");
+    await withClient(async (c) => {
+      const score = (key: string) => c.sendCommand(["ZSCORE", `${prefix}${key}`, "dl"]);
+      assert.notEqual(await score("{dead}:ready"), null, "ready in its new queue's hash tag");
+      assert.equal(await score("{default}:ready"), null);
+      assert.equal(await score("running"), null);
+      assert.equal(await score("ended"), null, "it has not ended");
+      assert.deepEqual(
+        await c.sendCommand([
+          "HMGET",
+          `${prefix}task:dl`,
+          "queue",
+          "state",
+          "attempts",
+          "token",
+          "lease",
+          "worker",
+          "progress",
+          "dlq",
+        ]),
+        ["dead", "queued", "0", null, null, null, null, null],
+      );
+      const counts = pairsOf(await c.sendCommand(["HGETALL", `${prefix}counts`]));
+      assert.equal(Number(counts["running:default"] ?? 0), 0);
+      assert.equal(Number(counts["queued:dead"]), 1);
+      assert.equal(await c.sendCommand(["HGET", `${prefix}keys`, "dl-key"]), "dl", "still live");
+      assert.equal(await c.sendCommand(["EXISTS", `${prefix}result:dl`]), 0, "no result");
+    });
+    const record = await q.get("dl");
+    assert.equal(record?.deadLetter, undefined);
+    assert.equal(record?.progress, undefined);
+    assert.deepEqual(record?.error, error);
+    const again = await q.claim({ queues: ["dead"], limit: 1, lease: 30_000, worker: "w" });
+    assert.equal(again.tasks[0]?.attempts, 1);
+    assert.equal(again.tasks[0]?.queue, "dead");
+  });
+});
+
+Deno.test("redis: a record without a dead-letter queue (as those written before) stalls to failed", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    await q.enqueue([newTask("old")]);
+    await withClient(async (c) => {
+      assert.equal(await c.sendCommand(["HEXISTS", `${prefix}task:old`, "dlq"]), 0);
+    });
+    const record = await q.get("old");
+    assert.ok(record && !("deadLetter" in record), "no deadLetter property at all");
+    const [t] = (await q.claim({ queues: ["default"], limit: 1, lease: 1, worker: "w" })).tasks;
+    assert.ok(!("deadLetter" in t));
+    await new Promise((r) => setTimeout(r, 20));
+    const swept = await q.sweep({ now: Date.now() });
+    assert.deepEqual(swept.events.map((e) => e.type), ["stalled", "failed"]);
+    assert.equal((await q.get("old"))?.state, "failed");
+  });
+});
+
+Deno.test("redis: a paused queue's due task is promoted but not reported due; pauses are a set", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    await using other = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    const paused = await q.setQueuePaused("p", true);
+    assert.deepEqual(paused?.events.map((e) => [e.type, e.taskId, e.queue, e.attempt]), [
+      ["queue_paused", undefined, "p", undefined],
+    ]);
+    assert.equal(await q.setQueuePaused("p", true), undefined, "already paused");
+    await q.setQueuePaused("a", true);
+    assert.deepEqual(await other.queue.pausedQueues(), ["a", "p"]);
+    const now = Date.now();
+    await q.enqueue([
+      { ...newTask("soon"), queue: "p", runAt: now + 20 },
+      { ...newTask("later"), queue: "p", runAt: now + 60_000 },
+    ]);
+    await new Promise((r) => setTimeout(r, 40));
+    const claimed = await q.claim({ queues: ["p"], limit: 5, lease: 30_000, worker: "w" });
+    assert.deepEqual(claimed.tasks, [], "nothing is taken from a paused queue");
+    assert.equal((await q.get("soon"))?.state, "queued", "its due task was promoted");
+    // Through the script, not a hint the claim left: a worker is never told to wake at once.
+    assert.equal(await other.queue.nextDue(["p"]), undefined);
+    assert.equal(await q.nextDue(["p"]), undefined);
+
+    const resumed = await q.setQueuePaused("p", false);
+    assert.deepEqual(resumed?.events.map((e) => [e.type, e.queue]), [["queue_resumed", "p"]]);
+    assert.equal(await q.setQueuePaused("p", false), undefined, "not paused");
+    assert.deepEqual(await q.pausedQueues(), ["a"]);
+    assert.equal(await other.queue.nextDue(["p"]), now + 60_000);
+    const taken = await q.claim({ queues: ["p"], limit: 5, lease: 30_000, worker: "w" });
+    assert.deepEqual(taken.tasks.map((t) => t.id), ["soon"]);
+    const stored = await backend.events.query({ type: ["queue_paused", "queue_resumed"] });
+    assert.deepEqual(stored.map((e) => [e.type, e.queue]), [
+      ["queue_paused", "p"],
+      ["queue_paused", "a"],
+      ["queue_resumed", "p"],
+    ]);
+  });
+});
+
+Deno.test("redis: a resume in another process wakes an idle worker by pub/sub", async () => {
+  await withPrefix(async (_prefix, url) => {
+    await using runner = await OmniQ.open(url);
+    await using admin = await OmniQ.open(url);
+    assert.equal(await admin.pauseQueue("default"), true);
+    const worker = runner.worker({ pollInterval: "20s" });
+    await worker.start();
+    try {
+      const id = await admin.enqueue(double, [4]);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await admin.get(id))?.state, "queued");
+      const start = Date.now();
+      assert.equal(await admin.resumeQueue("default"), true);
+      assert.equal(await admin.wait(id, { timeout: "5s" }), 8);
+      const took = Date.now() - start;
+      assert.ok(took < 1_000, `started within milliseconds, not at the next poll (${took} ms)`);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+/** `[k1, v1, k2, v2 …]` from the server as an object. */
+function pairsOf(flat: unknown): Record<string, string> {
+  const list = flat as string[];
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < list.length; i += 2) out[list[i]] = list[i + 1];
+  return out;
+}

@@ -77,7 +77,8 @@ export function leave(row: Row): void {
 
 /**
  * Move a task that has spent its attempts to its dead-letter queue: queued there now, its
- * attempts reset, its last error kept, its `deadLetter` cleared (see `Failure.deadLetter`).
+ * attempts reset, its last error kept, its ttl and `deadLetter` cleared (see
+ * `Failure.deadLetter`).
  * Its dependents keep waiting: it has not ended.
  */
 export function deadLetter(
@@ -94,6 +95,8 @@ export function deadLetter(
   row.runAt = now;
   delete row.deadLetter;
   delete row.progress;
+  // The move is a new start in another queue: the ttl counted from the first enqueue is over.
+  delete row.expiresAt;
   release(row, now);
 }
 

@@ -293,6 +293,7 @@ export class RedisQueue implements TaskQueue {
       r === undefined ? "" : resultJson(r),
       r?.expiresAt === undefined ? "" : String(r.expiresAt),
       r === undefined ? "" : String(r.completedAt),
+      failure.deadLetter ?? "",
     ]);
     return out.x === true ? this.#c.effects(out) : undefined;
   }
@@ -321,6 +322,20 @@ export class RedisQueue implements TaskQueue {
       if (out.x !== true) break;
     }
     return effects;
+  }
+
+  async setQueuePaused(queue: string, paused: boolean): Promise<Effects | undefined> {
+    const out = await this.#change("pauseQueue", [queue, paused ? "1" : "0"]);
+    // The due time the last claim brought left paused queues out: it is stale now.
+    this.#dueHint = undefined;
+    return out.x === true ? this.#c.effects(out) : undefined;
+  }
+
+  async pausedQueues(): Promise<string[]> {
+    const queues = arr<string>(
+      await this.#c.command("pausedQueues", ["SMEMBERS", `${this.#c.prefix}paused`]),
+    );
+    return queues.sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
   }
 
   async nextDue(queues: string[]): Promise<number | undefined> {

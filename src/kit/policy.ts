@@ -165,7 +165,8 @@ export function stallVerdict(
 
 /**
  * The event of a task moved to its dead-letter queue: in the queue it leaves, at the attempt
- * that spent its last try, with data `{ to, error }`.
+ * that spent its last try, with data `{ to, error }` (the error's name and message, as a
+ * `retrying` or `failed` event carries it).
  */
 export function deadLetterEvent(
   task: Pick<StoredTask, "id" | "queue" | "attempts">,
@@ -173,7 +174,10 @@ export function deadLetterEvent(
   at: number,
   error: SerializedError,
 ): NewEvent {
-  return taskEvent("dead_lettered", task, at, { to, error: { ...error } });
+  return taskEvent("dead_lettered", task, at, {
+    to,
+    error: { name: error.name, message: error.message },
+  });
 }
 
 /** The event of a queue paused or resumed (no task). */

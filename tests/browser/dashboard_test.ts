@@ -123,11 +123,18 @@ Deno.test("dashboard in Chromium: counts, a timeline, retry, cancel, a paused sc
     );
     await shoot(page, "schedules");
 
+    // Pause a queue from the overview, then resume it.
+    await page.goto(`${dashboard.url}#/`);
+    await page.locator('#counts tr[data-queue="emails"] button.pause').click();
+    await until("the queue pause", async () => (await q.stats()).paused.includes("emails"));
+    await page.locator('#counts tr[data-queue="emails"] button.resume').click();
+    await until("the queue resume", async () => (await q.stats()).paused.length === 0);
+
     await page.goto(`${dashboard.url}#/tasks`);
     await page.locator("#tasks").waitFor();
     await shoot(page, "tasks");
 
-    assert.deepEqual(dialogs.map((d) => d.split(":")[0]), ["confirm", "confirm", "confirm"]);
+    assert.deepEqual(dialogs.map((d) => d.split(":")[0]), Array(5).fill("confirm"));
     for (const name of ["overview", "task", "schedules", "tasks"]) {
       assert.ok((await Deno.stat(`${dir}/${name}.png`)).size > 5_000, name);
     }

@@ -185,8 +185,13 @@ export const queueCases: Case[] = [
         () => defineTask("conformance.self-dead-letter", () => 1, { deadLetter: "default" }),
         ConfigError,
       );
+      // Inherited from the definition, it does not apply to a task enqueued into that queue.
+      const inherits = defineTask("conformance.dead-lettered", () => 1, { deadLetter: "dead" });
+      const direct = await q.enqueue(inherits, [], { queue: "dead" });
+      assert.equal((await q.get(direct))?.deadLetter, undefined);
+      await q.cancel(direct);
       const stats = await q.stats();
-      assert.equal(Object.values(stats.total).reduce((a, b) => a + b, 0), 0);
+      assert.equal(Object.values(stats.total).reduce((a, b) => a + b, 0), 1, "only the last");
       assert.deepEqual(stats.paused, []);
     },
   },

@@ -436,6 +436,98 @@ export const taskCases: StoreCase[] = [
     },
   },
   {
+    name: "a paused queue is skipped by claims in every handle; its due tasks stay claimable",
+    async fn({ backend: one, connect }) {
+      const two = await connect();
+      await one.queue.enqueue([
+        newTask("p1", { queue: "p" }),
+        newTask("p2", { queue: "p", runAt: Date.now() + 20 }),
+        newTask("o1", { queue: "o" }),
+      ]);
+      const paused = await one.queue.setQueuePaused("p", true);
+      assert.deepEqual(
+        paused?.events.map((e) => [e.type, e.queue, e.taskId]),
+        [["queue_paused", "p", undefined]],
+      );
+      assert.equal(await two.queue.setQueuePaused("p", true), undefined, "already paused");
+      assert.equal(await one.queue.setQueuePaused("o", false), undefined, "never paused");
+      assert.deepEqual(await two.queue.pausedQueues(), ["p"]);
+      await sleep(30);
+      const claim = { queues: ["p", "o"], limit: 5, ...WORKER };
+      assert.deepEqual((await two.queue.claim(claim)).tasks.map((t) => t.id), ["o1"]);
+      assert.deepEqual((await one.queue.claim(claim)).tasks, []);
+      assert.equal((await one.queue.get("p1"))?.state, "queued");
+      // A paused queue's due task does not keep a worker polling at once.
+      const due = await one.queue.nextDue(["p"]);
+      assert.ok(due === undefined || due > Date.now() - 1_000, `nextDue ${due}`);
+      await one.queue.setQueuePaused("z", true);
+      assert.deepEqual(await one.queue.pausedQueues(), ["p", "z"]);
+      const resumed = await two.queue.setQueuePaused("p", false);
+      assert.deepEqual(resumed?.events.map((e) => [e.type, e.queue]), [["queue_resumed", "p"]]);
+      assert.deepEqual(await one.queue.pausedQueues(), ["z"]);
+      const again = await one.queue.claim(claim);
+      assert.deepEqual(again.tasks.map((t) => t.id), ["p1", "p2"]);
+    },
+  },
+  {
+    name: "a failure with a dead-letter queue moves the task there, fenced, with its history",
+    async fn({ backend: b }) {
+      const expiresAt = Date.now() + 60_000;
+      await b.queue.enqueue([newTask("d", { deadLetter: "dlq", maxAttempts: 1, expiresAt })]);
+      assert.equal((await b.queue.get("d"))?.deadLetter, "dlq");
+      const [t] = (await b.queue.claim({ queues: ["default"], limit: 1, ...WORKER })).tasks;
+      assert.equal(t.deadLetter, "dlq");
+      const error = { name: "Error", message: "poison" };
+      const moved = await b.queue.fail("d", t.token, { error, deadLetter: "dlq" });
+      assert.deepEqual(moved?.events.map((e) => [e.type, e.queue, e.attempt, e.data]), [
+        ["dead_lettered", "default", 1, { to: "dlq", error }],
+      ]);
+      assert.deepEqual(moved?.results, []);
+      assert.equal(await b.queue.fail("d", t.token, { error, deadLetter: "dlq" }), undefined);
+      const stored = await b.queue.get("d");
+      assert.equal(stored?.state, "queued");
+      assert.equal(stored.queue, "dlq");
+      assert.equal(stored.attempts, 0);
+      assert.equal(stored.deadLetter, undefined);
+      assert.equal(stored.expiresAt, undefined, "the move ends the ttl of the first enqueue");
+      assert.deepEqual(stored.error, error);
+      assert.equal(await b.results.get("d"), undefined);
+      assert.equal((await b.queue.stats()).queues.dlq?.queued, 1);
+      const types = (await b.events.query({ taskId: "d" })).map((e) => e.type);
+      assert.deepEqual(types, ["enqueued", "started", "dead_lettered"]);
+      assert.deepEqual(
+        (await b.queue.claim({ queues: ["default"], limit: 1, ...WORKER })).tasks,
+        [],
+      );
+      const [again] = (await b.queue.claim({ queues: ["dlq"], limit: 1, ...WORKER })).tasks;
+      assert.equal(again.id, "d");
+      assert.equal(again.attempts, 1);
+    },
+  },
+  {
+    name: "a stall on the last attempt moves a task with a dead-letter queue there",
+    async fn({ backend: b }) {
+      await b.queue.enqueue([newTask("s", { deadLetter: "dlq", maxAttempts: 1 })]);
+      await b.queue.claim({ queues: ["default"], limit: 1, lease: 1, worker: "w" });
+      await sleep(5);
+      const swept = await b.queue.sweep({ now: Date.now() + 50 });
+      assert.deepEqual(swept.events.map((e) => [e.type, e.queue]), [
+        ["stalled", "default"],
+        ["dead_lettered", "default"],
+      ]);
+      const message = "the worker's lease expired on attempt 1";
+      assert.deepEqual(swept.events[1].data, {
+        to: "dlq",
+        error: { name: "StalledError", message },
+      });
+      const stored = await b.queue.get("s");
+      assert.equal(stored?.state, "queued");
+      assert.equal(stored.queue, "dlq");
+      assert.equal(stored.attempts, 0);
+      assert.equal(await b.results.get("s"), undefined);
+    },
+  },
+  {
     name: "close is idempotent and later queue calls are refused",
     async fn({ backend: b }) {
       await b.close();

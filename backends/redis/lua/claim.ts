@@ -5,14 +5,17 @@ export const CLAIM: string = `--[[
   Claim up to \`limit\` due tasks from the queues, in the order given.
 
   Promotes each queue's scheduled tasks that are due, then pops queued ones (as many as
-  still fit, in one ZPOPMIN a round). A popped task past its ttl expires instead; one whose
+  still fit, in one ZPOPMIN a round). A paused queue (in the set \`paused\`, see
+  pause_queue.ts) has its due tasks promoted all the same (so they are not reported due
+  again), and none taken. A popped task past its ttl expires instead; one whose
   record is not a valid task is failed (\`corrupt\`). A claimed task is \`running\` with a
   fresh token and a lease on the server's clock.
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due, running,
-      expiring, ended, keys, deps:<id>, counts, result:<id>, results:ttl, events, wake
+      expiring, ended, keys, deps:<id>, counts, result:<id>, results:ttl, events, wake,
+      paused
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] limit: the most tasks to claim
     ARGV[5] lease: the lease (ms)
@@ -23,7 +26,8 @@ export const CLAIM: string = `--[[
   Output:
     finish(x), x = { tasks = { {id, {values of CLAIM_FIELDS}}, … }, drained, due }: with
     fewer tasks than the limit, drained is true and due the earliest due time of a
-    scheduled task in the queues (absent when none is), as \`nextDue\` would answer
+    scheduled task in the queues that are not paused (absent when none is), as
+    \`nextDue\` would answer
 ]]
 local limit, lease, worker, base = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local tasks, n = {}, 0
@@ -41,7 +45,8 @@ for qi = 8, #ARGV do
       redis.call('ZADD', readyKey(q), score(t), id)
     end
   end
-  while n < limit do
+  local open = not queuePaused(q)
+  while open and n < limit do
     local top = redis.call('ZPOPMIN', readyKey(q), int(limit - n))
     if #top == 0 then break end
     for i = 1, #top, 2 do

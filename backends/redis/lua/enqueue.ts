@@ -20,9 +20,10 @@ export const ENQUEUE: string = `--[[
       events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] n: how many tasks
-    ARGV[5..] n groups of TASK_ARGS (13) entries each: id, queue, priority, runAt, expiresAt
+    ARGV[5..] n groups of TASK_ARGS (14) entries each: id, queue, priority, runAt, expiresAt
       or '', maxAttempts, resultTtl or '', key or '', onDependencyFailure, dependencies
-      JSON, links JSON or '', task name, the rest as JSON (see \`insert\` in fragments.ts)
+      JSON, links JSON or '', task name, the rest as JSON, dead-letter queue or '' (see
+      \`insert\` in fragments.ts)
 
   Output:
     finish(x), x = { ids, created } (created[i] false where a live task stood in), or the

@@ -2,15 +2,19 @@
 
 /** The Lua body of `fail`; it runs after `begin(ARGV)` (fragments.ts). */
 export const FAIL: string = `--[[
-  Fail a running task's attempt: retry it later, or end it failed.
+  Fail a running task's attempt: retry it later, move it to its dead-letter queue, or end
+  it failed.
 
-  With a retry time the task goes back to scheduled or queued (\`place\`); without one it
-  ends failed, and its dependents are cancelled or released (\`cascade\`).
+  With a retry time the task goes back to scheduled or queued (\`place\`); with a
+  dead-letter queue it is queued there (\`deadLetter\`, the event \`deadLetterEvent\` in
+  src/kit/policy.ts makes); without either it ends failed, and its dependents are cancelled
+  or released (\`cascade\`).
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, keys, deps:<id>,
-      {<queue>}:ready, {<queue>}:due, counts, result:<id>, results:ttl, events, wake
+      {<queue>}:ready, {<queue>}:due (of its queue, or of its dead-letter queue), counts,
+      result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
     ARGV[5] token: the claim's token
@@ -19,6 +23,7 @@ export const FAIL: string = `--[[
     ARGV[8] result JSON or ''
     ARGV[9] the result's expiresAt or ''
     ARGV[10] the result's completedAt or ''
+    ARGV[11] the dead-letter queue to move the task to, or '' (then ARGV[7..10] are '')
 
   Output:
     finish(x), x = true, or false when the token is stale
@@ -27,6 +32,10 @@ local id = ARGV[4]
 local t = held(id, ARGV[5])
 if not t then return finish(false) end
 local err = cjson.decode(ARGV[6])
+if ARGV[11] ~= '' then
+  deadLetter(id, t, ARGV[11], err, ARGV[6])
+  return finish(true)
+end
 local brief = {name = err.name, message = err.message}
 if ARGV[7] ~= '' then
   local retryAt = tonumber(ARGV[7])

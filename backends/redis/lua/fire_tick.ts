@@ -19,7 +19,7 @@ export const FIRE_TICK: string = `--[[
     ARGV[5] tick: the tick fired (ms)
     ARGV[6] the next tick (ms) or '' when none follows
     ARGV[7] '1' when a task follows
-    ARGV[8..] the task: TASK_ARGS (13) entries, as in enqueue
+    ARGV[8..] the task: TASK_ARGS (14) entries, as in enqueue
 
   Output:
     finish(x), x = true, or false when the compare-and-set failed

@@ -1,19 +1,21 @@
 // The Lua shared by every script of the Redis engine: `LIB`, the helpers each body calls
-// (`begin`, `load`, `place`, `endTask`, `cascade`, `insert`, `setNext`, `finish` …), and the
-// layouts the client and the scripts agree on (`CLAIM_FIELDS`, `TASK_ARGS`). The bodies,
-// one per file beside this one, are joined to `LIB` by mod.ts: the helpers exist once, not
-// in every script.
+// (`begin`, `load`, `place`, `deadLetter`, `endTask`, `cascade`, `insert`, `setNext`,
+// `finish` …), and the layouts the client and the scripts agree on (`CLAIM_FIELDS`,
+// `TASK_ARGS`). The bodies, one per file beside this one, are joined to `LIB` by mod.ts: the
+// helpers exist once, not in every script.
 //
 // The keys, under the prefix P (ARGV[1]), as the helpers name them:
 //   P task:<id> (hash), P {<queue>}:ready and P {<queue>}:due (sorted sets), P running,
 //   P expiring, P ended, P tasks (sorted sets), P seq (counter), P keys (hash, dedupe key
 //   to id), P deps:<id> (sorted set of dependents), P counts (hash), P result:<id>
-//   (string), P results:ttl (sorted set), P events (stream), P wake (pub/sub channel).
-//   docs/engines/redis.md says what each holds.
+//   (string), P results:ttl (sorted set), P events (stream), P wake (pub/sub channel),
+//   P paused (set of paused queues). docs/engines/redis.md says what each holds.
 //
 // The rules the helpers apply are those of src/kit/policy.ts, in Lua because the script
 // must decide inside the call: `depsDone` and `cascade` mirror `dependencyVerdict` and
-// `dependencyCancel`, `index` mirrors `readyState`, `produce` mirrors `endResult`.
+// `dependencyCancel`, `index` mirrors `readyState`, `produce` mirrors `endResult`,
+// `deadLetter` emits the event `deadLetterEvent` makes (and moves the task as
+// `Failure.deadLetter` says); `queuePaused` reads the pause `TaskQueue.setQueuePaused` set.
 
 /**
  * The fields of a task record that a claim reads and returns, in this order: those the
@@ -45,12 +47,13 @@ export const CLAIM_FIELDS = [
   "lease",
   "seq",
   "worker",
+  "dlq",
 ] as const;
 
 /** Helpers shared by every body; `begin` sets the state of one call. */
 export const LIB: string = `
 local FIELDS = {'id', 'state', 'queue', 'pri', 'seq', 'attempts', 'runAt', 'exp', 'max',
-  'rttl', 'key', 'odf', 'deps', 'token'}
+  'rttl', 'key', 'odf', 'deps', 'token', 'dlq'}
 -- What a claim reads and returns (CLAIM_FIELDS), and each one's place in it.
 -- (Literals both: a library's top level may not call \`ipairs\` as it loads.)
 local RECORD = {${CLAIM_FIELDS.map((f) => `'${f}'`).join(", ")}}
@@ -96,6 +99,9 @@ local function int(n) return string.format('%d', n) end
 local function tkey(id) return P .. 'task:' .. id end
 local function readyKey(q) return P .. '{' .. q .. '}:ready' end
 local function dueKey(q) return P .. '{' .. q .. '}:due' end
+
+-- Whether a queue is paused (\`TaskQueue.setQueuePaused\`): a claim takes nothing from it.
+local function queuePaused(q) return redis.call('SISMEMBER', P .. 'paused', q) == 1 end
 
 local function count(q, state, d)
   if q and STATES[state] then
@@ -245,6 +251,22 @@ local function place(id, t, runAt, ...)
   return s
 end
 
+-- Move a running task that has spent its attempts to its dead-letter queue \`to\`: queued
+-- there now (in that queue's ready set and counts), its attempts reset, its claim, progress
+-- and dead-letter queue cleared, \`errJson\` its error. The event, as \`deadLetterEvent\` makes
+-- it, is in the queue it leaves, at the attempt that spent its last try, with data
+-- { to, error }. No result is written and its dependents keep waiting: it has not ended.
+local function deadLetter(id, t, to, err, errJson)
+  emit('dead_lettered', id, t.queue, t.attempts,
+    {to = to, error = {name = err.name, message = err.message}})
+  redis.call('ZREM', K_RUNNING, id)
+  redis.call('HDEL', tkey(id), 'token', 'lease', 'worker', 'progress', 'dlq', 'exp')
+  count(t.queue, t.state, -1)
+  t.queue, t.state, t.attempts, t.dlq, t.exp = to, 'queued', 0, nil, nil
+  count(to, 'queued', 1)
+  place(id, t, NOW, 'queue', to, 'attempts', '0', 'error', errJson)
+end
+
 -- Take a task out of every live index (it is about to become final). A running task is in
 -- no ready or due set (claiming popped it, and every path back to them leaves \`running\`),
 -- and only a task with a ttl is in \`expiring\`.
@@ -288,11 +310,13 @@ local function endTask(id, t, state, name, message, data)
 end
 
 -- The earliest due time of a scheduled task in the queues argv[from], argv[from + 1] …, or nil.
+-- A paused queue's tasks are left out: a worker would wake for them and take nothing (its
+-- resume wakes the workers instead).
 local function earliestDue(argv, from)
   local best
   for i = from, #argv do
     local top = redis.call('ZRANGE', dueKey(argv[i]), '0', '0', 'WITHSCORES')
-    if #top > 0 then
+    if #top > 0 and not queuePaused(argv[i]) then
       local s = tonumber(top[2])
       if not best or s < best then best = s end
     end
@@ -362,7 +386,8 @@ end
 
 -- Store one new task (validated by the caller) and put it where its state says; the record
 -- is written in one HSET, its state included.
--- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON
+-- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON,
+-- dead-letter queue
 local function insert(a)
   local id = a[1]
   local k = tkey(id)
@@ -390,6 +415,7 @@ local function insert(a)
     redis.call('HSET', K_KEYS, a[8], id)
   end
   if a[11] ~= '' then field('links', a[11]) end
+  if a[14] ~= '' then field('dlq', a[14]) end
   redis.call('ZADD', K_TASKS, seqS, id)
   local failed
   for _, d in ipairs(t.depList) do
@@ -453,4 +479,4 @@ end
 `;
 
 /** The number of ARGV entries one task takes in `enqueue` and `fireTick`. */
-export const TASK_ARGS = 13;
+export const TASK_ARGS = 14;

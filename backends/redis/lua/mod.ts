@@ -41,6 +41,7 @@ import { LIST } from "./list.ts";
 import { PUT_SCHEDULE } from "./put_schedule.ts";
 import { DELETE_SCHEDULE } from "./delete_schedule.ts";
 import { PAUSE_SCHEDULE } from "./pause_schedule.ts";
+import { PAUSE_QUEUE } from "./pause_queue.ts";
 import { FIRE_TICK } from "./fire_tick.ts";
 import { PUT_RESULTS } from "./put_results.ts";
 import { DELETE_RESULTS } from "./delete_results.ts";
@@ -68,6 +69,7 @@ const BODIES = {
   putSchedule: PUT_SCHEDULE,
   deleteSchedule: DELETE_SCHEDULE,
   pauseSchedule: PAUSE_SCHEDULE,
+  pauseQueue: PAUSE_QUEUE,
   fireTick: FIRE_TICK,
   putResults: PUT_RESULTS,
   deleteResults: DELETE_RESULTS,

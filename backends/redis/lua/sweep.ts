@@ -4,14 +4,15 @@
 export const SWEEP: string = `--[[
   Recover expired leases, expire unstarted tasks past their ttl, purge final records.
 
-  A stalled task gets another attempt while attempts remain, else fails with a
-  StalledError (\`stallVerdict\` in src/kit/policy.ts). Each part handles at most a batch.
+  A stalled task gets another attempt while attempts remain, else moves to its dead-letter
+  queue with a StalledError when it has one (\`deadLetter\`), else fails with that error
+  (\`stallVerdict\` in src/kit/policy.ts). Each part handles at most a batch.
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, tasks, keys,
-      deps:<id>, {<queue>}:ready, {<queue>}:due, counts, result:<id>, results:ttl, events,
-      wake
+      deps:<id>, {<queue>}:ready, {<queue>}:due (of a task's queue and of its dead-letter
+      queue), counts, result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] purgeBefore: purge final records that ended before this (ms), or '' to keep them
     ARGV[5] batch: the most entries each part handles
@@ -33,8 +34,12 @@ for _, id in ipairs(stalled) do
       place(id, t, NOW)
     else
       local message = "the worker's lease expired on attempt " .. t.attempts
-      endTask(id, t, 'failed', 'StalledError', message,
-        {error = {name = 'StalledError', message = message}})
+      local err = {name = 'StalledError', message = message}
+      if t.dlq then
+        deadLetter(id, t, t.dlq, err, cjson.encode(err))
+      else
+        endTask(id, t, 'failed', 'StalledError', message, {error = err})
+      end
     end
   end
 end
