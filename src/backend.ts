@@ -101,7 +101,13 @@ export interface NewTask {
    * The queue the task moves to when it has spent its attempts, instead of ending `failed`
    * (cleared by the move, so a task is dead-lettered once).
    */
-  deadLetter?: string;
+  deadLetter?: string; /**
+   * Priority aging (ms): while the task is `queued` with a priority under 9, once `runAt +
+   * ageAfter` has passed, a sweep raises its priority to 9 and appends an `aged` event (data
+   * `{ from }`, the priority it had).
+   */
+
+  ageAfter?: number;
 }
 
 /** How a workflow task uses its dependencies' results (stored as given, e.g. as JSON). */
@@ -342,7 +348,8 @@ export interface TaskQueue extends ScheduleStore {
   retry(id: string): Promise<Effects | undefined>;
   /**
    * Recover stalled tasks (expired leases: back to the queue with a `stalled` event, or
-   * `failed` when out of attempts), expire tasks past their `ttl`, and purge final records.
+   * `failed` when out of attempts), expire tasks past their `ttl`, raise the priority of
+   * tasks that aged (`NewTask.ageAfter`), and purge final records.
    */
   sweep(options: SweepOptions): Promise<Effects>;
   /**

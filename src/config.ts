@@ -87,6 +87,7 @@ export const SCHEMA: Schema = {
     ttl: "duration",
     resultTtl: "duration",
     deadLetter: "string",
+    ageAfter: "duration",
     keepCompleted: "duration",
     eventTtl: "duration",
   },

@@ -43,6 +43,7 @@ const ENQUEUE_KEYS = new Set([
   "onDependencyFailure",
   "key",
   "deadLetter",
+  "ageAfter",
 ]);
 
 /** Refuse keys an options object does not know, naming the nearest known one. */
@@ -234,6 +235,13 @@ export function resolveTask(
     ? undefined
     : checkDeadLetter(o.deadLetter, queue);
   if (deadLetter !== undefined) stored.deadLetter = deadLetter;
+  const ageAfter = optionalDuration(o.ageAfter, "ageAfter");
+  if (ageAfter !== undefined) {
+    if (ageAfter <= 0) {
+      throw new ConfigError(`ageAfter: expected a duration over 0, got ${ageAfter}ms`);
+    }
+    stored.ageAfter = ageAfter;
+  }
   return stored;
 }
 

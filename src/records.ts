@@ -58,6 +58,7 @@ export function toTaskRecord(task: StoredTask, now: number = Date.now()): TaskRe
   if (task.scheduleId !== undefined) record.scheduleId = task.scheduleId;
   if (task.worker !== undefined && task.state === "running") record.worker = task.worker;
   if (task.deadLetter !== undefined) record.deadLetter = task.deadLetter;
+  if (task.ageAfter !== undefined) record.ageAfter = task.ageAfter;
   return record;
 }
 

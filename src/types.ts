@@ -62,6 +62,7 @@ export type EventType =
   | "schedule_paused"
   | "schedule_resumed"
   | "dead_lettered"
+  | "aged"
   | "queue_paused"
   | "queue_resumed"
   | "corrupt";
@@ -82,6 +83,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   "schedule_paused",
   "schedule_resumed",
   "dead_lettered",
+  "aged",
   "queue_paused",
   "queue_resumed",
   "corrupt",
@@ -151,6 +153,12 @@ export interface TaskOptions {
    * task's queue.
    */
   deadLetter?: string;
+  /**
+   * Priority aging: a task still queued this long after it became due is raised to priority 9,
+   * so it runs ahead of newer work of any priority and a low priority cannot starve. Workers
+   * check at each sweep (`sweepInterval`), and an `aged` event records the change.
+   */
+  ageAfter?: Duration;
 }
 
 /** Options of {@linkcode OmniQ.enqueue}. */
@@ -214,7 +222,9 @@ export interface TaskRecord {
   /** The id of the worker running it (while `running`). */
   worker?: string;
   /** The queue it moves to once it has spent its attempts, if any (see `deadLetter`). */
-  deadLetter?: string;
+  deadLetter?:
+    string; /** How long it waits queued before its priority is raised to 9 (ms), if it ages. */
+  ageAfter?: number;
 }
 
 /** The outcome of a task, returned by {@linkcode OmniQ.result}. */

@@ -35,7 +35,7 @@ export const LOG_SEGMENT_EVENTS = 1_000;
  */
 export function keptListing(dir: string): boolean {
   return dir.startsWith("ready/") || dir.startsWith("sched/") || dir === "running" ||
-    dir === "expires" || dir === "final";
+    dir === "expires" || dir === "aging" || dir === "final";
 }
 
 /** The longest a kept listing of an index directory is used before it is listed again. */

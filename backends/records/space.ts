@@ -4,7 +4,8 @@
  * ({@linkcode RecordSpace}), and the names of the index entries derived from a record.
  *
  * Index entries are paths (`ready/<queue>/<9-priority><seq>-<id>`, `sched/<queue>/<runAt>-<id>`,
- * `running/<id>`, `expires/<time>-<id>`, `final/<time>-<id>`, `deps/<dep>/<id>`), with each
+ * `running/<id>`, `expires/<time>-<id>`, `aging/<time>-<id>`, `final/<time>-<id>`,
+ * `deps/<dep>/<id>`), with each
  * name segment made safe by `encName`. They are hints: a step re-reads the record an entry
  * names, and drops an entry that no longer matches it.
  *
@@ -14,7 +15,7 @@
 import type { StoredSchedule, StoredTask } from "../../src/backend.ts";
 import type { NewEvent, StoredEvent, StoredResult } from "../../src/backend.ts";
 import { decName, encName as encodeName, pad } from "../../src/kit/encoding.ts";
-import { isFinal, UNSTARTED_STATES } from "../../src/kit/policy.ts";
+import { AGED_PRIORITY, isFinal, UNSTARTED_STATES } from "../../src/kit/policy.ts";
 
 /** Characters `encName` keeps as they are: a name made only of them is its own safe form. */
 const PLAIN_NAME = /^[A-Za-z0-9_~!'()-]*$/;
@@ -112,6 +113,9 @@ export function indexKeys(row: Row): string[] {
   switch (row.state) {
     case "queued":
       out.push(`ready/${q}/${9 - row.priority}${pad(row.seq)}-${id}`);
+      if (row.ageAfter !== undefined && row.priority < AGED_PRIORITY) {
+        out.push(`aging/${pad(row.runAt + row.ageAfter)}-${id}`);
+      }
       break;
     case "scheduled":
       out.push(`sched/${q}/${pad(row.runAt)}-${id}`);

@@ -11,11 +11,14 @@
 import type { NewEvent, NewTask, StoredResult, SweepOptions } from "../../src/backend.ts";
 import { pad } from "../../src/kit/encoding.ts";
 import {
+  AGED_PRIORITY,
+  agedEvent,
   deadLetterEvent,
   dependencyCancel,
   dependencyVerdict,
   endResult,
   EXPIRED_ERROR,
+  hasAged,
   isFinal,
   readyState,
   stallVerdict,
@@ -209,7 +212,8 @@ export function readyName(row: Row): string {
 
 /**
  * One step of a sweep: stalled tasks back to their queue or failed, unstarted tasks past
- * their `ttl` expired, final records purged; as much as the step has room for.
+ * their `ttl` expired, aged tasks raised to the top priority, final records purged; as much
+ * as the step has room for.
  */
 export async function sweepStep(tx: RecordTx, options: SweepOptions, out: StepOut): Promise<void> {
   const { now } = options;
@@ -249,6 +253,20 @@ export async function sweepStep(tx: RecordTx, options: SweepOptions, out: StepOu
     if (row.expiresAt <= now) {
       await end(tx, row, { state: "expired", now, error: { ...EXPIRED_ERROR } }, out);
     }
+  }
+  for (const name of await tx.entries("aging", SWEEP_BATCH)) {
+    if (!tx.room()) break;
+    if (Number.isNaN(entryTime(name))) continue;
+    if (entryTime(name) > now) break;
+    const id = entryId(name);
+    const row = id === undefined ? undefined : await tx.row(id);
+    // An entry whose task was claimed, raised or moved since is stale.
+    if (!row || !hasAged(row, now) || row.runAt + row.ageAfter! !== entryTime(name)) {
+      tx.dropEntry(`aging/${name}`);
+      continue;
+    }
+    out.events.push(agedEvent(row, row.priority, now));
+    row.priority = AGED_PRIORITY;
   }
   if (options.purgeBefore === undefined) return;
   for (const name of await tx.entries("final", SWEEP_BATCH)) {

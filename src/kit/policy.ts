@@ -180,6 +180,27 @@ export function deadLetterEvent(
   });
 }
 
+/** The priority an aged task is raised to (`NewTask.ageAfter`). */
+export const AGED_PRIORITY = 9;
+
+/** Whether a queued task has aged by `now`: it waits with a lower priority past its bound. */
+export function hasAged(
+  task: Pick<StoredTask, "state" | "priority" | "runAt" | "ageAfter">,
+  now: number,
+): boolean {
+  return task.state === "queued" && task.ageAfter !== undefined &&
+    task.priority < AGED_PRIORITY && task.runAt + task.ageAfter <= now;
+}
+
+/** The event of a task whose priority aged, from `from` to {@linkcode AGED_PRIORITY}. */
+export function agedEvent(
+  task: Pick<StoredTask, "id" | "queue" | "attempts">,
+  from: number,
+  at: number,
+): NewEvent {
+  return taskEvent("aged", task, at, { from });
+}
+
 /** The event of a queue paused or resumed (no task). */
 export function queuePauseEvent(queue: string, paused: boolean, at: number): NewEvent {
   return { type: paused ? "queue_paused" : "queue_resumed", queue, at };

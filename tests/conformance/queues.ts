@@ -1,10 +1,11 @@
 // Queue controls: a paused queue keeps its tasks until it is resumed, in every handle on the
-// store; a task that spends its attempts moves to its dead-letter queue with its history.
+// store; a task that spends its attempts moves to its dead-letter queue with its history; a
+// task that waits past its ageAfter is raised to the top priority.
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, type OmniQ } from "../../mod.ts";
 import { type Case, eventsOf, sleep as pause, typesOf, until } from "./harness.ts";
-import { echo, fail, flaky, probe } from "./tasks.ts";
+import { echo, fail, flaky, probe, track } from "./tasks.ts";
 
 /** Claim one task of a queue as a worker that will never renew its lease. */
 async function ghostClaim(q: OmniQ, queue: string, lease: number) {
@@ -163,6 +164,29 @@ export const queueCases: Case[] = [
     },
   },
   {
+    name: "a task that waits past its ageAfter runs ahead of newer higher-priority work",
+    async fn({ open, key }) {
+      await using q = await open();
+      const old = await q.enqueue(track, [key, "old", 0], { priority: 1, ageAfter: "40ms" });
+      const plain = await q.enqueue(track, [key, "plain", 0], { priority: 1 });
+      assert.equal((await q.get(old))?.ageAfter, 40);
+      await pause(60);
+      for (let i = 0; i < 3; i++) {
+        await q.enqueue(track, [key, `new${i}`, 0], { priority: 5, ageAfter: "1h" });
+      }
+      await q.cleanup(); // a sweep, as every worker runs one each sweepInterval
+      const aged = await q.get(old);
+      assert.equal(aged?.priority, 9);
+      assert.equal((await q.get(plain))?.priority, 1, "without ageAfter it keeps its priority");
+      const events = await eventsOf(q, old);
+      assert.deepEqual(events.map((e) => e.type), ["enqueued", "aged"]);
+      assert.deepEqual(events[1].data, { from: 1 });
+      await q.run({ until: "idle", concurrency: 1 });
+      assert.deepEqual(probe(key).order, ["old", "new0", "new1", "new2", "plain"]);
+      assert.equal((await q.get(plain))?.priority, 1);
+    },
+  },
+  {
     name: "bad queue controls and dead-letter queues are refused and store nothing",
     async fn({ open }) {
       await using q = await open();
@@ -177,6 +201,12 @@ export const queueCases: Case[] = [
         (e: Error) => e instanceof ConfigError && /"a"/.test(e.message),
       );
       await assert.rejects(q.enqueue(echo, [1], { deadLetter: "" }), ConfigError);
+      await assert.rejects(
+        q.enqueue(echo, [1], { ageAfter: 0 }),
+        (e: Error) =>
+          e instanceof ConfigError && /ageAfter: expected a duration over 0/.test(e.message),
+      );
+      await assert.rejects(q.enqueue(echo, [1], { ageAfter: "-5s" }), ConfigError);
       await assert.rejects(
         q.enqueue(echo, [1], { deadLetter: 5 as unknown as string }),
         ConfigError,

@@ -528,6 +528,33 @@ export const taskCases: StoreCase[] = [
     },
   },
   {
+    name: "a sweep raises the priority of queued tasks past their ageAfter, and only those",
+    async fn({ backend: b }) {
+      const now = Date.now();
+      await b.queue.enqueue([
+        newTask("aged", { priority: 2, ageAfter: 10, runAt: now - 20 }),
+        newTask("young", { priority: 2, ageAfter: 60_000 }),
+        newTask("top", { priority: 9, ageAfter: 10, runAt: now - 20 }),
+        newTask("taken", { priority: 2, ageAfter: 10, runAt: now - 20, queue: "other" }),
+        newTask("later", { priority: 2, ageAfter: 10, runAt: now + 60_000 }),
+      ]);
+      assert.equal((await b.queue.get("aged"))?.ageAfter, 10);
+      await b.queue.claim({ queues: ["other"], limit: 1, ...WORKER });
+      const swept = await b.queue.sweep({ now: Date.now() });
+      assert.deepEqual(swept.events.map((e) => [e.type, e.taskId, e.queue, e.data]), [
+        ["aged", "aged", "default", { from: 2 }],
+      ]);
+      assert.equal((await b.queue.get("aged"))?.priority, 9);
+      for (const id of ["young", "taken", "later"]) {
+        assert.equal((await b.queue.get(id))?.priority, 2, id);
+      }
+      assert.deepEqual((await b.queue.sweep({ now: Date.now() })).events, [], "once only");
+      await b.queue.enqueue([newTask("newer", { priority: 8 })]);
+      const order = await b.queue.claim({ queues: ["default"], limit: 4, ...WORKER });
+      assert.deepEqual(order.tasks.map((t) => t.id), ["aged", "top", "newer", "young"]);
+    },
+  },
+  {
     name: "close is idempotent and later queue calls are refused",
     async fn({ backend: b }) {
       await b.close();
