@@ -89,6 +89,11 @@ export interface NewTask {
   resultTtl?: number;
   /** The dedupe key. */
   key?: string;
+  /**
+   * Throttle: with `key`, the task holds its key until this time even after it ends (as well
+   * as while it is live), so an enqueue with the same key before then gets its id instead.
+   */
+  keyUntil?: number;
   /** Ids of tasks that must complete first. */
   dependsOn: string[];
   /** What a failed dependency does to this task. */

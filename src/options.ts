@@ -44,6 +44,7 @@ const ENQUEUE_KEYS = new Set([
   "key",
   "deadLetter",
   "ageAfter",
+  "throttle",
 ]);
 
 /** Refuse keys an options object does not know, naming the nearest known one. */
@@ -229,6 +230,14 @@ export function resolveTask(
   const resultTtl = optionalDuration(o.resultTtl, "resultTtl");
   if (resultTtl !== undefined) stored.resultTtl = resultTtl;
   if (options.key !== undefined) stored.key = options.key;
+  if (options.throttle !== undefined) {
+    const window = parseDuration(options.throttle, "throttle");
+    if (options.key === undefined) {
+      throw new ConfigError("throttle: needs a key (the duplicates it ignores share the key)");
+    }
+    if (window <= 0) throw new ConfigError(`throttle: expected a duration over 0, got ${window}ms`);
+    stored.keyUntil = now + window;
+  }
   // A dead-letter queue from the task or the defaults does not apply to a task enqueued into
   // that very queue (it is already where failures go); one given on this enqueue must differ.
   const deadLetter = options.deadLetter === undefined && o.deadLetter === queue

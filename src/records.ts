@@ -55,6 +55,7 @@ export function toTaskRecord(task: StoredTask, now: number = Date.now()): TaskRe
   if (task.progress !== undefined) record.progress = task.progress;
   if (task.error !== undefined) record.error = task.error;
   if (task.key !== undefined) record.key = task.key;
+  if (task.keyUntil !== undefined) record.keyUntil = new Date(task.keyUntil);
   if (task.scheduleId !== undefined) record.scheduleId = task.scheduleId;
   if (task.worker !== undefined && task.state === "running") record.worker = task.worker;
   if (task.deadLetter !== undefined) record.deadLetter = task.deadLetter;

@@ -179,6 +179,11 @@ export interface EnqueueOptions extends TaskOptions {
   onDependencyFailure?: "cancel" | "run";
   /** A dedupe key: while a task with the same key is not final, its id is returned instead. */
   key?: string;
+  /**
+   * Throttle (with `key`): the task holds its key for this long after it was enqueued, even
+   * once it has ended, so a duplicate within the window gets its id and stores nothing.
+   */
+  throttle?: Duration;
 }
 
 /** A task as stored, returned by {@linkcode OmniQ.get} and {@linkcode OmniQ.list}. */
@@ -217,6 +222,8 @@ export interface TaskRecord {
   dependsOn: string[];
   /** The dedupe key, if one was given. */
   key?: string;
+  /** Until when it holds its key after it ends (`throttle`), if it does. */
+  keyUntil?: Date;
   /** The schedule that enqueued this task, if any. */
   scheduleId?: string;
   /** The id of the worker running it (while `running`). */

@@ -8,7 +8,7 @@
 
 import type { StoredSchedule } from "../../src/backend.ts";
 import { encName, jsonBytes, parseJson } from "../../src/kit/encoding.ts";
-import { isFinal } from "../../src/kit/policy.ts";
+import { holdsKey } from "../../src/kit/policy.ts";
 import { encodeResult, encodeRow, encodeSchedule } from "../records/json.ts";
 import type { Row } from "../records/space.ts";
 import {
@@ -119,7 +119,7 @@ export class FileTx extends StagedTx {
     if (!bytes) return undefined;
     const id = new TextDecoder().decode(bytes);
     const row = await this.row(id);
-    if (!row || isFinal(row.state) || row.key !== key) {
+    if (!row || !holdsKey(row, Date.now()) || row.key !== key) {
       const st = this.#s.storage;
       const v = await this.#on(keyFile);
       if (isConditional(st) && v) await st.deleteIf(keyFile, v);

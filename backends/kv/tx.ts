@@ -9,7 +9,7 @@
 
 import type { StoredSchedule } from "../../src/backend.ts";
 import { encName } from "../../src/kit/encoding.ts";
-import { isFinal } from "../../src/kit/policy.ts";
+import { holdsKey } from "../../src/kit/policy.ts";
 import type { Row } from "../records/space.ts";
 import {
   indexMoves,
@@ -165,16 +165,17 @@ export class KvTx extends StagedTx {
   }
 
   async liveKeyOwner(key: string): Promise<string | undefined> {
+    const now = Date.now();
     // A task of an earlier step in this group may hold it.
     for (const row of this.rows.values()) {
-      if (row && row.key === key && !isFinal(row.state) && !this.removed.has(row.id)) {
+      if (row && row.key === key && holdsKey(row, now) && !this.removed.has(row.id)) {
         return row.id;
       }
     }
     const id = await this.#owner(key);
     if (id === undefined) return undefined;
     const row = await this.row(id);
-    return row && !isFinal(row.state) && row.key === key ? id : undefined;
+    return row && holdsKey(row, now) && row.key === key ? id : undefined;
   }
 
   override room(): boolean {

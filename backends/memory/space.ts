@@ -29,7 +29,7 @@ import {
   type StoredResult,
   type StoredSchedule,
 } from "../../src/backend.ts";
-import { closedError } from "../../src/kit/policy.ts";
+import { closedError, holdsKey, keepsKey } from "../../src/kit/policy.ts";
 import { encName, indexKeys, type RecordSpace, type RecordTx, type Row } from "../records/queue.ts";
 import { SortedNames } from "../records/sorted.ts";
 import { indexMoves, keyMoves } from "../records/staging.ts";
@@ -120,6 +120,14 @@ function reindexed(a: Row, b: Row): boolean {
     a.queue !== b.queue;
 }
 
+/** Whether another task than `id` holds `key` now. */
+function ownedElsewhere(s: MemoryState, key: string, id: string): boolean {
+  const owner = s.liveKeys.get(key);
+  if (owner === undefined || owner === id) return false;
+  const row = s.tasks.get(owner);
+  return row !== undefined && row.key === key && holdsKey(row, Date.now());
+}
+
 /** One step over a memory store: copies of the rows read, written back on commit. */
 class MemoryTx implements RecordTx {
   #s: MemoryState;
@@ -202,7 +210,7 @@ class MemoryTx implements RecordTx {
   liveKeyOwner(key: string): Promise<string | undefined> {
     const id = this.#s.liveKeys.get(key);
     const row = id === undefined ? undefined : this.#peek(id);
-    return Promise.resolve(row && !isFinal(row.state) && row.key === key ? id : undefined);
+    return Promise.resolve(row && holdsKey(row, Date.now()) && row.key === key ? id : undefined);
   }
 
   schedule(id: string): Promise<StoredSchedule | undefined> {
@@ -260,11 +268,14 @@ class MemoryTx implements RecordTx {
       }
       // Only a record with a key can move one: most have none, and skip the allocations.
       if (row.key !== undefined || old?.key !== undefined) {
-        const keys = keyMoves(old && { key: old.key, live: !isFinal(old.state) }, row);
+        const keys = keyMoves(old && { key: old.key, live: keepsKey(old) }, row);
         if (keys.release !== undefined && s.liveKeys.get(keys.release) === id) {
           s.liveKeys.delete(keys.release);
         }
-        if (keys.take !== undefined && !s.liveKeys.has(keys.take)) s.liveKeys.set(keys.take, id);
+        // A key entry left by a throttled task whose window has passed is taken over.
+        if (keys.take !== undefined && !ownedElsewhere(s, keys.take, id)) {
+          s.liveKeys.set(keys.take, id);
+        }
       }
       if (old) s.tasks.set(id, row);
       else (added ??= []).push(row);

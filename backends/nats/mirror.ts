@@ -9,7 +9,7 @@ import type { StoredSchedule } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { delay } from "../../src/kit/async.ts";
 import { encName, parseJson } from "../../src/kit/encoding.ts";
-import { closedError, isFinal } from "../../src/kit/policy.ts";
+import { closedError, isFinal, keepsKey } from "../../src/kit/policy.ts";
 import { indexKeys, type Row } from "../records/queue.ts";
 import type { Seqs } from "../records/staging.ts";
 import { decodeRow, decodeSchedule, errorText, SortedNames, untok } from "./codec.ts";
@@ -227,7 +227,7 @@ export class NatsMirror {
       if (!set) this.index.set(dir, set = new SortedNames());
       set.add(name);
     }
-    if (row.key !== undefined && !isFinal(row.state)) this.keyOwner.set(row.key, id);
+    if (row.key !== undefined && keepsKey(row)) this.keyOwner.set(row.key, id);
   }
 
   /** Wait until the mirror has seen revision `rev` of the bucket. */

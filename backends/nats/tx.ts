@@ -3,7 +3,7 @@
 
 import type { StoredSchedule } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
-import { isFinal } from "../../src/kit/policy.ts";
+import { holdsKey } from "../../src/kit/policy.ts";
 import type { Row } from "../records/space.ts";
 import { type Seqs, StagedTx } from "../records/staging.ts";
 import {
@@ -67,7 +67,7 @@ export class NatsTx extends StagedTx {
     const id = this.#s.keyOwner.get(key);
     if (id === undefined) return undefined;
     const row = await this.row(id);
-    return row && !isFinal(row.state) && row.key === key ? id : undefined;
+    return row && holdsKey(row, Date.now()) && row.key === key ? id : undefined;
   }
 
   /**

@@ -11,7 +11,7 @@
 
 import type { NewEvent, StoredEvent, StoredResult, StoredSchedule } from "../../src/backend.ts";
 import { pad } from "../../src/kit/encoding.ts";
-import { isFinal } from "../../src/kit/policy.ts";
+import { keepsKey } from "../../src/kit/policy.ts";
 import { encName, indexKeys, type RecordTx, type Row } from "./space.ts";
 
 /** The task and event sequences of a store. */
@@ -227,13 +227,13 @@ export interface ReadState {
   index: string[];
   /** Its dedupe key. */
   key?: string;
-  /** Whether it was live (not final), so owned its key. */
+  /** Whether its key entry was kept (it was live, or had a throttle window: `keepsKey`). */
   live: boolean;
 }
 
 /** The state a commit compares a changed record with. */
 export function readState(row: Row): ReadState {
-  return { index: indexKeys(row), key: row.key, live: !isFinal(row.state) };
+  return { index: indexKeys(row), key: row.key, live: keepsKey(row) };
 }
 
 /** The index entries a commit writes and deletes for a record it changed. */
@@ -253,7 +253,7 @@ export function keyMoves(
   before: Pick<ReadState, "key" | "live"> | undefined,
   row: Row,
 ): { release?: string; take?: string } {
-  const live = !isFinal(row.state);
+  const live = keepsKey(row);
   const out: { release?: string; take?: string } = {};
   if (before?.live && before.key !== undefined && (!live || row.key !== before.key)) {
     out.release = before.key;

@@ -180,6 +180,22 @@ export function deadLetterEvent(
   });
 }
 
+/**
+ * Whether a task holds its dedupe key at `now`: while it is live, and with a throttle window
+ * (`keyUntil`) until then, even once it has ended.
+ */
+export function holdsKey(task: Pick<StoredTask, "state" | "keyUntil">, now: number): boolean {
+  return !isFinal(task.state) || (task.keyUntil !== undefined && task.keyUntil > now);
+}
+
+/**
+ * Whether an engine keeps a task's key entry when the task changes: while it may hold the
+ * key (live, or with a throttle window, which a later lookup checks with `holdsKey`).
+ */
+export function keepsKey(task: Pick<StoredTask, "state" | "keyUntil">): boolean {
+  return !isFinal(task.state) || task.keyUntil !== undefined;
+}
+
 /** The priority an aged task is raised to (`NewTask.ageAfter`). */
 export const AGED_PRIORITY = 9;
 

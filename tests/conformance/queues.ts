@@ -4,8 +4,11 @@
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, type OmniQ } from "../../mod.ts";
-import { type Case, eventsOf, sleep as pause, typesOf, until } from "./harness.ts";
+import { type Case, eventsOf, sleep as pause, totalTasks, typesOf, until } from "./harness.ts";
 import { echo, fail, flaky, probe, track } from "./tasks.ts";
+
+/** A task whose definition names a dead-letter queue. */
+const inherits = defineTask("conformance.dead-lettered", () => 1, { deadLetter: "dead" });
 
 /** Claim one task of a queue as a worker that will never renew its lease. */
 async function ghostClaim(q: OmniQ, queue: string, lease: number) {
@@ -187,6 +190,34 @@ export const queueCases: Case[] = [
     },
   },
   {
+    name: "a throttled key ignores duplicates for its window, even after the task ended",
+    async fn({ open, key }) {
+      await using q = await open();
+      const first = await q.enqueue(echo, ["first"], { key, throttle: "300ms" });
+      const record = await q.get(first);
+      assert.ok(record?.keyUntil instanceof Date);
+      assert.ok(record.keyUntil.getTime() - record.createdAt.getTime() === 300);
+      assert.equal(await q.enqueue(echo, ["again"], { key, throttle: "300ms" }), first);
+      await q.run({ until: "idle" });
+      assert.equal(await q.wait(first, { timeout: "5s" }), "first");
+      // Ended, but within its window: a duplicate (throttled or not) gets its id.
+      assert.equal(await q.enqueue(echo, ["late"], { key, throttle: "300ms" }), first);
+      assert.equal(await q.enqueue(echo, ["plain"], { key }), first);
+      const [a, b] = await q.enqueueMany([
+        { task: echo, args: ["x"], key, throttle: "300ms" },
+        { task: echo, args: ["y"], key: `${key}-other`, throttle: "300ms" },
+      ]);
+      assert.equal(a, first);
+      assert.notEqual(b, first);
+      assert.equal(await totalTasks(q), 2);
+      await until("the window to pass", () => Date.now() > record.keyUntil!.getTime() + 5);
+      const next = await q.enqueue(echo, ["next"], { key, throttle: "300ms" });
+      assert.notEqual(next, first, "after the window, a new task");
+      assert.equal(await q.enqueue(echo, ["dup"], { key }), next);
+      assert.equal(await totalTasks(q), 3);
+    },
+  },
+  {
     name: "bad queue controls and dead-letter queues are refused and store nothing",
     async fn({ open }) {
       await using q = await open();
@@ -202,6 +233,11 @@ export const queueCases: Case[] = [
       );
       await assert.rejects(q.enqueue(echo, [1], { deadLetter: "" }), ConfigError);
       await assert.rejects(
+        q.enqueue(echo, [1], { throttle: "1m" }),
+        (e: Error) => e instanceof ConfigError && /throttle: needs a key/.test(e.message),
+      );
+      await assert.rejects(q.enqueue(echo, [1], { key: "t", throttle: 0 }), ConfigError);
+      await assert.rejects(
         q.enqueue(echo, [1], { ageAfter: 0 }),
         (e: Error) =>
           e instanceof ConfigError && /ageAfter: expected a duration over 0/.test(e.message),
@@ -216,7 +252,6 @@ export const queueCases: Case[] = [
         ConfigError,
       );
       // Inherited from the definition, it does not apply to a task enqueued into that queue.
-      const inherits = defineTask("conformance.dead-lettered", () => 1, { deadLetter: "dead" });
       const direct = await q.enqueue(inherits, [], { queue: "dead" });
       assert.equal((await q.get(direct))?.deadLetter, undefined);
       await q.cancel(direct);

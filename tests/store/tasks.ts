@@ -555,6 +555,26 @@ export const taskCases: StoreCase[] = [
     },
   },
   {
+    name: "a key with keyUntil is held after its task ended, until then (throttle)",
+    async fn({ backend: b }) {
+      const until = Date.now() + 60_000;
+      await b.queue.enqueue([
+        newTask("t1", { key: "held", keyUntil: until }),
+        newTask("s1", { key: "short", keyUntil: Date.now() + 30 }),
+      ]);
+      assert.equal((await b.queue.get("t1"))?.keyUntil, until);
+      await b.queue.cancel("t1", "done");
+      await b.queue.cancel("s1", "done");
+      const dup = await b.queue.enqueue([newTask("t2", { key: "held" })]);
+      assert.deepEqual([dup.ids, dup.created], [["t1"], [false]]);
+      await sleep(40);
+      const after = await b.queue.enqueue([newTask("s2", { key: "short" })]);
+      assert.deepEqual([after.ids, after.created], [["s2"], [true]]);
+      const live = await b.queue.enqueue([newTask("s3", { key: "short" })]);
+      assert.deepEqual(live.ids, ["s2"], "the new task holds the key now");
+    },
+  },
+  {
     name: "close is idempotent and later queue calls are refused",
     async fn({ backend: b }) {
       await b.close();
