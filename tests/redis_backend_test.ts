@@ -5,8 +5,9 @@
 // sent together (one script call, each fenced on its own), a claim's record and the events
 // of names that JSON escapes, the engine's code (loaded again when the server lost it, and
 // run as scripts where functions are not allowed), the keys a dead-letter move rewrites, a
-// record without a dead-letter queue, and paused queues (due tasks promoted but not reported
-// due, a resume waking another process's worker by pub/sub).
+// record without a dead-letter queue, paused queues (due tasks promoted but not reported
+// due, a resume waking another process's worker by pub/sub), and priority aging (the
+// `aging` index on every path into a ready set, the sweep's raise and its stale members).
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
@@ -326,7 +327,13 @@ Deno.test("redis: a claim returns the whole record, and events keep names JSON e
     // control characters in an id or a queue name must come back as they went in.
     const id = `q"u\\o/te\t${crypto.randomUUID()}`;
     const queue = `odd "queue"\\/\n`;
-    const task = { ...newTask(id), queue, key: "k", expiresAt: Date.now() + 60_000 };
+    const task = {
+      ...newTask(id),
+      queue,
+      key: "k",
+      expiresAt: Date.now() + 60_000,
+      ageAfter: 60_000,
+    };
     task.links = { names: {}, pipe: "p" };
     await backend.queue.enqueue([task]);
     const claimed = await backend.queue.claim({
@@ -484,6 +491,141 @@ Deno.test("redis: a record without a dead-letter queue (as those written before)
     const swept = await q.sweep({ now: Date.now() });
     assert.deepEqual(swept.events.map((e) => e.type), ["stalled", "failed"]);
     assert.equal((await q.get("old"))?.state, "failed");
+  });
+});
+
+/** A task of `queue` with priority `priority`, aging after `ageAfter` ms (if given). */
+function agingTask(
+  id: string,
+  queue: string,
+  priority: number,
+  ageAfter?: number,
+  more: Partial<NewTask> = {},
+): NewTask {
+  const task = { ...newTask(id), queue, priority, maxAttempts: 3, ...more };
+  if (ageAfter !== undefined) task.ageAfter = ageAfter;
+  return task;
+}
+
+Deno.test("redis: every path into a ready set indexes an aging task in `aging` by runAt + ageAfter", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    const hour = 3_600_000;
+    const now = Date.now();
+    const worker = { lease: 30_000, worker: "w" };
+    await q.enqueue([
+      agingTask("a", "default", 2, hour),
+      agingTask("d", "default", 2, hour, { runAt: now + 30 }),
+      agingTask("w", "default", 2, hour, { dependsOn: ["a"] }),
+      agingTask("top", "x", 9, 10, { runAt: now - 20 }),
+      agingTask("plain", "x", 2, undefined, { runAt: now - 20 }),
+    ]);
+    await withClient(async (c) => {
+      const score = async (id: string) => {
+        const s = await c.sendCommand(["ZSCORE", `${prefix}aging`, id]);
+        return s === null ? null : Number(s);
+      };
+      const runAt = async (id: string) =>
+        Number(await c.sendCommand(["HGET", `${prefix}task:${id}`, "runAt"]));
+      // Enqueue: only a queued task with an ageAfter and a priority under 9.
+      assert.equal(await score("a"), now + hour);
+      for (const id of ["d", "w", "top", "plain"]) assert.equal(await score(id), null, id);
+      assert.equal(await c.sendCommand(["HGET", `${prefix}task:a`, "age"]), String(hour));
+      assert.equal(await c.sendCommand(["HEXISTS", `${prefix}task:plain`, "age"]), 0);
+      assert.equal((await q.get("a"))?.ageAfter, hour);
+      assert.ok(!("ageAfter" in (await q.get("plain"))!), "no ageAfter property at all");
+
+      // The claim's promotion of a due task; the claim returns ageAfter.
+      await new Promise((r) => setTimeout(r, 40));
+      const [a1] = (await q.claim({ queues: ["default"], limit: 1, ...worker })).tasks;
+      assert.equal(a1.id, "a");
+      assert.equal(a1.ageAfter, hour);
+      assert.equal((await q.get("d"))?.state, "queued");
+      assert.equal(await score("d"), now + 30 + hour);
+      assert.equal(await score("a"), now + hour, "a claimed task leaves its member (stale)");
+
+      // A retry due now (the fail script's place), from its new runAt.
+      const error = { name: "Error", message: "boom" };
+      const retryAt = Date.now() - 1_000;
+      await q.fail("a", a1.token, { error, retryAt });
+      assert.equal(await score("a"), retryAt + hour);
+
+      // A stall's requeue, at the sweep's time.
+      const [a2] = (await q.claim({ queues: ["default"], limit: 1, lease: 1, worker: "w" }))
+        .tasks;
+      assert.equal(a2.id, "a");
+      await new Promise((r) => setTimeout(r, 20));
+      const swept = await q.sweep({ now: Date.now() });
+      assert.deepEqual(swept.events.map((e) => e.type), ["stalled"]);
+      assert.equal(await score("a"), (await runAt("a")) + hour);
+      assert.ok((await runAt("a")) > retryAt);
+
+      // The release of a dependent (at its own runAt).
+      const [a3] = (await q.claim({ queues: ["default"], limit: 1, ...worker })).tasks;
+      await q.complete("a", a3.token, resultOf(a3));
+      assert.equal((await q.get("w"))?.state, "queued");
+      assert.equal(await score("w"), (await runAt("w")) + hour);
+
+      // A dead-letter move: the task keeps its ageAfter in its new queue.
+      await q.enqueue([agingTask("e", "y", 3, hour, { deadLetter: "dead" })]);
+      await c.sendCommand(["ZREM", `${prefix}aging`, "e"]);
+      const [e1] = (await q.claim({ queues: ["y"], limit: 1, ...worker })).tasks;
+      await q.fail("e", e1.token, { error, deadLetter: "dead" });
+      assert.equal((await q.get("e"))?.queue, "dead");
+      assert.equal((await q.get("e"))?.ageAfter, hour);
+      assert.equal(await score("e"), (await runAt("e")) + hour);
+
+      // A manual retry.
+      await q.enqueue([agingTask("f", "z", 2, hour)]);
+      await q.cancel("f", "no");
+      await c.sendCommand(["ZREM", `${prefix}aging`, "f"]);
+      await q.retry("f");
+      assert.equal(await score("f"), (await runAt("f")) + hour);
+    });
+  });
+});
+
+Deno.test("redis: the sweep raises an aged task in its ready set and drops stale members", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    const now = Date.now();
+    await q.enqueue([
+      agingTask("old", "s", 1, 10, { runAt: now - 20 }),
+      agingTask("taken", "t", 1, 10, { runAt: now - 20 }),
+      agingTask("young", "s", 1, 3_600_000),
+    ]);
+    await q.claim({ queues: ["t"], limit: 1, lease: 30_000, worker: "w" });
+    await withClient(async (c) => {
+      // A member whose score is stale while its task is queued and not yet aged (no path
+      // leaves one: put there by hand) is put back at the task's own time, not raised.
+      await c.sendCommand(["ZADD", `${prefix}aging`, "0", "young"]);
+      const swept = await q.sweep({ now: Date.now() });
+      assert.deepEqual(
+        swept.events.map((e) => [e.type, e.taskId, e.queue, e.attempt, e.data]),
+        [["aged", "old", "s", undefined, { from: 1 }]],
+      );
+      const seq = Number(await c.sendCommand(["HGET", `${prefix}task:old`, "seq"]));
+      assert.equal(await c.sendCommand(["HGET", `${prefix}task:old`, "pri"]), "9");
+      assert.equal(Number(await c.sendCommand(["ZSCORE", `${prefix}{s}:ready`, "old"])), seq);
+      assert.equal(await c.sendCommand(["ZSCORE", `${prefix}aging`, "old"]), null);
+      assert.equal(await c.sendCommand(["ZSCORE", `${prefix}aging`, "taken"]), null, "dropped");
+      const young = Number(await c.sendCommand(["HGET", `${prefix}task:young`, "runAt"]));
+      assert.equal(
+        Number(await c.sendCommand(["ZSCORE", `${prefix}aging`, "young"])),
+        young + 3_600_000,
+      );
+      assert.equal((await q.get("taken"))?.priority, 1);
+      assert.equal((await q.get("young"))?.priority, 1);
+      const stored = await backend.events.query({ type: ["aged"] });
+      assert.deepEqual(stored.map((e) => [e.taskId, e.data]), [["old", { from: 1 }]]);
+      const counts = pairsOf(await c.sendCommand(["HGETALL", `${prefix}counts`]));
+      assert.equal(Number(counts["queued:s"]), 2, "the counts do not change");
+    });
+    assert.deepEqual((await q.sweep({ now: Date.now() })).events, [], "once only");
   });
 });
 

@@ -1,4 +1,4 @@
-// How the Redis engine's records travel: a task hash, the 14 script arguments of a new task,
+// How the Redis engine's records travel: a task hash, the 15 script arguments of a new task,
 // results, events and schedules as JSON, and the shapes of script replies. The fields a
 // claim returns are listed in lua/fragments.ts (`CLAIM_FIELDS`); a field read here must be
 // listed there too.
@@ -100,6 +100,9 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
   if (h.worker !== undefined && task.state === "running") task.worker = h.worker;
   // A record written before dead-letter queues has no `dlq`: it has none.
   if (h.dlq !== undefined && h.dlq !== "") task.deadLetter = h.dlq;
+  // Nor before priority aging an `age`: it does not age.
+  const ageAfter = optNum(h.age, "age");
+  if (ageAfter !== undefined) task.ageAfter = ageAfter;
   if (typeof d.scheduleId === "string") task.scheduleId = d.scheduleId;
   if (h.links !== undefined) {
     const links = JSON.parse(h.links) as { names?: unknown; pipe?: unknown; trace?: unknown };
@@ -120,7 +123,7 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
   return task;
 }
 
-/** The 14 script arguments of a new task (see `insert` in lua/fragments.ts). */
+/** The 15 script arguments of a new task (see `insert` in lua/fragments.ts). */
 export function taskArgs(t: NewTask): string[] {
   const d: Json = { payload: b64(t.payload), createdAt: t.createdAt, backoff: t.backoff };
   if (t.timeout !== undefined) d.timeout = t.timeout;
@@ -140,6 +143,7 @@ export function taskArgs(t: NewTask): string[] {
     t.task,
     JSON.stringify(d),
     t.deadLetter ?? "",
+    t.ageAfter === undefined ? "" : String(t.ageAfter),
   ];
 }
 

@@ -4,8 +4,8 @@
 export const CLAIM: string = `--[[
   Claim up to \`limit\` due tasks from the queues, in the order given.
 
-  Promotes each queue's scheduled tasks that are due, then pops queued ones (as many as
-  still fit, in one ZPOPMIN a round). A paused queue (in the set \`paused\`, see
+  Promotes each queue's scheduled tasks that are due (a task that ages enters \`aging\`,
+  see \`ages\`), then pops queued ones (as many as still fit, in one ZPOPMIN a round). A paused queue (in the set \`paused\`, see
   pause_queue.ts) has its due tasks promoted all the same (so they are not reported due
   again), and none taken. A popped task past its ttl expires instead; one whose
   record is not a valid task is failed (\`corrupt\`). A claimed task is \`running\` with a
@@ -14,7 +14,7 @@ export const CLAIM: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due, running,
-      expiring, ended, keys, deps:<id>, counts, result:<id>, results:ttl, events, wake,
+      expiring, ended, keys, deps:<id>, counts, aging, result:<id>, results:ttl, events, wake,
       paused
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] limit: the most tasks to claim
@@ -43,6 +43,7 @@ for qi = 8, #ARGV do
       recount(t, 'queued')
       redis.call('HSET', tkey(id), 'state', 'queued')
       redis.call('ZADD', readyKey(q), score(t), id)
+      ages(id, t, tonumber(t.runAt) or NOW)
     end
   end
   local open = not queuePaused(q)

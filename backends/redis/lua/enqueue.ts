@@ -15,15 +15,14 @@ export const ENQUEUE: string = `--[[
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
-    Keys touched (after the prefix): task:<id>, tasks, seq, keys, deps:<id>,
-      {<queue>}:ready, {<queue>}:due, expiring, ended, counts, result:<id>, results:ttl,
-      events, wake
+    Keys touched (after the prefix): task:<id>, tasks, seq, keys, deps:<id>, {<queue>}:ready,
+      {<queue>}:due, expiring, ended, counts, aging, result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] n: how many tasks
-    ARGV[5..] n groups of TASK_ARGS (14) entries each: id, queue, priority, runAt, expiresAt
+    ARGV[5..] n groups of TASK_ARGS (15) entries each: id, queue, priority, runAt, expiresAt
       or '', maxAttempts, resultTtl or '', key or '', onDependencyFailure, dependencies
-      JSON, links JSON or '', task name, the rest as JSON, dead-letter queue or '' (see
-      \`insert\` in fragments.ts)
+      JSON, links JSON or '', task name, the rest as JSON, dead-letter queue or '',
+      ageAfter (ms) or '' (see \`insert\` in fragments.ts)
 
   Output:
     finish(x), x = { ids, created } (created[i] false where a live task stood in), or the

@@ -14,7 +14,7 @@ export const FAIL: string = `--[[
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, keys, deps:<id>,
       {<queue>}:ready, {<queue>}:due (of its queue, or of its dead-letter queue), counts,
-      result:<id>, results:ttl, events, wake
+      aging, result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
     ARGV[5] token: the claim's token

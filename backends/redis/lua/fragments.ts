@@ -9,13 +9,15 @@
 //   P expiring, P ended, P tasks (sorted sets), P seq (counter), P keys (hash, dedupe key
 //   to id), P deps:<id> (sorted set of dependents), P counts (hash), P result:<id>
 //   (string), P results:ttl (sorted set), P events (stream), P wake (pub/sub channel),
-//   P paused (set of paused queues). docs/engines/redis.md says what each holds.
+//   P paused (set of paused queues), P aging (sorted set, queued ids that age, by the time
+//   they do). docs/engines/redis.md says what each holds.
 //
 // The rules the helpers apply are those of src/kit/policy.ts, in Lua because the script
 // must decide inside the call: `depsDone` and `cascade` mirror `dependencyVerdict` and
 // `dependencyCancel`, `index` mirrors `readyState`, `produce` mirrors `endResult`,
 // `deadLetter` emits the event `deadLetterEvent` makes (and moves the task as
-// `Failure.deadLetter` says); `queuePaused` reads the pause `TaskQueue.setQueuePaused` set.
+// `Failure.deadLetter` says); `queuePaused` reads the pause `TaskQueue.setQueuePaused` set;
+// `ages` indexes a queued task by when `hasAged` turns true (the sweep raises it, sweep.ts).
 
 /**
  * The fields of a task record that a claim reads and returns, in this order: those the
@@ -48,12 +50,13 @@ export const CLAIM_FIELDS = [
   "seq",
   "worker",
   "dlq",
+  "age",
 ] as const;
 
 /** Helpers shared by every body; `begin` sets the state of one call. */
 export const LIB: string = `
 local FIELDS = {'id', 'state', 'queue', 'pri', 'seq', 'attempts', 'runAt', 'exp', 'max',
-  'rttl', 'key', 'odf', 'deps', 'token', 'dlq'}
+  'rttl', 'key', 'odf', 'deps', 'token', 'dlq', 'age'}
 -- What a claim reads and returns (CLAIM_FIELDS), and each one's place in it.
 -- (Literals both: a library's top level may not call \`ipairs\` as it loads.)
 local RECORD = {${CLAIM_FIELDS.map((f) => `'${f}'`).join(", ")}}
@@ -68,6 +71,7 @@ local UNSTARTED = {waiting = true, scheduled = true, queued = true}
 local P, ATTACH_RESULTS, ATTACH_EVENTS, MAXLEN, NOW, NOW_S
 local EVENTS, RESULTS, WAKE, COUNTS
 local K_TASKS, K_RUNNING, K_EXPIRING, K_ENDED, K_KEYS, K_COUNTS, K_RESULT_TTL, K_EVENTS
+local K_AGING
 
 local function begin(argv)
   if argv[1] ~= P then
@@ -82,6 +86,10 @@ local function begin(argv)
     -- A result's key expires with its ttl; \`P results:ttl\` (ids by expiry) lets a sweep
     -- count the results it ends.
     K_RESULT_TTL = P .. 'results:ttl'
+    -- Queued ids of tasks with an ageAfter and a priority under 9, by runAt + ageAfter
+    -- (\`ages\`); a member may be stale (its task claimed, raised or ended since): the
+    -- sweep drops it.
+    K_AGING = P .. 'aging'
   end
   ATTACH_RESULTS = string.sub(argv[2], 1, 1) == '1'
   ATTACH_EVENTS = string.sub(argv[2], 2, 2) == '1'
@@ -134,6 +142,10 @@ local function checked(t)
   end
   if t.exp then t.exp = tonumber(t.exp) end
   if t.rttl then t.rttl = tonumber(t.rttl) end
+  if t.age then
+    t.age = tonumber(t.age)
+    if not t.age then return nil, 'a bad number field' end
+  end
   return t
 end
 
@@ -228,6 +240,15 @@ local function score(t)
   return int((9 - t.pri) * 17592186044416 + t.seq)
 end
 
+-- Note when a task just queued (put in its ready set) with this \`runAt\` ages: at runAt +
+-- ageAfter, when \`hasAged\` (src/kit/policy.ts) turns true, if its priority is under 9
+-- (AGED_PRIORITY). The sweep raises it then (sweep.ts). Every path into a ready set calls
+-- this: \`index\` (enqueue, retry, release, stall, dead-letter move) and the claim's
+-- promotion of due tasks.
+local function ages(id, t, runAt)
+  if t.age and t.pri < 9 then redis.call('ZADD', K_AGING, int(runAt + t.age), id) end
+end
+
 -- Index a task where its due time says: scheduled (by due time) or queued (by priority,
 -- FIFO). Returns the new state, which the caller writes with \`runAt\`.
 local function index(id, t, runAt)
@@ -237,6 +258,7 @@ local function index(id, t, runAt)
   else
     recount(t, 'queued')
     redis.call('ZADD', readyKey(t.queue), score(t), id)
+    ages(id, t, runAt)
   end
   if t.exp then redis.call('ZADD', K_EXPIRING, int(t.exp), id) end
   WAKE[t.queue] = true
@@ -375,11 +397,11 @@ end
 
 local function held(id, token)
   local v = redis.pcall('HMGET', tkey(id), 'state', 'token', 'queue', 'attempts', 'key', 'exp',
-    'pri', 'seq', 'startedAt')
+    'pri', 'seq', 'startedAt', 'age')
   if v.err or v[1] ~= 'running' or v[2] ~= token then return nil end
   local t = {state = v[1], token = v[2], queue = v[3], attempts = tonumber(v[4]),
     key = v[5] or nil, exp = tonumber(v[6]), pri = tonumber(v[7]), seq = tonumber(v[8]),
-    startedAt = tonumber(v[9])}
+    startedAt = tonumber(v[9]), age = tonumber(v[10])}
   if not (t.queue and t.attempts and t.pri and t.seq) then return nil end
   return t
 end
@@ -387,7 +409,7 @@ end
 -- Store one new task (validated by the caller) and put it where its state says; the record
 -- is written in one HSET, its state included.
 -- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON,
--- dead-letter queue
+-- dead-letter queue, ageAfter (ms or '')
 local function insert(a)
   local id = a[1]
   local k = tkey(id)
@@ -416,6 +438,10 @@ local function insert(a)
   end
   if a[11] ~= '' then field('links', a[11]) end
   if a[14] ~= '' then field('dlq', a[14]) end
+  if a[15] ~= '' then
+    t.age = tonumber(a[15])
+    field('age', a[15])
+  end
   redis.call('ZADD', K_TASKS, seqS, id)
   local failed
   for _, d in ipairs(t.depList) do
@@ -479,4 +505,4 @@ end
 `;
 
 /** The number of ARGV entries one task takes in `enqueue` and `fireTick`. */
-export const TASK_ARGS = 14;
+export const TASK_ARGS = 15;

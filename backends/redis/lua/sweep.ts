@@ -2,17 +2,23 @@
 
 /** The Lua body of `sweep`; it runs after `begin(ARGV)` (fragments.ts). */
 export const SWEEP: string = `--[[
-  Recover expired leases, expire unstarted tasks past their ttl, purge final records.
+  Recover expired leases, expire unstarted tasks past their ttl, raise the priority of
+  tasks that aged, purge final records.
 
   A stalled task gets another attempt while attempts remain, else moves to its dead-letter
   queue with a StalledError when it has one (\`deadLetter\`), else fails with that error
-  (\`stallVerdict\` in src/kit/policy.ts). Each part handles at most a batch.
+  (\`stallVerdict\` in src/kit/policy.ts). A member of \`aging\` whose time has come is
+  popped and its task checked as \`hasAged\` does (queued, an ageAfter, a priority under 9,
+  runAt + ageAfter passed): such a task is raised to priority 9 (AGED_PRIORITY) and
+  re-scored in its ready set (same seq), with the event \`agedEvent\` makes (data { from },
+  the priority it had); a member whose task was claimed, raised or ended since is dropped.
+  Each part handles at most a batch.
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, tasks, keys,
       deps:<id>, {<queue>}:ready, {<queue>}:due (of a task's queue and of its dead-letter
-      queue), counts, result:<id>, results:ttl, events, wake
+      queue), counts, aging, result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] purgeBefore: purge final records that ended before this (ms), or '' to keep them
     ARGV[5] batch: the most entries each part handles
@@ -51,6 +57,25 @@ for _, id in ipairs(expiring) do
     endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
   else
     redis.call('ZREM', K_EXPIRING, id)
+  end
+end
+local aging = redis.call('ZRANGEBYSCORE', K_AGING, '-inf', NOW_S, 'LIMIT', 0, batch)
+if #aging == batch then more = true end
+for _, id in ipairs(aging) do
+  redis.call('ZREM', K_AGING, id)
+  local t = load(id)
+  if t and t.state == 'queued' and t.age and t.pri < 9 then
+    local due = (tonumber(t.runAt) or NOW) + t.age
+    if due <= NOW then
+      local from = t.pri
+      t.pri = 9
+      redis.call('HSET', tkey(id), 'pri', '9')
+      redis.call('ZADD', readyKey(t.queue), score(t), id)
+      emit('aged', id, t.queue, t.attempts, {from = from})
+    else
+      -- Not yet (a member that outlived its score): back at the task's own time.
+      ages(id, t, due - t.age)
+    end
   end
 end
 if purgeBefore then
