@@ -68,13 +68,14 @@ Deno.test("postgres: concurrent opens of a new schema migrate it once", async ()
     for (const b of backends) await b.close();
     await using sql = admin();
     const rows = await sql.unsafe(`SELECT version FROM "${schema}".migrations`);
-    assert.deepEqual(rows.map((r) => r.version), [1, 2, 3]);
+    assert.deepEqual(rows.map((r) => r.version), [1, 2, 3, 4]);
     const tables = await sql`SELECT table_name FROM information_schema.tables
       WHERE table_schema = ${schema} ORDER BY table_name`;
     assert.deepEqual(tables.map((t) => t.table_name), [
       "deps",
       "events",
       "migrations",
+      "queues",
       "results",
       "schedules",
       "tasks",
@@ -91,7 +92,7 @@ Deno.test("postgres: concurrent opens of a new schema migrate it once", async ()
   }
 });
 
-Deno.test("postgres: a schema at version 1 takes migrations 2 and 3 once and keeps its tasks; dependencies stored without the mark still release", async () => {
+Deno.test("postgres: a schema at version 1 takes the later migrations once and keeps its tasks; dependencies stored without the mark still release", async () => {
   const schema = freshSchema();
   const url = schemaUrl(schema);
   try {
@@ -116,7 +117,7 @@ Deno.test("postgres: a schema at version 1 takes migrations 2 and 3 once and kee
     await sql.unsafe(`INSERT INTO ${s}.deps (task_id, depends_on) VALUES ('b', 'a')`);
     await using backend = await openPostgres(url);
     const versions = await sql.unsafe(`SELECT version FROM ${s}.migrations ORDER BY version`);
-    assert.deepEqual(versions.map((r) => r.version), [1, 2, 3]);
+    assert.deepEqual(versions.map((r) => r.version), [1, 2, 3, 4]);
     // Migration 3: the events indexes by type and queue are gone; by task and time stay.
     const indexes = await sql.unsafe(
       `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'events'
@@ -136,9 +137,26 @@ Deno.test("postgres: a schema at version 1 takes migrations 2 and 3 once and kee
     }
     assert.equal((await backend.queue.get("b"))?.state, "queued");
     assert.equal((await backend.queue.get("d"))?.state, "queued");
+    // Migration 4: the old tasks read without a dead-letter queue; new ones keep theirs,
+    // and queues can be paused.
+    assert.equal("deadLetter" in (await backend.queue.get("b"))!, false);
+    await backend.queue.enqueue([newTask("e", { deadLetter: "dead" })]);
+    assert.equal((await backend.queue.get("e"))?.deadLetter, "dead");
+    assert.ok(await backend.queue.setQueuePaused("mig", true));
+    assert.deepEqual(await backend.queue.pausedQueues(), ["mig"]);
+    const { tasks } = await backend.queue.claim({
+      queues: ["mig"],
+      limit: 5,
+      lease: 30_000,
+      worker: "w",
+    });
+    assert.deepEqual(tasks, [], "a paused queue gives nothing");
     // Opened again: nothing left to migrate.
     await (await openPostgres(url)).close();
-    assert.equal((await sql.unsafe(`SELECT count(*)::int AS n FROM ${s}.migrations`))[0].n, 3);
+    assert.equal(
+      (await sql.unsafe(`SELECT count(*)::int AS n FROM ${s}.migrations`))[0].n,
+      MIGRATIONS.length,
+    );
   } finally {
     await dropSchema(schema);
   }
@@ -207,6 +225,70 @@ Deno.test("postgres: a subscription is ready once its LISTEN is in place; then a
     const again = listener.queue.subscribe!(["subs"], () => {});
     await again.ready;
     again();
+    stop();
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: a pause elsewhere holds every claim; a resume and a dead-letter move wake the queue's workers", async () => {
+  const schema = freshSchema();
+  const url = schemaUrl(schema);
+  try {
+    await using worker = await openPostgres(url);
+    await using admin = await openPostgres(url);
+    const claim = (queues: string[]) =>
+      worker.queue.claim({ queues, limit: 5, lease: 30_000, worker: "w" });
+    let woken = () => {};
+    const stop = worker.queue.subscribe!(["held", "dead"], () => woken());
+    await stop.ready;
+    const now = Date.now();
+    await admin.queue.enqueue([
+      newTask("held", { queue: "held" }),
+      newTask("later", { queue: "held", runAt: now + 30 }),
+      newTask("free", { queue: "free" }),
+    ]);
+    const paused = await admin.queue.setQueuePaused("held", true);
+    assert.deepEqual(paused?.events.map((e) => [e.type, e.queue, e.taskId]), [
+      ["queue_paused", "held", undefined],
+    ]);
+    assert.deepEqual(await worker.queue.pausedQueues(), ["held"]);
+    assert.deepEqual((await claim(["held"])).tasks, [], "one queue: one statement");
+    assert.deepEqual((await claim(["held", "free"])).tasks.map((t) => t.id), ["free"]);
+    // Once `later` is due, a claim queues it (so `nextDue` stops naming it), takes nothing.
+    await new Promise((r) => setTimeout(r, 40));
+    assert.equal(await worker.queue.nextDue(["held"]), now + 30);
+    assert.deepEqual((await claim(["held"])).tasks, []);
+    assert.equal((await worker.queue.get("later"))?.state, "queued");
+    assert.equal(await worker.queue.nextDue(["held"]), undefined, "a worker does not spin");
+
+    let wake = new Promise<void>((resolve) => woken = resolve);
+    assert.ok(await admin.queue.setQueuePaused("held", false));
+    assert.equal(await within(wake.then(() => "woken"), 5_000), "woken", "by the resume");
+    assert.equal(await admin.queue.setQueuePaused("held", false), undefined);
+    assert.deepEqual((await claim(["held"])).tasks.map((t) => t.id), ["held", "later"]);
+
+    await admin.queue.enqueue([newTask("doomed", { queue: "free", deadLetter: "dead" })]);
+    const [doomed] = (await claim(["free"])).tasks;
+    assert.equal(doomed.deadLetter, "dead");
+    wake = new Promise<void>((resolve) => woken = resolve);
+    const error = { name: "Error", message: "no luck" };
+    const moved = await worker.queue.fail("doomed", doomed.token, { error, deadLetter: "dead" });
+    assert.deepEqual(moved?.events.map((e) => [e.type, e.queue, e.attempt, e.data]), [
+      ["dead_lettered", "free", 1, { to: "dead", error }],
+    ]);
+    assert.equal(await within(wake.then(() => "woken"), 5_000), "woken", "by the move");
+    const record = await worker.queue.get("doomed");
+    assert.equal(record?.queue, "dead");
+    assert.equal(record.state, "queued");
+    assert.equal(record.attempts, 0);
+    assert.equal(record.deadLetter, undefined);
+    assert.deepEqual(record.error, error);
+    assert.equal(
+      await worker.queue.fail("doomed", doomed.token, { error, deadLetter: "dead" }),
+      undefined,
+      "the old token is stale",
+    );
     stop();
   } finally {
     await dropSchema(schema);
@@ -568,6 +650,8 @@ Deno.test("postgres: a schema of the first version is migrated, its dependencies
       // Back to the first version's tables: as an older OmniQ left them.
       await using sql = admin();
       await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN has_dependents`);
+      await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN dead_letter`);
+      await sql.unsafe(`DROP TABLE "${schema}".queues`);
       await sql.unsafe(`DROP FUNCTION "${schema}".mark_dependency() CASCADE`);
       await sql.unsafe(`DELETE FROM "${schema}".migrations WHERE version > 1`);
     }

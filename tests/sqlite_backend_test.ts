@@ -9,6 +9,7 @@ import { openSqlite } from "../backends/sqlite/mod.ts";
 import { migrate, type Migration, MIGRATIONS } from "../backends/sqlite/migrations/mod.ts";
 import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
 import { newTask } from "./fixtures/tasks.ts";
+import { within } from "../src/kit/async.ts";
 
 interface TempDir extends AsyncDisposable {
   path: string;
@@ -59,6 +60,41 @@ Deno.test("a locked database is retried without blocking the event loop", async 
   } finally {
     other.close();
   }
+});
+
+Deno.test("an idle poll of a paused queue takes no write lock, and its due tasks are queued once", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/omniq.db`;
+  await using b = await openSqlite({ path, busyTimeout: 5 });
+  const now = Date.now();
+  await b.queue.enqueue([
+    newTask("held", { queue: "held" }),
+    newTask("later", { queue: "held", runAt: now + 30 }),
+  ]);
+  assert.ok(await b.queue.setQueuePaused("held", true));
+  const other = new DatabaseSync(path);
+  try {
+    // Another process holds the write lock: a claim that wanted it would wait.
+    other.exec("BEGIN IMMEDIATE");
+    const claim = b.queue.claim({ queues: ["held"], limit: 5, ...WORKER });
+    assert.deepEqual(await within(claim, 1_000), {
+      tasks: [],
+      effects: { events: [], results: [] },
+    });
+    other.exec("ROLLBACK");
+  } finally {
+    other.close();
+  }
+  // Once `later` is due, one claim queues it (so `nextDue` stops naming it) and takes nothing.
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(await b.queue.nextDue(["held"]), now + 30);
+  const { tasks } = await b.queue.claim({ queues: ["held"], limit: 5, ...WORKER });
+  assert.deepEqual(tasks, []);
+  assert.equal((await b.queue.get("later"))?.state, "queued");
+  assert.equal(await b.queue.nextDue(["held"]), undefined, "a worker does not spin");
+  assert.ok(await b.queue.setQueuePaused("held", false));
+  const resumed = await b.queue.claim({ queues: ["held"], limit: 5, ...WORKER });
+  assert.deepEqual(resumed.tasks.map((t) => t.id), ["held", "later"]);
 });
 
 Deno.test("several engines open one new file at once and share it", async () => {
@@ -142,19 +178,22 @@ Deno.test("a new file is migrated to the last version, and reopening migrates no
 Deno.test("a version 1 file keeps its tasks and takes the later migrations once", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/omniq.db`;
-  const b = await openSqlite(path);
-  await b.queue.enqueue([newTask("kept")]);
-  await b.close();
-  // Back to version 1, as the first release left it: its events indexes by type and queue.
   const eventIndexes = (db: DatabaseSync) =>
     db.prepare(
       "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' " +
         "AND name LIKE 'events_by_%' ORDER BY name",
     ).all().map((r) => r.name);
   {
+    // A file as the first release left it: migration 1 alone, with a task of that schema.
     const raw = new DatabaseSync(path);
-    raw.exec(MIGRATIONS[0].sql);
-    raw.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    assert.equal(migrate(raw, path, MIGRATIONS.slice(0, 1)), 0);
+    const now = Date.now();
+    raw.prepare(
+      `INSERT INTO tasks (id, v, task, queue, priority, state, payload, created_at, run_at,
+         max_attempts, backoff, on_dep_failure)
+       VALUES ('kept', 1, 'noop', 'default', 0, 'queued', x'00', ?, ?, 1,
+         '{"type":"fixed","delay":10,"max":10,"jitter":0}', 'cancel')`,
+    ).run(now, now);
     assert.deepEqual(eventIndexes(raw), [
       "events_by_queue",
       "events_by_task",
@@ -163,8 +202,22 @@ Deno.test("a version 1 file keeps its tasks and takes the later migrations once"
     ]);
     raw.close();
   }
-  await (await openSqlite(path)).close();
-  assert.equal(schemaVersion(path), String(MIGRATIONS.length));
+  assert.equal(schemaVersion(path), "1");
+  {
+    await using b = await openSqlite(path);
+    assert.equal(schemaVersion(path), String(MIGRATIONS.length));
+    // Migration 3: the old task reads without a dead-letter queue; new ones keep theirs,
+    // and queues can be paused.
+    const kept = await b.queue.get("kept");
+    assert.equal(kept?.state, "queued", "the task survived");
+    assert.equal("deadLetter" in kept, false);
+    await b.queue.enqueue([newTask("new", { deadLetter: "dead" })]);
+    assert.equal((await b.queue.get("new"))?.deadLetter, "dead");
+    assert.ok(await b.queue.setQueuePaused("default", true));
+    assert.deepEqual(await b.queue.pausedQueues(), ["default"]);
+    const { tasks } = await b.queue.claim({ queues: ["default"], limit: 5, ...WORKER });
+    assert.deepEqual(tasks, [], "a paused queue gives nothing");
+  }
   {
     const raw = new DatabaseSync(path);
     assert.deepEqual(eventIndexes(raw), ["events_by_task", "events_by_time"], "migration 2");
@@ -192,10 +245,11 @@ Deno.test("a version 1 file keeps its tasks and takes the later migrations once"
     new RegExp(`schema version ${last + 1}; this version reads up to ${last}`),
   );
   const raw = new DatabaseSync(path);
-  raw.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  raw.exec(`UPDATE meta SET value = '${last}' WHERE key = 'schema_version'`);
   raw.close();
   await using reopened = await openSqlite(path);
   assert.equal((await reopened.queue.get("kept"))?.state, "queued", "the task survived");
+  assert.deepEqual(await reopened.queue.pausedQueues(), ["default"], "so did the pause");
 });
 
 Deno.test("a file of a newer or unreadable schema version is refused and left as it was", async () => {
@@ -218,7 +272,7 @@ Deno.test("a file of a newer or unreadable schema version is refused and left as
     assert.equal(schemaVersion(path), version, "the refused file was not altered");
   }
   const raw = new DatabaseSync(path);
-  raw.exec("UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  raw.exec(`UPDATE meta SET value = '${MIGRATIONS.length}' WHERE key = 'schema_version'`);
   raw.close();
   await using reopened = await openSqlite(path);
   assert.equal((await reopened.queue.get("kept"))?.state, "queued", "the task survived");

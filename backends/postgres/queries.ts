@@ -114,24 +114,26 @@ export function lockDependencies(s: string): string {
  * Store tasks, in order: `(version, ids[], tasks[], queues[], priorities[], states[],
  * payloads[] (hex), created_ats[], run_ats[], expires_ats[], max_attempts[], backoffs[],
  * timeouts[], result_ttls[], keys[], on_dep_failures[], schedule_ids[], completed_ats[],
- * errors[], depends_ons[], links[], has_dependents[] ("t"/"f"))`. No `ON CONFLICT`: an
+ * errors[], depends_ons[], links[], dead_letters[], has_dependents[] ("t"/"f"))`: the
+ * columns of `TASK_COLUMNS` but `v`, in order, then `has_dependents`. No `ON CONFLICT`: an
  * existing id fails the insert, and with it the transaction.
  */
 export function insertTasks(s: string): string {
   return `INSERT INTO ${s}.tasks (id, v, task, queue, priority, state, payload, created_at,
        run_at, expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-       schedule_id, completed_at, error, depends_on, links, has_dependents)
+       schedule_id, completed_at, error, depends_on, links, dead_letter, has_dependents)
      SELECT id, $1, task, queue, priority, state, decode(payload, 'hex'), created_at, run_at,
        expires_at,
        max_attempts, backoff::jsonb, timeout, result_ttl, key, on_dep_failure, schedule_id,
-       completed_at, error::jsonb, depends_on::jsonb, links::jsonb, has_dependents::bool
+       completed_at, error::jsonb, depends_on::jsonb, links::jsonb, dead_letter,
+       has_dependents::bool
      FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
        $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::int8[],
        $14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[],
-       $20::text[], $21::text[], $22::text[])
+       $20::text[], $21::text[], $22::text[], $23::text[])
        WITH ORDINALITY AS x(id, task, queue, priority, state, payload, created_at, run_at,
          expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-         schedule_id, completed_at, error, depends_on, links, has_dependents, n)
+         schedule_id, completed_at, error, depends_on, links, dead_letter, has_dependents, n)
      ORDER BY n`;
 }
 
@@ -180,10 +182,32 @@ export function tasksStale(s: string): string {
 
 // ---- claim
 
-/** Whether some queues have a task to claim, without a lock: `(queues[], now)`. */
+/**
+ * The condition that a queue is not paused, for a claim's own statement: a pause committed
+ * before the statement started holds it, whatever process made it. PostgreSQL tests it once
+ * (a one-time filter), before it reads the queue's tasks.
+ *
+ * @param s The schema.
+ * @param name The queue's name in the statement: a placeholder or a column.
+ */
+function queueOpen(s: string, name: string): string {
+  return `NOT EXISTS (SELECT 1 FROM ${s}.queues WHERE name = ${name} AND paused = true)`;
+}
+
+/**
+ * Whether some queues have a task to claim, or a scheduled task to queue, without a lock:
+ * `(queues[], now)`. The queued tasks of a paused queue do not count (an idle poll opens
+ * no transaction for them); its due scheduled tasks do, once: the claim queues them, so
+ * `nextDue` stops naming them.
+ */
 export function ready(s: string): string {
-  return `SELECT EXISTS (SELECT 1 FROM ${s}.tasks WHERE state = 'queued'
-       AND queue = ANY($1::text[]))
+  // One probe of the ready index per queue (a LATERAL with a LIMIT is not flattened into
+  // a join): a list built by a subquery would leave the planner no estimate, and it would
+  // read the whole table.
+  return `SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS q(name)
+       CROSS JOIN LATERAL (SELECT 1 FROM ${s}.tasks
+         WHERE state = 'queued' AND queue = q.name LIMIT 1) AS t
+       WHERE ${queueOpen(s, "q.name")})
      OR EXISTS (SELECT 1 FROM ${s}.tasks WHERE state = 'scheduled'
        AND queue = ANY($1::text[]) AND run_at <= $2)
      AS ready`;
@@ -199,14 +223,14 @@ export function promoteDue(s: string): string {
 
 /**
  * Start the next tasks of a queue, by priority then FIFO, skipping rows another worker is
- * claiming: `(queue, now, version, limit, lease, worker)`. Rows of a newer record version
- * are left to the newer OmniQ that wrote them.
+ * claiming, none while the queue is paused: `(queue, now, version, limit, lease, worker)`.
+ * Rows of a newer record version are left to the newer OmniQ that wrote them.
  */
 export function claim(s: string): string {
   return `WITH picked AS (
        SELECT seq FROM ${s}.tasks
        WHERE state = 'queued' AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
-         AND v <= $3
+         AND v <= $3 AND ${queueOpen(s, "$1")}
        ORDER BY priority DESC, seq LIMIT $4
        FOR UPDATE SKIP LOCKED)
      UPDATE ${s}.tasks t SET state = 'running', attempts = t.attempts + 1,
@@ -219,8 +243,9 @@ export function claim(s: string): string {
 /**
  * The claim from one queue, outside a transaction, with its `started` events when
  * `logged`: `(queue, now, version, limit, lease, worker)`. It takes nothing when a
- * scheduled task of the queue is due (the first row's `due` is true then). Each row is a
- * started task and its event's id; one row of nulls but `due` when none was taken.
+ * scheduled task of the queue is due (the first row's `due` is true then), paused or not,
+ * nor while the queue is paused. Each row is a started task and its event's id; one row of
+ * nulls but `due` when none was taken.
  */
 export function claimOne(s: string, logged: boolean): string {
   return `WITH due AS (
@@ -229,7 +254,7 @@ export function claimOne(s: string, logged: boolean): string {
      ), picked AS (
        SELECT seq FROM ${s}.tasks
        WHERE state = 'queued' AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
-         AND v <= $3 AND NOT (SELECT found FROM due)
+         AND v <= $3 AND NOT (SELECT found FROM due) AND ${queueOpen(s, "$1")}
        ORDER BY priority DESC, seq LIMIT $4
        FOR UPDATE SKIP LOCKED
      ), claimed AS (
@@ -323,6 +348,16 @@ export function markFailed(s: string): string {
   return t.markFailed(postgresDialect(s));
 }
 
+/** A running attempt, locked: `(id, token)`. */
+export function lockRunning(s: string): string {
+  return t.lockRunning(postgresDialect(s));
+}
+
+/** A task to its dead-letter queue: `(queue, run_at, error (JSON), id)`. */
+export function deadLetter(s: string): string {
+  return t.deadLetter(postgresDialect(s));
+}
+
 // ---- ends, reruns and the cascade
 
 /** A live task, locked: `(id)`. */
@@ -399,6 +434,23 @@ export function purge(s: string): string {
 export function deleteDeps(s: string): string {
   return `DELETE FROM ${s}.deps
      WHERE task_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+}
+
+// ---- queues
+
+/** Pause a queue, returning a row if it was not paused: `(name)`. */
+export function pauseQueue(s: string): string {
+  return t.pauseQueue(postgresDialect(s));
+}
+
+/** Resume a queue, returning a row if it was paused: `(name)`. */
+export function resumeQueue(s: string): string {
+  return t.resumeQueue(postgresDialect(s));
+}
+
+/** The paused queues, in no order. */
+export function pausedQueues(s: string): string {
+  return t.pausedQueues(postgresDialect(s));
 }
 
 // ---- schedules

@@ -307,6 +307,21 @@ export class PostgresQueue implements TaskQueue {
     );
   }
 
+  setQueuePaused(queue: string, paused: boolean): Promise<Effects | undefined> {
+    return this.#step(
+      "setQueuePaused",
+      (table, step) => steps.pauseQueue(table, step, queue, paused),
+    );
+  }
+
+  pausedQueues(): Promise<string[]> {
+    const c = this.#c;
+    return c.read(
+      "pausedQueues",
+      async (db) => (await run(db, q.pausedQueues(c.s))).map((r) => r.name as string).sort(),
+    );
+  }
+
   deleteSchedule(id: string): Promise<boolean> {
     const c = this.#c;
     return c.tx(

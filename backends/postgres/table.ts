@@ -1,8 +1,8 @@
 /**
  * The PostgreSQL side of the shared SQL step code: the row codec, the step sink (events,
  * results and wake-ups sent in the transaction's tail, with its `COMMIT`) and the
- * {@linkcode TaskTable} / {@linkcode ScheduleTable} whose every call is one awaited
- * statement in one transaction. A step runs through `runAsync`.
+ * {@linkcode TaskTable} / {@linkcode ScheduleTable} / {@linkcode QueueTable} whose every
+ * call is one awaited statement in one transaction. A step runs through `runAsync`.
  *
  * @module
  */
@@ -19,7 +19,7 @@ import type {
 import { RECORD_VERSION } from "../../src/kit/policy.ts";
 import type { FinalState, SerializedError } from "../../src/types.ts";
 import { type RowCodec, type TaskRef, toRef, toTask } from "../sql/rows.ts";
-import type { EndedRef, ScheduleTable, StepSink, TaskTable } from "../sql/steps.ts";
+import type { EndedRef, QueueTable, ScheduleTable, StepSink, TaskTable } from "../sql/steps.ts";
 import {
   type Connection,
   type Db,
@@ -141,8 +141,11 @@ export class Step implements StepSink {
   }
 }
 
-/** The tasks and schedules tables inside one transaction, one awaited statement a call. */
-export class PostgresTable implements TaskTable, ScheduleTable {
+/**
+ * The tasks, schedules and queues tables inside one transaction, one awaited statement a
+ * call.
+ */
+export class PostgresTable implements TaskTable, ScheduleTable, QueueTable {
   readonly #c: Connection;
   readonly #tx: Tx;
   readonly #tail: Tail;
@@ -198,6 +201,11 @@ export class PostgresTable implements TaskTable, ScheduleTable {
     return this.#ref(q.setProgress(this.#s), [value, id, token]);
   }
 
+  async lockRunning(id: string, token: string): Promise<StoredTask | undefined> {
+    const rows = await this.#run(q.lockRunning(this.#s), [id, token]);
+    return rows.length ? toTask(rows[0], codec) : undefined;
+  }
+
   lockLive(id: string): Promise<StoredTask | undefined> {
     return this.#task(q.lockLive(this.#s), id);
   }
@@ -217,6 +225,10 @@ export class PostgresTable implements TaskTable, ScheduleTable {
 
   requeue(id: string, at: number): Promise<unknown> {
     return this.#run(q.requeue(this.#s), [at, id]);
+  }
+
+  deadLetter(id: string, to: string, at: number, error: SerializedError): Promise<unknown> {
+    return this.#run(q.deadLetter(this.#s), [to, at, JSON.stringify(error), id]);
   }
 
   async waitingDependents(id: string): Promise<string[]> {
@@ -264,6 +276,11 @@ export class PostgresTable implements TaskTable, ScheduleTable {
     return paused
       ? this.#run(q.pauseSchedule(this.#s), [id])
       : this.#run(q.resumeSchedule(this.#s), [nextRunAt ?? null, id]);
+  }
+
+  async setQueuePaused(queue: string, paused: boolean): Promise<boolean> {
+    const text = paused ? q.pauseQueue(this.#s) : q.resumeQueue(this.#s);
+    return (await this.#run(text, [queue])).length > 0;
   }
 }
 

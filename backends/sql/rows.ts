@@ -70,6 +70,7 @@ export function toTask(row: Row, codec: RowCodec): StoredTask {
   if (row.progress !== null) task.progress = row.progress as number;
   if (row.error !== null) task.error = codec.json(row.error) as SerializedError;
   if (row.links !== null) task.links = codec.json(row.links) as StoredTask["links"];
+  if (row.dead_letter !== null) task.deadLetter = row.dead_letter as string;
   // The column keeps the last claimer; it names the worker of a running task only.
   if (row.worker != null && task.state === "running") task.worker = row.worker as string;
   return task;

@@ -1,6 +1,7 @@
 /**
- * The step code of the SQL engines: what a completion, failure, cancel, rerun, stall or
- * expiry does to a task and to the tasks that depend on it, written once for SQLite and
+ * The step code of the SQL engines: what a completion, failure, move to a dead-letter queue,
+ * cancel, rerun, stall or expiry does to a task and to the tasks that depend on it, and what
+ * a schedule's tick or pause and a queue's pause do, written once for SQLite and
  * PostgreSQL. The decisions come from the pure policy in `src/kit/policy.ts`; the rows
  * are read and written through a {@linkcode TaskTable} each engine implements with its own
  * SQL, inside its own transaction.
@@ -26,10 +27,12 @@ import type {
 import { OmniQError } from "../../src/errors.ts";
 import {
   cancelError,
+  deadLetterEvent,
   dependencyCancel,
   dependencyVerdict,
   endResult,
   EXPIRED_ERROR,
+  queuePauseEvent,
   readyState,
   stallVerdict,
   taskEvent,
@@ -124,6 +127,8 @@ export interface TaskTable {
   ): Io<TaskRef | undefined>;
   /** The progress of a running attempt. */
   setProgress(id: string, token: string, value: number): Io<TaskRef | undefined>;
+  /** A running attempt with this token, locked for the transaction. */
+  lockRunning(id: string, token: string): Io<StoredTask | undefined>;
   /** A live (not final) task, locked for the transaction. */
   lockLive(id: string): Io<StoredTask | undefined>;
   /** A final task (but `completed`) back to `queued` as new; `undefined` if not one. */
@@ -134,6 +139,11 @@ export interface TaskTable {
   end(id: string, state: FinalState, error: SerializedError, at: number): Io<unknown>;
   /** A stalled task back to `queued` for another attempt. */
   requeue(id: string, at: number): Io<unknown>;
+  /**
+   * A task to its dead-letter queue: `queued` there at `at`, its attempts reset, `error`
+   * kept, its `deadLetter`, ttl, progress and lease cleared.
+   */
+  deadLetter(id: string, to: string, at: number, error: SerializedError): Io<unknown>;
   /** The ids of a task's `waiting` dependents, in enqueue order. */
   waitingDependents(id: string): Io<string[]>;
   /** A task still `waiting`, locked for the transaction. */
@@ -215,7 +225,10 @@ export function* complete(
   return step.effects();
 }
 
-/** Fail a running attempt: to its retry time, or to `failed` with its dependents. */
+/**
+ * Fail a running attempt: to its retry time, to its dead-letter queue, or to `failed` with
+ * its dependents.
+ */
 export function* fail(
   table: TaskTable,
   step: StepSink,
@@ -224,6 +237,14 @@ export function* fail(
   failure: Failure,
 ): Plan<Effects | undefined> {
   const now = step.now;
+  if (failure.deadLetter !== undefined) {
+    // Read first: the event names the queue it leaves and the attempt that failed, which
+    // the move overwrites.
+    const task = yield* io(table.lockRunning(id, token));
+    if (!task) return undefined;
+    yield* deadLetter(table, step, task, failure.deadLetter, failure.error);
+    return step.effects();
+  }
   if (failure.retryAt !== undefined) {
     const state = readyState(failure.retryAt, now);
     const ref = yield* io(table.markRetrying(id, token, state, failure.retryAt, failure.error));
@@ -282,16 +303,39 @@ export function* rerun(table: TaskTable, step: StepSink, id: string): Plan<Effec
   return step.effects();
 }
 
-/** A running task whose lease expired: another attempt, or `failed` when out of them. */
+/**
+ * A running task whose lease expired: another attempt, or when out of them its dead-letter
+ * queue, or `failed`.
+ */
 export function* stall(table: TaskTable, step: StepSink, task: StoredTask): Plan<void> {
   step.emit(taskEvent("stalled", task, step.now, { attempt: task.attempts }));
-  const verdict = stallVerdict(task.attempts, task.maxAttempts);
+  const verdict = stallVerdict(task.attempts, task.maxAttempts, task.deadLetter);
   if (verdict.kind === "retry") {
     yield* io(table.requeue(task.id, step.now));
     step.wake(task.queue);
     return;
   }
+  if (verdict.kind === "deadLetter") {
+    yield* deadLetter(table, step, task, verdict.to, verdict.error);
+    return;
+  }
   yield* end(table, step, task, "failed", verdict.error, { error: verdict.error });
+}
+
+/**
+ * Move a task that spent its attempts to its dead-letter queue, due at once. It has not
+ * ended: no result, and its dependents keep waiting.
+ */
+function* deadLetter(
+  table: TaskTable,
+  step: StepSink,
+  task: StoredTask,
+  to: string,
+  error: SerializedError,
+): Plan<void> {
+  yield* io(table.deadLetter(task.id, to, step.now, error));
+  step.emit(deadLetterEvent(task, to, step.now, error));
+  step.wake(to);
 }
 
 /** An unstarted task whose ttl passed. */
@@ -427,6 +471,28 @@ export function* pauseSchedule(
     at: step.now,
     data: { scheduleId: id },
   });
+  return step.effects();
+}
+
+/** The queue rows a step writes, in the caller's transaction. */
+export interface QueueTable {
+  /** Pause or resume a queue; whether it changed (`false`: it was so already). */
+  setQueuePaused(queue: string, paused: boolean): Io<boolean>;
+}
+
+/**
+ * Pause or resume a queue; `undefined` when it is so already. A resume wakes the queue's
+ * workers, as an enqueue does.
+ */
+export function* pauseQueue(
+  table: QueueTable,
+  step: StepSink,
+  queue: string,
+  paused: boolean,
+): Plan<Effects | undefined> {
+  if (!(yield* io(table.setQueuePaused(queue, paused)))) return undefined;
+  step.emit(queuePauseEvent(queue, paused, step.now));
+  if (!paused) step.wake(queue);
   return step.effects();
 }
 

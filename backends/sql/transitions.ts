@@ -1,8 +1,8 @@
 /**
  * The statements of the state transitions both SQL engines write alike, spelled once: what
- * a new task's row, what a completion, a retry, a failure, an end, a requeue, a rerun and a
- * release set on it, the reads of the cascade and of the expiry sweep, and a schedule's upsert, tick and
- * pause. Each engine's `queries.ts`
+ * a new task's row, what a completion, a retry, a failure, a move to a dead-letter queue, an
+ * end, a requeue, a rerun and a release set on it, the reads of the cascade and of the expiry
+ * sweep, a schedule's upsert, tick and pause, and a queue's pause. Each engine's `queries.ts`
  * exports them in its own {@linkcode Dialect} (placeholders, the schema, row locks).
  *
  * The statements that differ by more than spelling stay in each engine's `queries.ts`: the
@@ -21,7 +21,7 @@ import type { Admission } from "./steps.ts";
 /** How an engine spells the parts of a statement that differ between the SQL engines. */
 export interface Dialect {
   /** A table's name as a statement writes it (PostgreSQL: qualified by the schema). */
-  table(name: "tasks" | "deps" | "schedules"): string;
+  table(name: "tasks" | "deps" | "schedules" | "queues"): string;
   /**
    * The placeholder of the `n`-th parameter, from 1. SQLite's `?` does not say `n`, so each
    * statement here names its parameters in their order.
@@ -105,6 +105,7 @@ export const TASK_COLUMNS: readonly string[] = [
   "error",
   "depends_on",
   "links",
+  "dead_letter",
 ];
 
 /**
@@ -135,6 +136,7 @@ export function taskValues(t: NewTask, admission: Admission, now: number): Value
     error ? JSON.stringify(error) : null,
     JSON.stringify(t.dependsOn),
     t.links === undefined ? null : JSON.stringify(t.links),
+    t.deadLetter ?? null,
   ];
 }
 
@@ -184,6 +186,23 @@ export function markFailed(d: Dialect): string {
        error = ${d.json(2)}, token = NULL, lease_until = NULL
      WHERE ${fenced(d, 3)}
      RETURNING ${REF}`;
+}
+
+/** A running attempt, locked where the engine locks rows: `(id, token)`. */
+export function lockRunning(d: Dialect): string {
+  return `SELECT * FROM ${d.table("tasks")} WHERE ${fenced(d, 1)}${d.lock}`;
+}
+
+/**
+ * A task to its dead-letter queue, queued there now as new but for its error: `(queue,
+ * run_at, error (JSON), id)`. Its `dead_letter` is cleared, so it moves once, and its ttl:
+ * the move is a new start, no longer counted from the first enqueue.
+ */
+export function deadLetter(d: Dialect): string {
+  return `UPDATE ${d.table("tasks")} SET queue = ${d.param(1)}, state = 'queued',
+       run_at = ${d.param(2)}, attempts = 0, dead_letter = NULL, expires_at = NULL,
+       error = ${d.json(3)}, progress = NULL, token = NULL, lease_until = NULL, worker = NULL
+     WHERE id = ${d.param(4)}`;
 }
 
 // ---- ends, reruns and the cascade
@@ -285,6 +304,32 @@ export function resumeSchedule(d: Dialect): string {
   return `UPDATE ${d.table("schedules")} SET paused = ${d.bool(false)}, next_run_at = ${
     d.param(1)
   } WHERE id = ${d.param(2)}`;
+}
+
+// ---- queues
+
+/**
+ * Pause a queue: `(name)`. A row comes back only when it was not paused (a queue without a
+ * row is not), so of two pauses at once one sees the change.
+ */
+export function pauseQueue(d: Dialect): string {
+  return `INSERT INTO ${d.table("queues")} AS q (name, paused) VALUES (${d.param(1)}, ${
+    d.bool(true)
+  })
+     ON CONFLICT (name) DO UPDATE SET paused = ${d.bool(true)} WHERE q.paused = ${d.bool(false)}
+     RETURNING name`;
+}
+
+/** Resume a paused queue: `(name)`. A row comes back only when it was paused. */
+export function resumeQueue(d: Dialect): string {
+  return `UPDATE ${d.table("queues")} SET paused = ${d.bool(false)}
+     WHERE name = ${d.param(1)} AND paused = ${d.bool(true)}
+     RETURNING name`;
+}
+
+/** The paused queues, in no order. */
+export function pausedQueues(d: Dialect): string {
+  return `SELECT name FROM ${d.table("queues")} WHERE paused = ${d.bool(true)}`;
 }
 
 /** The columns of `schedules`, in the order {@linkcode scheduleValues} gives them. */

@@ -13,13 +13,15 @@
  * - `meta (key, value)`: `schema_version`, the last migration applied.
  * - `tasks`: one row per task. `seq` gives FIFO order; `v` the record format; `state`,
  *   `attempts`, `token` and `lease_until` the claim; `payload` the codec's bytes; `error`,
- *   `backoff`, `depends_on` and `links` (workflow links, `NULL` when none) are JSON text.
+ *   `backoff`, `depends_on` and `links` (workflow links, `NULL` when none) are JSON text;
+ *   `dead_letter` is the queue the task moves to once out of attempts (`NULL` when none).
  *   Times are epoch milliseconds.
  * - `deps (task_id, depends_on)`: one row per dependency, to find a task's dependents.
  * - `schedules`: one row per schedule: its definition (`cron` or `every`, `tz`, `start_at`,
  *   `end_at`, `misfire`, `misfire_grace`), its state (`paused`, `next_run_at`, the tick to
  *   fire next, and `last_run_at`) and the template of its tasks (`payload` the codec's
  *   bytes, `backoff` JSON text). Optional fields are `NULL` when absent.
+ * - `queues (name, paused)`: what is set on a queue (a queue without a row is not paused).
  * - `results (task_id, v, state, value, error, completed_at, expires_at)`: `value` is the
  *   codec's bytes, `error` JSON text.
  * - `events (id, type, task_id, queue, at, attempt, data)`: `id` grows in append order and

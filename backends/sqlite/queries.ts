@@ -55,6 +55,14 @@ export const PROMOTE_DUE = `UPDATE tasks SET state = 'queued'
    WHERE state = 'scheduled' AND queue = ? AND run_at <= ?`;
 
 /**
+ * Whether a paused queue has a scheduled task to queue, without a lock: `(queue, now)`.
+ * Its queued tasks do not count, so an idle poll takes no write lock for them; its due
+ * scheduled tasks do, once: the claim queues them, so `nextDue` stops naming them.
+ */
+export const DUE_IN_QUEUE = `SELECT 1 FROM tasks WHERE state = 'scheduled' AND queue = ?
+   AND run_at <= ? LIMIT 1`;
+
+/**
  * The next tasks of a queue, by priority then FIFO: `(queue, now, version, limit)`. Rows of
  * a newer record version are left to the newer OmniQ that wrote them.
  */
@@ -89,6 +97,12 @@ export const MARK_RETRYING: string = t.markRetrying(SQLITE);
 
 /** Fail for good: `(completed_at, error, id, token)`. */
 export const MARK_FAILED: string = t.markFailed(SQLITE);
+
+/** A running attempt: `(id, token)`. */
+export const RUNNING_TASK: string = t.lockRunning(SQLITE);
+
+/** A task to its dead-letter queue: `(queue, run_at, error, id)`. */
+export const DEAD_LETTER: string = t.deadLetter(SQLITE);
 
 // ---- ends, reruns and the cascade
 
@@ -175,6 +189,21 @@ export const NEXT_SCHEDULE_AT = `SELECT MIN(next_run_at) AS next FROM schedules
  * scheduler that still sees `tick` as next advances it.
  */
 export const ADVANCE_SCHEDULE: string = t.advanceSchedule(SQLITE);
+
+// ---- queues
+
+/** Pause a queue, returning a row if it was not paused: `(name)`. */
+export const PAUSE_QUEUE: string = t.pauseQueue(SQLITE);
+
+/** Resume a queue, returning a row if it was paused: `(name)`. */
+export const RESUME_QUEUE: string = t.resumeQueue(SQLITE);
+
+/**
+ * The paused queues, in no order. A claim reads them in its own transaction, then leaves
+ * the paused ones out: a condition on the queues table inside the claim's statement would
+ * be tested on every row of a paused queue's index range (SQLite does not hoist it).
+ */
+export const PAUSED_QUEUES: string = t.pausedQueues(SQLITE);
 
 // ---- results and events
 

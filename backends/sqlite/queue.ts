@@ -107,16 +107,25 @@ export class SqliteQueue implements TaskQueue {
     // look first, outside a transaction.
     const idle = await c.retry(() => {
       const now = Date.now();
-      return request.queues.every((queue) => !c.sql(q.READY_IN_QUEUE).get(queue, queue, now));
+      const paused = this.#paused();
+      return request.queues.every((queue) =>
+        paused.has(queue)
+          ? !c.sql(q.DUE_IN_QUEUE).get(queue, now)
+          : !c.sql(q.READY_IN_QUEUE).get(queue, queue, now)
+      );
     });
     if (idle) return noClaim();
     return c.write(() => {
       const step = new Step(c);
       const now = step.now;
+      // Read in the claim's transaction: a pause cannot come between this and the picks.
+      const paused = this.#paused();
+      // A paused queue's due tasks are queued too: `nextDue` then stops naming them.
       for (const queue of request.queues) c.sql(q.PROMOTE_DUE).run(queue, now);
       const tasks: ClaimedTask[] = [];
       for (const queue of request.queues) {
         if (tasks.length >= request.limit) break;
+        if (paused.has(queue)) continue;
         const picked = c.sql(q.PICK).all(
           queue,
           now,
@@ -147,6 +156,11 @@ export class SqliteQueue implements TaskQueue {
       }
       return { tasks, effects: step.effects() };
     });
+  }
+
+  /** The paused queues, read in the caller's transaction (or read). */
+  #paused(): Set<string> {
+    return new Set(this.#c.sql(q.PAUSED_QUEUES).all().map((row) => row.name as string));
   }
 
   renew(id: string, token: string, lease: number): Promise<boolean> {
@@ -240,6 +254,15 @@ export class SqliteQueue implements TaskQueue {
     nextRunAt?: number,
   ): Promise<Effects | undefined> {
     return this.#step((table, step) => steps.pauseSchedule(table, step, id, paused, nextRunAt));
+  }
+
+  setQueuePaused(queue: string, paused: boolean): Promise<Effects | undefined> {
+    return this.#step((table, step) => steps.pauseQueue(table, step, queue, paused));
+  }
+
+  pausedQueues(): Promise<string[]> {
+    const c = this.#c;
+    return c.retry(() => [...this.#paused()].sort());
   }
 
   deleteSchedule(id: string): Promise<boolean> {

@@ -1,8 +1,8 @@
 /**
  * The SQLite side of the shared SQL step code: the row codec, the step sink (events and
  * results written into this file's own tables as they happen, when attached) and the
- * {@linkcode TaskTable} / {@linkcode ScheduleTable} whose every call is one synchronous
- * statement inside the caller's `BEGIN IMMEDIATE` transaction.
+ * {@linkcode TaskTable} / {@linkcode ScheduleTable} / {@linkcode QueueTable} whose every
+ * call is one synchronous statement inside the caller's `BEGIN IMMEDIATE` transaction.
  *
  * @module
  */
@@ -23,6 +23,7 @@ import { type RowCodec, type TaskRef, toRef, toTask } from "../sql/rows.ts";
 import {
   admit,
   type EndedRef,
+  type QueueTable,
   type ScheduleTable,
   type StepSink,
   type TaskTable,
@@ -105,8 +106,8 @@ function refOf(row: Record<string, unknown> | undefined): TaskRef | undefined {
   return row ? toRef(row) : undefined;
 }
 
-/** The tasks and schedules tables, one synchronous statement a call. */
-export class SqliteTable implements TaskTable, ScheduleTable {
+/** The tasks, schedules and queues tables, one synchronous statement a call. */
+export class SqliteTable implements TaskTable, ScheduleTable, QueueTable {
   readonly #c: Connection;
 
   constructor(c: Connection) {
@@ -161,6 +162,11 @@ export class SqliteTable implements TaskTable, ScheduleTable {
     return refOf(this.#c.sql(q.SET_PROGRESS).get(value, id, token));
   }
 
+  lockRunning(id: string, token: string): StoredTask | undefined {
+    const row = this.#c.sql(q.RUNNING_TASK).get(id, token);
+    return row ? toTask(row, codec) : undefined;
+  }
+
   lockLive(id: string): StoredTask | undefined {
     const row = this.#c.sql(q.LIVE_TASK).get(id);
     return row ? toTask(row, codec) : undefined;
@@ -180,6 +186,10 @@ export class SqliteTable implements TaskTable, ScheduleTable {
 
   requeue(id: string, at: number): void {
     this.#c.sql(q.REQUEUE).run(at, id);
+  }
+
+  deadLetter(id: string, to: string, at: number, error: SerializedError): void {
+    this.#c.sql(q.DEAD_LETTER).run(to, at, JSON.stringify(error), id);
   }
 
   waitingDependents(id: string): string[] {
@@ -225,5 +235,9 @@ export class SqliteTable implements TaskTable, ScheduleTable {
   setPaused(id: string, paused: boolean, nextRunAt: number | undefined): void {
     if (paused) this.#c.sql(q.PAUSE_SCHEDULE).run(id);
     else this.#c.sql(q.RESUME_SCHEDULE).run(nextRunAt ?? null, id);
+  }
+
+  setQueuePaused(queue: string, paused: boolean): boolean {
+    return Boolean(this.#c.sql(paused ? q.PAUSE_QUEUE : q.RESUME_QUEUE).get(queue));
   }
 }

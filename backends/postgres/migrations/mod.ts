@@ -13,6 +13,7 @@ import { describeTarget } from "../options.ts";
 import { initial } from "./001_initial.ts";
 import { hasDependents } from "./002_has_dependents.ts";
 import { leanEvents } from "./003_lean_events.ts";
+import { queueControls } from "./004_queue_controls.ts";
 
 /** One schema change, applied once, in order. */
 export interface Migration {
@@ -25,7 +26,12 @@ export interface Migration {
 }
 
 /** Every migration, in order. */
-export const MIGRATIONS: readonly Migration[] = [initial, hasDependents, leanEvents];
+export const MIGRATIONS: readonly Migration[] = [
+  initial,
+  hasDependents,
+  leanEvents,
+  queueControls,
+];
 
 /**
  * Create the schema and apply the migrations it lacks, one process at a time: the

@@ -11,6 +11,7 @@ import type { SqliteDatabase as DatabaseSync } from "../../../src/runtime/types.
 import { OmniQError } from "../../../src/errors.ts";
 import { initial } from "./001_initial.ts";
 import { leanEvents } from "./002_lean_events.ts";
+import { queueControls } from "./003_queue_controls.ts";
 
 /** One schema change, applied once, in order. */
 export interface Migration {
@@ -23,7 +24,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. */
-export const MIGRATIONS: readonly Migration[] = [initial, leanEvents];
+export const MIGRATIONS: readonly Migration[] = [initial, leanEvents, queueControls];
 
 /**
  * Bring a file's schema up to the last migration, inside the caller's write transaction
