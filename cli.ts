@@ -71,6 +71,8 @@ Stops on SIGINT or SIGTERM, hands back unfinished tasks, and exits 0.`,
 
   --queue Q  --priority N  --delay D  --id ID  --key K  --retries N  --timeout D
   --dead-letter Q        the queue the task moves to once its attempts are spent
+  --throttle D           with --key: duplicates within D of this enqueue get its id
+  --age-after D          queued this long, the task's priority rises to 9
 Prints the task id.`,
   status: `Usage: omniq status [--watch]
 
@@ -130,7 +132,18 @@ class UsageError extends Error {}
 
 const KNOWN: Record<string, string[]> = {
   worker: ["queues", "concurrency", "type", "lease", "grace", "no-scheduler"],
-  enqueue: ["queue", "priority", "delay", "id", "key", "retries", "timeout", "dead-letter"],
+  enqueue: [
+    "queue",
+    "priority",
+    "delay",
+    "id",
+    "key",
+    "retries",
+    "timeout",
+    "dead-letter",
+    "throttle",
+    "age-after",
+  ],
   status: ["watch"],
   list: ["state", "queue", "task", "limit"],
   result: [],
@@ -392,6 +405,10 @@ async function command(name: string, p: Parsed): Promise<number> {
       }
       const deadLetter = flag(p, "dead-letter");
       if (deadLetter !== undefined) options.deadLetter = deadLetter;
+      const throttle = flag(p, "throttle");
+      if (throttle !== undefined) options.throttle = throttle;
+      const ageAfter = flag(p, "age-after");
+      if (ageAfter !== undefined) options.ageAfter = ageAfter;
       const priority = integer(p, "priority");
       if (priority !== undefined) options.priority = priority;
       const retries = integer(p, "retries");

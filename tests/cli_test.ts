@@ -206,11 +206,20 @@ Deno.test("cli: enqueue, status, list, result, events, cancel, retry, schedules"
 Deno.test("cli: queues pause, list and resume a queue; enqueue --dead-letter", async () => {
   await withDir(async (dir, store) => {
     const enq = await cli(
-      ["enqueue", "pool-add", "[2, 2]", "--queue", "bulk", "--dead-letter", "dead", ...store],
+      [
+        "enqueue",
+        "pool-add",
+        "[2, 2]",
+        ...["--queue", "bulk", "--dead-letter", "dead", "--age-after", "1h"],
+        ...["--key", "k", "--throttle", "1h"],
+        ...store,
+      ],
       dir,
     );
     assert.equal(enq.code, 0, enq.stderr);
     const id = enq.stdout.trim();
+    const dup = await cli(["enqueue", "pool-add", "[9, 9]", "--key", "k", ...store], dir);
+    assert.equal(dup.stdout.trim(), id, "a duplicate within the throttle window gets its id");
     const pause = await cli(["queues", "pause", "bulk", ...store], dir);
     assert.equal(pause.code, 0, pause.stderr);
     assert.match(pause.stdout, /paused: bulk/);
@@ -223,7 +232,10 @@ Deno.test("cli: queues pause, list and resume a queue; enqueue --dead-letter", a
     assert.match((await cli(["status", ...store], dir)).stdout, /^paused: bulk, idle$/m);
     {
       await using q = await openQueue(dir);
-      assert.equal((await q.get(id))?.deadLetter, "dead");
+      const record = await q.get(id);
+      assert.equal(record?.deadLetter, "dead");
+      assert.equal(record.ageAfter, 3_600_000);
+      assert.ok(record.keyUntil);
       await q.run({ until: "idle", queues: ["bulk"] });
       assert.equal((await q.get(id))?.state, "queued", "the paused queue kept its task");
     }
