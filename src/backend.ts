@@ -94,6 +94,13 @@ export interface NewTask {
    * as while it is live), so an enqueue with the same key before then gets its id instead.
    */
   keyUntil?: number;
+  /**
+   * Debounce: when a task holding `key` has not started (`waiting`, `scheduled`, `queued`),
+   * replace its payload and `runAt` with this task's instead of storing this one (its id
+   * stands for this one, `created: false`, with a `debounced` event, data `{ runAt }`); when
+   * it is running, clear its `key` and store this task, which takes the key. Not stored.
+   */
+  debounce?: true;
   /** Ids of tasks that must complete first. */
   dependsOn: string[];
   /** What a failed dependency does to this task. */

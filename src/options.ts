@@ -45,6 +45,7 @@ const ENQUEUE_KEYS = new Set([
   "deadLetter",
   "ageAfter",
   "throttle",
+  "debounce",
 ]);
 
 /** Refuse keys an options object does not know, naming the nearest known one. */
@@ -230,6 +231,21 @@ export function resolveTask(
   const resultTtl = optionalDuration(o.resultTtl, "resultTtl");
   if (resultTtl !== undefined) stored.resultTtl = resultTtl;
   if (options.key !== undefined) stored.key = options.key;
+  if (options.debounce !== undefined) {
+    const window = parseDuration(options.debounce, "debounce");
+    if (options.key === undefined) {
+      throw new ConfigError("debounce: needs a key (the enqueues it merges share the key)");
+    }
+    if (window <= 0) throw new ConfigError(`debounce: expected a duration over 0, got ${window}ms`);
+    if (options.throttle !== undefined) {
+      throw new ConfigError("debounce, throttle: give one of them, not both");
+    }
+    if (options.delay !== undefined || options.runAt !== undefined) {
+      throw new ConfigError("debounce: sets when the task is due; give no delay or runAt");
+    }
+    stored.runAt = now + window;
+    stored.debounce = true;
+  }
   if (options.throttle !== undefined) {
     const window = parseDuration(options.throttle, "throttle");
     if (options.key === undefined) {

@@ -63,6 +63,7 @@ export type EventType =
   | "schedule_resumed"
   | "dead_lettered"
   | "aged"
+  | "debounced"
   | "queue_paused"
   | "queue_resumed"
   | "corrupt";
@@ -84,6 +85,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   "schedule_resumed",
   "dead_lettered",
   "aged",
+  "debounced",
   "queue_paused",
   "queue_resumed",
   "corrupt",
@@ -184,6 +186,13 @@ export interface EnqueueOptions extends TaskOptions {
    * once it has ended, so a duplicate within the window gets its id and stores nothing.
    */
   throttle?: Duration;
+  /**
+   * Debounce (with `key`): the task is due this long after the enqueue, and a later enqueue
+   * with the same key before it starts replaces its arguments and pushes its due time back,
+   * so the last enqueue of a burst wins and runs once. (One that comes while it runs makes a
+   * new task, which takes the key over.)
+   */
+  debounce?: Duration;
 }
 
 /** A task as stored, returned by {@linkcode OmniQ.get} and {@linkcode OmniQ.list}. */

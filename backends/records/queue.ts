@@ -45,6 +45,7 @@ import { encName, entryId, type RecordSpace, type RecordTx, type Row, view } fro
 import {
   cascade,
   deadLetter,
+  debounce,
   end,
   insert,
   leave,
@@ -124,7 +125,11 @@ export class RecordQueue implements TaskQueue {
             throw new OmniQError(`dependsOn: no task with id "${d}"`);
           }
         }
-        const keyed = t.key !== undefined && (await tx.liveKeyOwner(t.key)) !== undefined;
+        // A task deduplicated by its key stores nothing, so its id may exist; a debounced one
+        // whose key holder runs is stored.
+        const owner = t.key === undefined ? undefined : await tx.liveKeyOwner(t.key);
+        const keyed = owner !== undefined &&
+          !(t.debounce && (await tx.row(owner))?.state === "running");
         if (!keyed && (batchIds?.has(t.id) || (await tx.row(t.id)))) {
           throw new DuplicateTaskError(`id: a task with id "${t.id}" exists`);
         }
@@ -140,7 +145,13 @@ export class RecordQueue implements TaskQueue {
         const live = t.key === undefined
           ? undefined
           : batchKeys?.get(t.key) ?? await tx.liveKeyOwner(t.key);
-        if (live !== undefined) {
+        if (live !== undefined && t.debounce && await debounce(tx, live, t, now, out)) {
+          ids.push(live);
+          created.push(false);
+          (standIn ??= new Map()).set(t.id, live);
+          continue;
+        }
+        if (live !== undefined && !(t.debounce && (await tx.row(live))?.state === "running")) {
           ids.push(live);
           created.push(false);
           (standIn ??= new Map()).set(t.id, live);

@@ -14,6 +14,8 @@ import {
   AGED_PRIORITY,
   agedEvent,
   deadLetterEvent,
+  debouncedEvent,
+  debounceReplaces,
   dependencyCancel,
   dependencyVerdict,
   endResult,
@@ -146,9 +148,37 @@ async function depsDone(tx: RecordTx, row: Row): Promise<boolean> {
   return true;
 }
 
+/**
+ * A debounced enqueue (`NewTask.debounce`) against the task holding its key: an unstarted one
+ * takes the new payload and due time (`true`: nothing else to store); a running one gives up
+ * its key to the new task (`false`: store it). A final one (holding by its throttle window) is
+ * left as it is (`false`).
+ */
+export async function debounce(
+  tx: RecordTx,
+  ownerId: string,
+  t: NewTask,
+  now: number,
+  out: StepOut,
+): Promise<boolean> {
+  const owner = await tx.row(ownerId);
+  if (!owner) return false;
+  if (owner.state === "running") {
+    delete owner.key;
+    return false;
+  }
+  if (!debounceReplaces(owner)) return false;
+  owner.payload = t.payload;
+  owner.runAt = t.runAt;
+  if (owner.state !== "waiting") release(owner, now);
+  out.events.push(debouncedEvent(owner, t.runAt, now));
+  return true;
+}
+
 /** Add a new task in the state its dependencies give it (the caller checked its id). */
 export async function insert(tx: RecordTx, t: NewTask, now: number, out: StepOut): Promise<Row> {
   const row: Row = { ...t, state: "queued", attempts: 0, seq: await tx.nextSeq() };
+  if (row.debounce) delete row.debounce; // an instruction to the enqueue, not stored
   tx.add(row);
   const found: Row[] = [];
   for (const d of row.dependsOn) {

@@ -196,6 +196,20 @@ export function keepsKey(task: Pick<StoredTask, "state" | "keyUntil">): boolean 
   return !isFinal(task.state) || task.keyUntil !== undefined;
 }
 
+/** Whether a debounced enqueue replaces the task holding its key: it has not started. */
+export function debounceReplaces(task: Pick<StoredTask, "state">): boolean {
+  return UNSTARTED_STATES.includes(task.state);
+}
+
+/** The event of a task whose arguments and due time a debounced enqueue replaced. */
+export function debouncedEvent(
+  task: Pick<StoredTask, "id" | "queue" | "attempts">,
+  runAt: number,
+  at: number,
+): NewEvent {
+  return taskEvent("debounced", task, at, { runAt });
+}
+
 /** The priority an aged task is raised to (`NewTask.ageAfter`). */
 export const AGED_PRIORITY = 9;
 

@@ -1,11 +1,12 @@
 // Queue controls: a paused queue keeps its tasks until it is resumed, in every handle on the
 // store; a task that spends its attempts moves to its dead-letter queue with its history; a
-// task that waits past its ageAfter is raised to the top priority.
+// task that waits past its ageAfter is raised to the top priority; throttled and debounced
+// keys.
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, type OmniQ } from "../../mod.ts";
 import { type Case, eventsOf, sleep as pause, totalTasks, typesOf, until } from "./harness.ts";
-import { echo, fail, flaky, probe, track } from "./tasks.ts";
+import { echo, fail, flaky, gated, openGate, probe, track } from "./tasks.ts";
 
 /** A task whose definition names a dead-letter queue. */
 const inherits = defineTask("conformance.dead-lettered", () => 1, { deadLetter: "dead" });
@@ -218,6 +219,51 @@ export const queueCases: Case[] = [
     },
   },
   {
+    name: "a debounced key runs the last enqueue of a burst once, after the window",
+    async fn({ open, key }) {
+      await using q = await open();
+      const first = await q.enqueue(echo, ["one"], { key, debounce: "150ms" });
+      const due = (await q.get(first))!.runAt.getTime();
+      assert.equal((await q.get(first))?.state, "scheduled");
+      await pause(20);
+      assert.equal(await q.enqueue(echo, ["two"], { key, debounce: "150ms" }), first);
+      assert.equal(await q.enqueue(echo, ["three"], { key, debounce: "150ms" }), first);
+      const record = await q.get(first);
+      assert.deepEqual(record?.args, ["three"], "the last enqueue's arguments win");
+      assert.ok(record.runAt.getTime() >= due + 20, "the due time moved back");
+      assert.equal(await totalTasks(q), 1);
+      const types = await typesOf(q, first);
+      assert.deepEqual(types, ["scheduled", "debounced", "debounced"]);
+      const w = q.worker();
+      await w.start();
+      assert.equal(await q.wait(first, { timeout: "5s" }), "three");
+      // After it ran, the key is free: the next burst makes a new task.
+      const next = await q.enqueue(echo, ["four"], { key, debounce: "30ms" });
+      assert.notEqual(next, first);
+      assert.equal(await q.wait(next, { timeout: "5s" }), "four");
+      await w.stop();
+    },
+  },
+  {
+    name: "a debounced enqueue while its key's task runs makes a new task, which takes the key",
+    async fn({ open, key }) {
+      await using q = await open();
+      const running = await q.enqueue(gated, [key], { key, debounce: "1ms" });
+      const w = q.worker();
+      await w.start();
+      await until("the first to run", () => probe(key).calls === 1);
+      const next = await q.enqueue(echo, ["after"], { key, debounce: "30ms" });
+      assert.notEqual(next, running);
+      assert.equal((await q.get(running))?.key, undefined, "the running task gave up its key");
+      assert.equal((await q.get(next))?.key, key);
+      assert.equal(await q.enqueue(echo, ["merged"], { key, debounce: "30ms" }), next);
+      openGate(key);
+      assert.equal(await q.wait(next, { timeout: "5s" }), "merged");
+      await q.wait(running, { timeout: "5s" });
+      await w.stop();
+    },
+  },
+  {
     name: "bad queue controls and dead-letter queues are refused and store nothing",
     async fn({ open }) {
       await using q = await open();
@@ -237,6 +283,19 @@ export const queueCases: Case[] = [
         (e: Error) => e instanceof ConfigError && /throttle: needs a key/.test(e.message),
       );
       await assert.rejects(q.enqueue(echo, [1], { key: "t", throttle: 0 }), ConfigError);
+      await assert.rejects(
+        q.enqueue(echo, [1], { debounce: "1s" }),
+        (e: Error) => e instanceof ConfigError && /debounce: needs a key/.test(e.message),
+      );
+      await assert.rejects(
+        q.enqueue(echo, [1], { key: "d", debounce: "1s", throttle: "1s" }),
+        (e: Error) => e instanceof ConfigError && /give one of them/.test(e.message),
+      );
+      await assert.rejects(
+        q.enqueue(echo, [1], { key: "d", debounce: "1s", delay: "1s" }),
+        (e: Error) => e instanceof ConfigError && /debounce: sets when/.test(e.message),
+      );
+      await assert.rejects(q.enqueue(echo, [1], { key: "d", debounce: -1 }), ConfigError);
       await assert.rejects(
         q.enqueue(echo, [1], { ageAfter: 0 }),
         (e: Error) =>

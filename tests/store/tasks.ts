@@ -575,6 +575,38 @@ export const taskCases: StoreCase[] = [
     },
   },
   {
+    name: "a debounced enqueue replaces an unstarted key holder, and takes a running one's key",
+    async fn({ backend: b }) {
+      const later = Date.now() + 60_000;
+      await b.queue.enqueue([newTask("d1", { key: "k", runAt: later, debounce: true })]);
+      const first = await b.queue.get("d1");
+      assert.equal(first?.state, "scheduled");
+      assert.equal((first as { debounce?: unknown }).debounce, undefined, "not stored");
+      const payload = new Uint8Array([9, 9]);
+      const merged = await b.queue.enqueue([
+        newTask("d2", { key: "k", runAt: later + 5, payload, debounce: true }),
+      ]);
+      assert.deepEqual([merged.ids, merged.created], [["d1"], [false]]);
+      assert.deepEqual(
+        merged.effects.events.map((e) => [e.type, e.taskId, e.data]),
+        [["debounced", "d1", { runAt: later + 5 }]],
+      );
+      const replaced = await b.queue.get("d1");
+      assert.deepEqual(replaced?.payload, payload);
+      assert.equal(replaced.runAt, later + 5);
+      assert.equal(await b.queue.get("d2"), undefined);
+      // Due now, claimed: a debounced enqueue then makes a new task, which takes the key.
+      await b.queue.enqueue([newTask("r1", { key: "r", debounce: true })]);
+      await b.queue.claim({ queues: ["default"], limit: 1, ...WORKER });
+      const next = await b.queue.enqueue([newTask("r2", { key: "r", debounce: true })]);
+      assert.deepEqual([next.ids, next.created], [["r2"], [true]]);
+      assert.equal((await b.queue.get("r1"))?.key, undefined);
+      assert.equal((await b.queue.get("r2"))?.key, "r");
+      const again = await b.queue.enqueue([newTask("r3", { key: "r" })]);
+      assert.deepEqual(again.ids, ["r2"]);
+    },
+  },
+  {
     name: "close is idempotent and later queue calls are refused",
     async fn({ backend: b }) {
       await b.close();
