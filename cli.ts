@@ -72,6 +72,7 @@ Stops on SIGINT or SIGTERM, hands back unfinished tasks, and exits 0.`,
   --queue Q  --priority N  --delay D  --id ID  --key K  --retries N  --timeout D
   --dead-letter Q        the queue the task moves to once its attempts are spent
   --throttle D           with --key: duplicates within D of this enqueue get its id
+  --debounce D           with --key: due D after the last enqueue with the key
   --age-after D          queued this long, the task's priority rises to 9
 Prints the task id.`,
   status: `Usage: omniq status [--watch]
@@ -142,6 +143,7 @@ const KNOWN: Record<string, string[]> = {
     "timeout",
     "dead-letter",
     "throttle",
+    "debounce",
     "age-after",
   ],
   status: ["watch"],
@@ -407,6 +409,8 @@ async function command(name: string, p: Parsed): Promise<number> {
       if (deadLetter !== undefined) options.deadLetter = deadLetter;
       const throttle = flag(p, "throttle");
       if (throttle !== undefined) options.throttle = throttle;
+      const debounce = flag(p, "debounce");
+      if (debounce !== undefined) options.debounce = debounce;
       const ageAfter = flag(p, "age-after");
       if (ageAfter !== undefined) options.ageAfter = ageAfter;
       const priority = integer(p, "priority");
