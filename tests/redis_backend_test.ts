@@ -6,8 +6,10 @@
 // of names that JSON escapes, the engine's code (loaded again when the server lost it, and
 // run as scripts where functions are not allowed), the keys a dead-letter move rewrites, a
 // record without a dead-letter queue, paused queues (due tasks promoted but not reported
-// due, a resume waking another process's worker by pub/sub), and priority aging (the
-// `aging` index on every path into a ready set, the sweep's raise and its stale members).
+// due, a resume waking another process's worker by pub/sub), priority aging (the `aging`
+// index on every path into a ready set, the sweep's raise and its stale members), and
+// throttle keys (the `keys` entry kept past a task's end, taken over after its window,
+// dropped by its purge only while it still names it).
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
@@ -690,6 +692,81 @@ Deno.test("redis: a resume in another process wakes an idle worker by pub/sub", 
     } finally {
       await worker.stop();
     }
+  });
+});
+
+Deno.test("redis: a throttled key entry outlives its task, is taken over after, and purged with it", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await withClient(async (c) => {
+      const entry = (key: string) => c.sendCommand(["HGET", `${prefix}keys`, key]);
+      const until = Date.now() + 80;
+      await q.enqueue([{ ...newTask("a"), key: "k", keyUntil: until }]);
+      assert.equal(await c.sendCommand(["HGET", `${prefix}task:a`, "kuntil"]), String(until));
+      const [t] = (await q.claim({ queues: ["default"], limit: 1, lease: 30_000, worker: "w" }))
+        .tasks;
+      assert.equal(t.keyUntil, until, "the claim returns keyUntil");
+      const { token: _t, leaseUntil: _l, ...claimed } = t;
+      assert.deepEqual(claimed, await q.get("a"));
+      await q.complete("a", t.token, resultOf(t));
+      assert.equal(await entry("k"), "a", "kept past its end (keepsKey)");
+      // Held: a duplicate, even one reusing the id, gets it.
+      const dup = await q.enqueue([{ ...newTask("a"), key: "k" }, { ...newTask("x"), key: "k" }]);
+      assert.deepEqual([dup.ids, dup.created], [["a", "a"], [false, false]]);
+      await sleep(until - Date.now() + 20);
+      // Past the window: no stand-in, so the id must be new; a new task takes the entry over.
+      await assert.rejects(q.enqueue([{ ...newTask("a"), key: "k" }]), /exists/);
+      const next = await q.enqueue([
+        { ...newTask("b"), key: "k", keyUntil: Date.now() + 60_000 },
+        { ...newTask("c"), key: "k" },
+      ]);
+      assert.deepEqual([next.ids, next.created], [["b", "b"], [true, false]]);
+      assert.equal(await entry("k"), "b");
+      // Purging "a" leaves the entry of "b", which took it over.
+      const purgeAll = { now: Date.now(), purgeBefore: Date.now() + 1_000 };
+      await q.sweep(purgeAll);
+      assert.equal(await q.get("a"), undefined, "purged");
+      assert.equal(await entry("k"), "b");
+      // "b" ends within its window: it keeps the entry and stands in for duplicates …
+      await q.cancel("b", "no");
+      assert.equal(await entry("k"), "b");
+      assert.deepEqual((await q.enqueue([{ ...newTask("d"), key: "k" }])).ids, ["b"]);
+      // … and its purge drops it.
+      await q.sweep({ now: Date.now(), purgeBefore: Date.now() + 1_000 });
+      assert.equal(await q.get("b"), undefined);
+      assert.equal(await c.sendCommand(["HEXISTS", `${prefix}keys`, "k"]), 0);
+
+      // A task without keyUntil (as every record written before) drops its entry at its end.
+      await q.enqueue([{ ...newTask("p"), key: "plain" }]);
+      assert.equal(await c.sendCommand(["HEXISTS", `${prefix}task:p`, "kuntil"]), 0);
+      assert.ok(!("keyUntil" in (await q.get("p"))!), "no keyUntil property at all");
+      await q.cancel("p", "no");
+      assert.equal(await c.sendCommand(["HEXISTS", `${prefix}keys`, "plain"]), 0);
+      // An entry naming an ended task without a window, or a missing one, holds nothing.
+      await c.sendCommand(["HSET", `${prefix}keys`, "stale", "p", "ghost", "nobody"]);
+      const fresh = await q.enqueue([
+        { ...newTask("s"), key: "stale" },
+        { ...newTask("g"), key: "ghost" },
+      ]);
+      assert.deepEqual([fresh.ids, fresh.created], [["s", "g"], [true, true]]);
+      assert.deepEqual([await entry("stale"), await entry("ghost")], ["s", "g"]);
+
+      // A manual retry takes its key back only when no other task holds it.
+      await q.enqueue([{ ...newTask("r1"), key: "r", keyUntil: Date.now() + 20 }]);
+      await q.cancel("r1", "no");
+      await sleep(40);
+      await q.enqueue([{ ...newTask("r2"), key: "r" }]);
+      assert.equal(await entry("r"), "r2");
+      await q.retry("r1");
+      assert.equal(await entry("r"), "r2", "r2 is live and holds it");
+      await q.cancel("r2", "no");
+      await q.cancel("r1", "no");
+      await q.retry("r1");
+      assert.equal(await entry("r"), "r1", "free again: taken back");
+    });
   });
 });
 

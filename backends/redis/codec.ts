@@ -1,4 +1,4 @@
-// How the Redis engine's records travel: a task hash, the 15 script arguments of a new task,
+// How the Redis engine's records travel: a task hash, the 16 script arguments of a new task,
 // results, events and schedules as JSON, and the shapes of script replies. The fields a
 // claim returns are listed in lua/fragments.ts (`CLAIM_FIELDS`); a field read here must be
 // listed there too.
@@ -103,6 +103,9 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
   // Nor before priority aging an `age`: it does not age.
   const ageAfter = optNum(h.age, "age");
   if (ageAfter !== undefined) task.ageAfter = ageAfter;
+  // Nor before throttle keys a `kuntil`: it holds its key while it is live, no longer.
+  const keyUntil = optNum(h.kuntil, "kuntil");
+  if (keyUntil !== undefined) task.keyUntil = keyUntil;
   if (typeof d.scheduleId === "string") task.scheduleId = d.scheduleId;
   if (h.links !== undefined) {
     const links = JSON.parse(h.links) as { names?: unknown; pipe?: unknown; trace?: unknown };
@@ -123,7 +126,7 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
   return task;
 }
 
-/** The 15 script arguments of a new task (see `insert` in lua/fragments.ts). */
+/** The 16 script arguments of a new task (see `insert` in lua/fragments.ts). */
 export function taskArgs(t: NewTask): string[] {
   const d: Json = { payload: b64(t.payload), createdAt: t.createdAt, backoff: t.backoff };
   if (t.timeout !== undefined) d.timeout = t.timeout;
@@ -144,6 +147,7 @@ export function taskArgs(t: NewTask): string[] {
     JSON.stringify(d),
     t.deadLetter ?? "",
     t.ageAfter === undefined ? "" : String(t.ageAfter),
+    t.keyUntil === undefined ? "" : String(t.keyUntil),
   ];
 }
 

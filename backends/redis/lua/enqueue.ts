@@ -7,11 +7,15 @@ export const ENQUEUE: string = `--[[
   Store a batch of new tasks, all or none.
 
   Validation comes first (a dependency must exist or come earlier in the batch; an id
-  must be new unless its key matches a live task), then the inserts (\`insert\`). A task
-  whose dedupe key is held by a live task is not stored: the live one stands in for it,
-  and later tasks of the batch that depend on it (or pipe or read its result) are pointed
-  at the live one, as \`withStandIns\` does in src/kit/policy.ts. Each inserted task starts
-  in the state \`dependencyVerdict\` would give it.
+  must be new unless its key is held), then the inserts (\`insert\`). A task whose dedupe
+  key is held by another task is not stored: that one stands in for it, and later tasks
+  of the batch that depend on it (or pipe or read its result) are pointed at it, as
+  \`withStandIns\` does in src/kit/policy.ts. A key is held as \`holdsKey\` says
+  (\`keyOwner\`): by a live task, or by an ended one until its throttle window
+  (keyUntil) closes on the server's clock; a task that no longer holds it (or a missing
+  one) leaves its entry to be taken over. Each key is looked up once a call (a task of
+  the batch that takes it is looked up again). Each inserted task starts in the state
+  \`dependencyVerdict\` would give it.
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
@@ -19,19 +23,29 @@ export const ENQUEUE: string = `--[[
       {<queue>}:due, expiring, ended, counts, aging, result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] n: how many tasks
-    ARGV[5..] n groups of TASK_ARGS (15) entries each: id, queue, priority, runAt, expiresAt
+    ARGV[5..] n groups of TASK_ARGS (16) entries each: id, queue, priority, runAt, expiresAt
       or '', maxAttempts, resultTtl or '', key or '', onDependencyFailure, dependencies
       JSON, links JSON or '', task name, the rest as JSON, dead-letter queue or '',
-      ageAfter (ms) or '' (see \`insert\` in fragments.ts)
+      ageAfter (ms) or '', keyUntil (ms) or '' (see \`insert\` in fragments.ts)
 
   Output:
-    finish(x), x = { ids, created } (created[i] false where a live task stood in), or the
+    finish(x), x = { ids, created } (created[i] false where a holder stood in), or the
     refusal { x = { err = 'dependency' | 'duplicate', id } } as one JSON document, before
     any change
 ]]
 local n = tonumber(ARGV[4])
 local W = ${TASK_ARGS}
 local batch = {}
+-- Each key's holder (\`keyOwner\`), or false: read once, and again after an insert took it.
+local owners = {}
+local function owner(key)
+  local o = owners[key]
+  if o == nil then
+    o = keyOwner(key) or false
+    owners[key] = o
+  end
+  return o
+end
 for i = 0, n - 1 do
   local o = 5 + i * W
   local id, key = ARGV[o], ARGV[o + 7]
@@ -42,7 +56,7 @@ for i = 0, n - 1 do
       end
     end
   end
-  local keyed = key ~= '' and redis.call('HEXISTS', K_KEYS, key) == 1
+  local keyed = key ~= '' and owner(key)
   if not keyed and (batch[id] or redis.call('EXISTS', tkey(id)) == 1) then
     return cjson.encode({x = {err = 'duplicate', id = id}})
   end
@@ -54,7 +68,7 @@ for i = 0, n - 1 do
   local o = 5 + i * W
   local a = {}
   for j = 0, W - 1 do a[j + 1] = ARGV[o + j] end
-  local live = a[8] ~= '' and redis.call('HGET', K_KEYS, a[8])
+  local live = a[8] ~= '' and owner(a[8])
   if live then
     ids[#ids + 1] = live
     created[#created + 1] = false
@@ -84,7 +98,9 @@ for i = 0, n - 1 do
         a[11] = cjson.encode(links)
       end
     end
-    insert(a)
+    insert(a, true)
+    -- It took the key (it may have ended at once, a dependency having failed).
+    if a[8] ~= '' then owners[a[8]] = nil end
     ids[#ids + 1] = a[1]
     created[#created + 1] = true
   end

@@ -7,7 +7,9 @@ export const FIRE_TICK: string = `--[[
   Fire one tick of a schedule: advance it and enqueue its task, as one step.
 
   The compare-and-set of the schedule's next tick makes one process out of many fire
-  it; the task is inserted only when its id is new.
+  it; the task is inserted only when its id is new. A task with a dedupe key takes the
+  key's entry only when no other task holds it (\`keyOwner\`, as \`holdsKey\` says; a
+  tick's task has no key today).
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
@@ -19,7 +21,7 @@ export const FIRE_TICK: string = `--[[
     ARGV[5] tick: the tick fired (ms)
     ARGV[6] the next tick (ms) or '' when none follows
     ARGV[7] '1' when a task follows
-    ARGV[8..] the task: TASK_ARGS (15) entries, as in enqueue
+    ARGV[8..] the task: TASK_ARGS (16) entries, as in enqueue
 
   Output:
     finish(x), x = true, or false when the compare-and-set failed

@@ -7,17 +7,19 @@
 // The keys, under the prefix P (ARGV[1]), as the helpers name them:
 //   P task:<id> (hash), P {<queue>}:ready and P {<queue>}:due (sorted sets), P running,
 //   P expiring, P ended, P tasks (sorted sets), P seq (counter), P keys (hash, dedupe key
-//   to id), P deps:<id> (sorted set of dependents), P counts (hash), P result:<id>
-//   (string), P results:ttl (sorted set), P events (stream), P wake (pub/sub channel),
-//   P paused (set of paused queues), P aging (sorted set, queued ids that age, by the time
-//   they do). docs/engines/redis.md says what each holds.
+//   to the id of the task that holds or held it), P deps:<id> (sorted set of dependents),
+//   P counts (hash), P result:<id> (string), P results:ttl (sorted set), P events
+//   (stream), P wake (pub/sub channel), P paused (set of paused queues), P aging (sorted
+//   set, queued ids that age, by the time they do). docs/engines/redis.md says what each
+//   holds.
 //
 // The rules the helpers apply are those of src/kit/policy.ts, in Lua because the script
 // must decide inside the call: `depsDone` and `cascade` mirror `dependencyVerdict` and
 // `dependencyCancel`, `index` mirrors `readyState`, `produce` mirrors `endResult`,
 // `deadLetter` emits the event `deadLetterEvent` makes (and moves the task as
 // `Failure.deadLetter` says); `queuePaused` reads the pause `TaskQueue.setQueuePaused` set;
-// `ages` indexes a queued task by when `hasAged` turns true (the sweep raises it, sweep.ts).
+// `ages` indexes a queued task by when `hasAged` turns true (the sweep raises it, sweep.ts);
+// `keyOwner` mirrors `holdsKey`, and `leave` keeps a key entry as `keepsKey` says.
 
 /**
  * The fields of a task record that a claim reads and returns, in this order: those the
@@ -51,12 +53,13 @@ export const CLAIM_FIELDS = [
   "worker",
   "dlq",
   "age",
+  "kuntil",
 ] as const;
 
 /** Helpers shared by every body; `begin` sets the state of one call. */
 export const LIB: string = `
 local FIELDS = {'id', 'state', 'queue', 'pri', 'seq', 'attempts', 'runAt', 'exp', 'max',
-  'rttl', 'key', 'odf', 'deps', 'token', 'dlq', 'age'}
+  'rttl', 'key', 'odf', 'deps', 'token', 'dlq', 'age', 'kuntil'}
 -- What a claim reads and returns (CLAIM_FIELDS), and each one's place in it.
 -- (Literals both: a library's top level may not call \`ipairs\` as it loads.)
 local RECORD = {${CLAIM_FIELDS.map((f) => `'${f}'`).join(", ")}}
@@ -145,6 +148,10 @@ local function checked(t)
   if t.age then
     t.age = tonumber(t.age)
     if not t.age then return nil, 'a bad number field' end
+  end
+  if t.kuntil then
+    t.kuntil = tonumber(t.kuntil)
+    if not t.kuntil then return nil, 'a bad number field' end
   end
   return t
 end
@@ -289,9 +296,27 @@ local function deadLetter(id, t, to, err, errJson)
   place(id, t, NOW, 'queue', to, 'attempts', '0', 'error', errJson)
 end
 
+-- The id of the task that holds dedupe key \`key\` now, or nil (\`holdsKey\` in
+-- src/kit/policy.ts): the task its \`P keys\` entry names, while it is live, and once it
+-- has ended, until its throttle window (\`kuntil\`, ms) closes on this server's clock. A
+-- missing task, or an ended one without a window or past it, holds nothing: the next task
+-- with the key takes the entry over. (A record written before \`kuntil\` has none.)
+local function keyOwner(key)
+  local id = redis.call('HGET', K_KEYS, key)
+  if not id then return nil end
+  local v = redis.pcall('HMGET', tkey(id), 'state', 'kuntil')
+  if v.err or not v[1] then return nil end
+  if not FINAL[v[1]] then return id end
+  local u = tonumber(v[2])
+  if u and u > NOW then return id end
+  return nil
+end
+
 -- Take a task out of every live index (it is about to become final). A running task is in
 -- no ready or due set (claiming popped it, and every path back to them leaves \`running\`),
--- and only a task with a ttl is in \`expiring\`.
+-- and only a task with a ttl is in \`expiring\`. Its key entry goes too, unless it has a
+-- throttle window (\`kuntil\`): then it keeps it (\`keepsKey\`), and \`keyOwner\` judges it
+-- (\`holdsKey\`) when the key comes again; the purge of its record drops it (sweep.ts).
 local function leave(id, t)
   if t.state ~= 'running' then
     redis.call('ZREM', readyKey(t.queue), id)
@@ -300,7 +325,9 @@ local function leave(id, t)
   redis.call('ZREM', K_RUNNING, id)
   if t.exp then redis.call('ZREM', K_EXPIRING, id) end
   if t.token then redis.call('HDEL', tkey(id), 'token', 'lease', 'worker') end
-  if t.key and redis.call('HGET', K_KEYS, t.key) == id then redis.call('HDEL', K_KEYS, t.key) end
+  if t.key and not t.kuntil and redis.call('HGET', K_KEYS, t.key) == id then
+    redis.call('HDEL', K_KEYS, t.key)
+  end
 end
 
 local function depsDone(t)
@@ -397,20 +424,22 @@ end
 
 local function held(id, token)
   local v = redis.pcall('HMGET', tkey(id), 'state', 'token', 'queue', 'attempts', 'key', 'exp',
-    'pri', 'seq', 'startedAt', 'age')
+    'pri', 'seq', 'startedAt', 'age', 'kuntil')
   if v.err or v[1] ~= 'running' or v[2] ~= token then return nil end
   local t = {state = v[1], token = v[2], queue = v[3], attempts = tonumber(v[4]),
     key = v[5] or nil, exp = tonumber(v[6]), pri = tonumber(v[7]), seq = tonumber(v[8]),
-    startedAt = tonumber(v[9]), age = tonumber(v[10])}
+    startedAt = tonumber(v[9]), age = tonumber(v[10]), kuntil = tonumber(v[11])}
   if not (t.queue and t.attempts and t.pri and t.seq) then return nil end
   return t
 end
 
 -- Store one new task (validated by the caller) and put it where its state says; the record
--- is written in one HSET, its state included.
+-- is written in one HSET, its state included. A task with a key takes its \`P keys\` entry
+-- (over a task that no longer holds it) unless another task holds it (\`keyOwner\`);
+-- \`keyFree\` says the caller knows none does (enqueue asked already).
 -- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON,
--- dead-letter queue, ageAfter (ms or '')
-local function insert(a)
+-- dead-letter queue, ageAfter (ms or ''), keyUntil (ms or '')
+local function insert(a, keyFree)
   local id = a[1]
   local k = tkey(id)
   local seq = redis.call('INCR', P .. 'seq')
@@ -434,13 +463,17 @@ local function insert(a)
   if a[8] ~= '' then
     t.key = a[8]
     field('key', a[8])
-    redis.call('HSET', K_KEYS, a[8], id)
+    if keyFree or not keyOwner(a[8]) then redis.call('HSET', K_KEYS, a[8], id) end
   end
   if a[11] ~= '' then field('links', a[11]) end
   if a[14] ~= '' then field('dlq', a[14]) end
   if a[15] ~= '' then
     t.age = tonumber(a[15])
     field('age', a[15])
+  end
+  if a[16] ~= '' then
+    t.kuntil = tonumber(a[16])
+    field('kuntil', a[16])
   end
   redis.call('ZADD', K_TASKS, seqS, id)
   local failed
@@ -505,4 +538,4 @@ end
 `;
 
 /** The number of ARGV entries one task takes in `enqueue` and `fireTick`. */
-export const TASK_ARGS = 15;
+export const TASK_ARGS = 16;

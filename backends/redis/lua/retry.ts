@@ -4,7 +4,8 @@
 export const RETRY: string = `--[[
   Queue a failed, cancelled or expired task again.
 
-  Its attempts are reset and its ttl dropped; it takes back its dedupe key if it is free.
+  Its attempts are reset and its ttl dropped; it takes back its dedupe key unless another
+  task holds it (\`keyOwner\`, as \`holdsKey\` says; a throttled task may still hold it).
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
@@ -23,9 +24,7 @@ t.attempts = 0
 t.exp = nil
 redis.call('HDEL', tkey(id), 'error', 'completedAt', 'startedAt', 'progress', 'exp')
 redis.call('ZREM', K_ENDED, id)
-if t.key and redis.call('HEXISTS', K_KEYS, t.key) == 0 then
-  redis.call('HSET', K_KEYS, t.key, id)
-end
+if t.key and not keyOwner(t.key) then redis.call('HSET', K_KEYS, t.key, id) end
 if ATTACH_RESULTS then deleteResult(id) end
 place(id, t, NOW, 'attempts', 0)
 emit('enqueued', id, t.queue, 0, {state = 'queued', retry = true})

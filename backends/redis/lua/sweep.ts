@@ -12,6 +12,8 @@ export const SWEEP: string = `--[[
   runAt + ageAfter passed): such a task is raised to priority 9 (AGED_PRIORITY) and
   re-scored in its ready set (same seq), with the event \`agedEvent\` makes (data { from },
   the priority it had); a member whose task was claimed, raised or ended since is dropped.
+  A purged record takes its \`keys\` entry with it (an ended task with a throttle window
+  keeps one, \`keepsKey\`), unless the entry names another task now (one took it over).
   Each part handles at most a batch.
 
   Input:
@@ -84,9 +86,10 @@ if purgeBefore then
   for _, id in ipairs(ended) do
     redis.call('ZREM', K_ENDED, id)
     local v = redis.call('TYPE', tkey(id)).ok == 'hash' and
-      redis.call('HMGET', tkey(id), 'state', 'queue') or {}
+      redis.call('HMGET', tkey(id), 'state', 'queue', 'key') or {}
     if v[1] and FINAL[v[1]] then
       count(v[2], v[1], -1)
+      if v[3] and redis.call('HGET', K_KEYS, v[3]) == id then redis.call('HDEL', K_KEYS, v[3]) end
       redis.call('DEL', tkey(id), P .. 'deps:' .. id)
       redis.call('ZREM', K_TASKS, id)
     end
