@@ -113,13 +113,22 @@ export interface NewTask {
    * The queue the task moves to when it has spent its attempts, instead of ending `failed`
    * (cleared by the move, so a task is dead-lettered once).
    */
-  deadLetter?: string; /**
+  deadLetter?: string;
+  /**
    * Priority aging (ms): while the task is `queued` with a priority under 9, once `runAt +
    * ageAfter` has passed, a sweep raises its priority to 9 and appends an `aged` event (data
    * `{ from }`, the priority it had).
    */
 
   ageAfter?: number;
+  /**
+   * The task's group: a claim takes a queue's grouped tasks round-robin between groups (after
+   * its ungrouped ones), one group's head at a time, and never starts a task of a group while
+   * `groupLimit` of the group's tasks are running (decided in the claim's atomic step).
+   */
+  group?: string;
+  /** With `group`: the most tasks of the group running at once. */
+  groupLimit?: number;
 }
 
 /** How a workflow task uses its dependencies' results (stored as given, e.g. as JSON). */

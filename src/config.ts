@@ -88,6 +88,7 @@ export const SCHEMA: Schema = {
     resultTtl: "duration",
     deadLetter: "string",
     ageAfter: "duration",
+    groupConcurrency: "positive",
     keepCompleted: "duration",
     eventTtl: "duration",
   },

@@ -46,6 +46,8 @@ const ENQUEUE_KEYS = new Set([
   "ageAfter",
   "throttle",
   "debounce",
+  "group",
+  "groupConcurrency",
 ]);
 
 /** Refuse keys an options object does not know, naming the nearest known one. */
@@ -260,6 +262,12 @@ export function resolveTask(
     ? undefined
     : checkDeadLetter(o.deadLetter, queue);
   if (deadLetter !== undefined) stored.deadLetter = deadLetter;
+  if (o.group !== undefined) {
+    stored.group = checkGroup(o.group);
+    stored.groupLimit = checkInteger(o.groupConcurrency ?? 1, "groupConcurrency", 1, 1_000_000);
+  } else if (o.groupConcurrency !== undefined) {
+    throw new ConfigError("groupConcurrency: needs a group (the tasks it limits share a group)");
+  }
   const ageAfter = optionalDuration(o.ageAfter, "ageAfter");
   if (ageAfter !== undefined) {
     if (ageAfter <= 0) {
@@ -268,6 +276,19 @@ export function resolveTask(
     stored.ageAfter = ageAfter;
   }
   return stored;
+}
+
+/** Check a group name: 1–256 characters, no control characters. */
+export function checkGroup(value: unknown): string {
+  const name = checkName(value, "group");
+  if (name.length > 256) {
+    throw new ConfigError(`group: expected at most 256 characters, got ${name.length}`);
+  }
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) {
+    throw new ConfigError(`group: control characters are not allowed, got ${JSON.stringify(name)}`);
+  }
+  return name;
 }
 
 /**

@@ -60,6 +60,10 @@ export function toTaskRecord(task: StoredTask, now: number = Date.now()): TaskRe
   if (task.worker !== undefined && task.state === "running") record.worker = task.worker;
   if (task.deadLetter !== undefined) record.deadLetter = task.deadLetter;
   if (task.ageAfter !== undefined) record.ageAfter = task.ageAfter;
+  if (task.group !== undefined) {
+    record.group = task.group;
+    record.groupConcurrency = task.groupLimit ?? 1;
+  }
   return record;
 }
 

@@ -161,6 +161,18 @@ export interface TaskOptions {
    * check at each sweep (`sweepInterval`), and an `aged` event records the change.
    */
   ageAfter?: Duration;
+  /**
+   * A group (a tenant, a customer, an account): workers claim round-robin between a queue's
+   * groups, so one group's backlog does not starve another's, and at most `groupConcurrency`
+   * tasks of a group run at once across every worker sharing the store. Names are 1–256
+   * characters with no control characters.
+   */
+  group?: string;
+  /**
+   * With `group`: at most this many tasks of the group run at once, in all processes.
+   * @default {1}
+   */
+  groupConcurrency?: number;
 }
 
 /** Options of {@linkcode OmniQ.enqueue}. */
@@ -238,9 +250,13 @@ export interface TaskRecord {
   /** The id of the worker running it (while `running`). */
   worker?: string;
   /** The queue it moves to once it has spent its attempts, if any (see `deadLetter`). */
-  deadLetter?:
-    string; /** How long it waits queued before its priority is raised to 9 (ms), if it ages. */
+  deadLetter?: string;
+  /** How long it waits queued before its priority is raised to 9 (ms), if it ages. */
   ageAfter?: number;
+  /** Its group, if any (see `group`). */
+  group?: string;
+  /** With a group: at most this many of the group's tasks run at once. */
+  groupConcurrency?: number;
 }
 
 /** The outcome of a task, returned by {@linkcode OmniQ.result}. */

@@ -105,12 +105,15 @@ export class FileTx extends StagedTx {
     return { task: task + 1, event: event + 1 };
   }
 
-  async entries(dir: string, limit?: number): Promise<string[]> {
-    if (!keptListing(dir)) return (await this.#s.storage.list(dir)).sort().slice(0, limit);
+  async entries(dir: string, limit?: number, after?: string): Promise<string[]> {
+    if (!keptListing(dir)) {
+      const names = (await this.#s.storage.list(dir)).sort();
+      return (after === undefined ? names : names.filter((n) => n > after)).slice(0, limit);
+    }
     // The kept listings are checked against the sequence file as this turn read it (the
     // turn's own steps move the sequences in memory before they commit).
     await this.seqs();
-    return (await this.#s.listing(dir, this.#seqStamp)).first(limit);
+    return (await this.#s.listing(dir, this.#seqStamp)).first(limit, after);
   }
 
   async liveKeyOwner(key: string): Promise<string | undefined> {

@@ -174,13 +174,17 @@ export class KvSpace implements RecordSpace {
     return out;
   }
 
-  async entries(dir: string, limit?: number): Promise<string[]> {
+  async entries(dir: string, limit?: number, after?: string): Promise<string[]> {
     const names: string[] = [];
     const prefix = this.key("i", ...dir.split("/"));
     const options = limit === undefined
       ? { batchSize: 500 }
       : { limit, batchSize: Math.min(500, limit) };
-    for await (const entry of this.kv.list({ prefix }, options)) {
+    // A start key is inclusive: the smallest key after `after` is `after` and a NUL.
+    const selector = after === undefined
+      ? { prefix }
+      : { prefix, start: [...prefix, `${after}\0`] };
+    for await (const entry of this.kv.list(selector, options)) {
       const name = entry.key[entry.key.length - 1];
       if (typeof name === "string") names.push(name);
     }

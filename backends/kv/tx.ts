@@ -12,6 +12,7 @@ import { encName } from "../../src/kit/encoding.ts";
 import { holdsKey } from "../../src/kit/policy.ts";
 import type { Row } from "../records/space.ts";
 import {
+  cursorsOf,
   indexMoves,
   keyMoves,
   pausedOf,
@@ -132,17 +133,21 @@ export class KvTx extends StagedTx {
       this.#checks.set(keyText(key), { key, versionstamp: entry.versionstamp });
     } else entry = await this.#get(key);
     this.#seqEntry = entry;
-    const raw = entry.value as { task?: unknown; event?: unknown; paused?: unknown } | null;
+    const raw = entry.value as
+      | { task?: unknown; event?: unknown; paused?: unknown; cursors?: unknown }
+      | null;
     if (!raw || typeof raw.task !== "number" || typeof raw.event !== "number") {
       return { task: 0, event: 0 };
     }
     const seqs: Seqs = { task: raw.task, event: raw.event };
     const paused = pausedOf(raw);
     if (paused) seqs.paused = paused;
+    const cursors = cursorsOf(raw);
+    if (cursors) seqs.cursors = cursors;
     return seqs;
   }
 
-  async entries(dir: string, limit?: number): Promise<string[]> {
+  async entries(dir: string, limit?: number, after?: string): Promise<string[]> {
     // Stored entries, with this transaction's own changes (of earlier steps in the group).
     const { add, del } = this.#pendingIndex();
     const prefix = `${dir}/`;
@@ -150,9 +155,13 @@ export class KvTx extends StagedTx {
     let deleted = 0;
     for (const k of add) if (k.startsWith(prefix)) added.push(k.slice(prefix.length));
     for (const k of del) if (k.startsWith(prefix)) deleted++;
-    const stored = await this.#s.entries(dir, limit === undefined ? undefined : limit + deleted);
+    const stored = await this.#s.entries(
+      dir,
+      limit === undefined ? undefined : limit + deleted,
+      after,
+    );
     const names = new Set(stored.filter((n) => !del.has(prefix + n)));
-    for (const n of added) if (!n.includes("/")) names.add(n);
+    for (const n of added) if (!n.includes("/") && (after === undefined || n > after)) names.add(n);
     return [...names].sort().slice(0, limit);
   }
 

@@ -52,6 +52,8 @@ export class MemoryState {
   eventSeq: number = 0;
   /** The paused queues, sorted. */
   paused: readonly string[] = [];
+  /** The group each queue's grouped claims served last. */
+  cursors: Map<string, string> = new Map();
   /** How many open handles share this state (a named store lives while any is open). */
   users: number = 0;
   /** Index entry names by directory (`ready/<queue>`, `deps/<id>` …). */
@@ -73,8 +75,8 @@ export class MemoryState {
   }
 
   /** The names under a directory, in order; the first `limit`. */
-  entries(dir: string, limit?: number): string[] {
-    return this.#dirs.get(dir)?.first(limit) ?? [];
+  entries(dir: string, limit?: number, after?: string): string[] {
+    return this.#dirs.get(dir)?.first(limit, after) ?? [];
   }
 
   /** Add an index entry (a path `dir/name`). */
@@ -143,6 +145,7 @@ class MemoryTx implements RecordTx {
   #dependents?: string[];
   #schedules?: Map<string, StoredSchedule | undefined>;
   #paused?: readonly string[];
+  #cursors?: Map<string, string>;
 
   constructor(state: MemoryState) {
     this.#s = state;
@@ -195,8 +198,8 @@ class MemoryTx implements RecordTx {
     (this.#results ??= new Map()).set(taskId, undefined);
   }
 
-  entries(dir: string, limit?: number): Promise<string[]> {
-    return Promise.resolve(this.#s.entries(dir, limit));
+  entries(dir: string, limit?: number, after?: string): Promise<string[]> {
+    return Promise.resolve(this.#s.entries(dir, limit, after));
   }
 
   dropEntry(path: string): void {
@@ -234,6 +237,15 @@ class MemoryTx implements RecordTx {
 
   setPausedQueues(queues: readonly string[]): Promise<void> {
     this.#paused = [...queues];
+    return Promise.resolve();
+  }
+
+  groupCursor(queue: string): Promise<string | undefined> {
+    return Promise.resolve(this.#cursors?.get(queue) ?? this.#s.cursors.get(queue));
+  }
+
+  setGroupCursor(queue: string, group: string): Promise<void> {
+    (this.#cursors ??= new Map()).set(queue, group);
     return Promise.resolve();
   }
 
@@ -299,6 +311,7 @@ class MemoryTx implements RecordTx {
       }
     }
     if (this.#paused) s.paused = this.#paused;
+    if (this.#cursors) { for (const [q, g] of this.#cursors) s.cursors.set(q, g); }
     if (this.#events) { for (const e of this.#events) s.events.push(e); }
     s.eventSeq = this.#eventSeq;
   }

@@ -58,26 +58,3 @@ export async function bounded(jobs: (() => Promise<unknown>)[]): Promise<void> {
   }
   if (failed) throw first;
 }
-
-/** Sorted names with binary-search insert and delete. */
-export class SortedNames {
-  readonly names: string[] = [];
-  #find(name: string): number {
-    let lo = 0;
-    let hi = this.names.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.names[mid] < name) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-  add(name: string): void {
-    const i = this.#find(name);
-    if (this.names[i] !== name) this.names.splice(i, 0, name);
-  }
-  delete(name: string): void {
-    const i = this.#find(name);
-    if (this.names[i] === name) this.names.splice(i, 1);
-  }
-}

@@ -12,7 +12,8 @@ import { encName, parseJson } from "../../src/kit/encoding.ts";
 import { closedError, isFinal, keepsKey } from "../../src/kit/policy.ts";
 import { indexKeys, type Row } from "../records/queue.ts";
 import type { Seqs } from "../records/staging.ts";
-import { decodeRow, decodeSchedule, errorText, SortedNames, untok } from "./codec.ts";
+import { decodeRow, decodeSchedule, errorText, untok } from "./codec.ts";
+import { SortedNames } from "../records/sorted.ts";
 import {
   CATCH_UP_MS,
   JOURNAL_KEY,
@@ -296,9 +297,8 @@ export class NatsMirror {
     return this.indexEntries(dir, limit);
   }
 
-  indexEntries(dir: string, limit?: number): string[] {
-    const names = this.index.get(dir)?.names ?? [];
-    return limit === undefined ? [...names] : names.slice(0, limit);
+  indexEntries(dir: string, limit?: number, after?: string): string[] {
+    return this.index.get(dir)?.first(limit, after) ?? [];
   }
 
   /** Apply the changes watched while this process's step ran (its own writes come first). */

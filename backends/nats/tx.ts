@@ -51,8 +51,8 @@ export class NatsTx extends StagedTx {
     return { task: task + 1, event: Date.now() * 1000 };
   }
 
-  entries(dir: string, limit?: number): Promise<string[]> {
-    return Promise.resolve(this.#s.indexEntries(dir, limit));
+  entries(dir: string, limit?: number, after?: string): Promise<string[]> {
+    return Promise.resolve(this.#s.indexEntries(dir, limit, after));
   }
 
   override dropEntry(_path: string): void {

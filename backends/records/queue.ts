@@ -41,7 +41,16 @@ import {
   zeroCounts,
 } from "../../src/kit/policy.ts";
 import type { ListOptions, QueueStats, StateCounts } from "../../src/types.ts";
-import { encName, entryId, type RecordSpace, type RecordTx, type Row, view } from "./space.ts";
+import {
+  encName,
+  entryId,
+  groupName,
+  nameId,
+  type RecordSpace,
+  type RecordTx,
+  type Row,
+  view,
+} from "./space.ts";
 import {
   cascade,
   deadLetter,
@@ -71,6 +80,17 @@ export {
 /** The error of a task that expired before it started (the kit's `EXPIRED_ERROR`). */
 export const EXPIRED: Readonly<{ name: string; message: string }> = EXPIRED_ERROR;
 
+/** What a grouped claim of one queue works with. */
+interface GroupClaim {
+  queue: string;
+  request: ClaimRequest;
+  now: number;
+  claimed: ClaimedTask[];
+  out: StepOut;
+  /** Whether the queue is paused (read on first call). */
+  paused: () => Promise<boolean>;
+}
+
 /** The task queue of a record engine (see the module doc). */
 export class RecordQueue implements TaskQueue {
   /** The largest encoded payload the engine accepts, if limited. */
@@ -78,6 +98,8 @@ export class RecordQueue implements TaskQueue {
   #s: RecordSpace;
   #attached: Attachment = { results: true, events: true };
   #reports: NewEvent[] = [];
+  /** The grouped tasks each transaction started, by group (see `#claimGroups`). */
+  #groupClaims = new WeakMap<RecordTx, Map<string, Set<string>>>();
 
   /**
    * Open over an engine's records.
@@ -330,7 +352,8 @@ export class RecordQueue implements TaskQueue {
         // Asked only when there is something to take: an idle claim reads no more than it did.
         // A paused queue's due tasks are promoted above all the same, so `nextDue` does not
         // keep naming them.
-        if (sorted.length > 0 && (await tx.pausedQueues()).includes(queue)) continue;
+        const paused = async () => (await tx.pausedQueues()).includes(queue);
+        if (sorted.length > 0 && await paused()) continue;
         await tx.prefetch?.(
           sorted.slice(0, room).map(entryId).filter((id) => id !== undefined),
         );
@@ -350,22 +373,123 @@ export class RecordQueue implements TaskQueue {
             await end(tx, row, { state: "expired", now, error: { ...EXPIRED_ERROR } }, out);
             continue;
           }
-          row.state = "running";
-          row.attempts++;
-          row.token = crypto.randomUUID();
-          row.leaseUntil = now + request.lease;
-          row.worker = request.worker;
-          row.startedAt = now;
-          const task = view(row) as ClaimedTask;
-          task.token = row.token;
-          task.leaseUntil = row.leaseUntil;
-          claimed.push(task);
-          out.events.push(taskEvent("started", row, now));
+          claimed.push(this.#start(row, request, now, out));
+        }
+        if (claimed.length < request.limit && tx.room()) {
+          await this.#claimGroups(tx, { queue, request, now, claimed, out, paused });
         }
         if (claimed.length >= request.limit || !tx.room()) break;
       }
       return { tasks: claimed, effects: await this.#effects(tx, out) };
     });
+  }
+
+  /**
+   * Claim a queue's grouped tasks round-robin: from the group after the one served last (the
+   * queue's group cursor), the head of each group in turn whose running tasks are under its
+   * limit, one per group a round, until the claim is full or a round takes nothing.
+   */
+  async #claimGroups(tx: RecordTx, at: GroupClaim): Promise<void> {
+    const { queue, request, now, claimed, out } = at;
+    const dir = `gready/${encName(queue)}`;
+    const start = await tx.groupCursor(queue);
+    // The running tasks of each group looked at: those listed, and those this transaction
+    // started (a transaction of several steps lists what it committed before them only).
+    let mine = this.#groupClaims.get(tx);
+    if (!mine) this.#groupClaims.set(tx, mine = new Map());
+    const running = new Map<string, Set<string>>();
+    let last: string | undefined;
+    let checkedPause = false;
+    for (let from = start, took = true; took && claimed.length < request.limit;) {
+      took = false;
+      const seen = new Set<string>();
+      let after = from === undefined ? undefined : `${from}/`;
+      let wrapped = from === undefined;
+      while (claimed.length < request.limit && tx.room()) {
+        const names = await tx.entries(dir, SLACK, after);
+        if (names.length === 0) {
+          if (wrapped) break;
+          wrapped = true;
+          after = undefined;
+          continue;
+        }
+        const group = names[0].slice(0, names[0].indexOf("."));
+        if (seen.has(group)) break;
+        seen.add(group);
+        after = `${group}/`;
+        if (!checkedPause) {
+          if (await at.paused()) return;
+          checkedPause = true;
+        }
+        const row = await this.#groupHead(tx, dir, names, group, at);
+        if (!row) continue;
+        let busy = running.get(group);
+        if (!busy) {
+          const listed = await tx.entries(`grun/${group}`, (row.groupLimit ?? 1) + SLACK);
+          busy = new Set(listed.map(nameId).filter((id) => id !== undefined));
+          for (const id of mine.get(group) ?? []) busy.add(id);
+          running.set(group, busy);
+        }
+        if (busy.size >= (row.groupLimit ?? 1)) continue;
+        busy.add(row.id);
+        let ids = mine.get(group);
+        if (!ids) mine.set(group, ids = new Set());
+        ids.add(row.id);
+        claimed.push(this.#start(row, request, now, out));
+        took = true;
+        last = group;
+      }
+      from = last;
+    }
+    if (last !== undefined && last !== start) await tx.setGroupCursor(queue, last);
+  }
+
+  /** The first claimable task of a group among listed entries; stale ones are dropped. */
+  async #groupHead(
+    tx: RecordTx,
+    dir: string,
+    names: string[],
+    group: string,
+    at: GroupClaim,
+  ): Promise<Row | undefined> {
+    for (const name of names) {
+      if (!name.startsWith(`${group}.`)) break;
+      const id = entryId(name);
+      if (id === undefined) {
+        this.#s.corrupt(`${dir}/${name}`, "not an index entry");
+        continue;
+      }
+      const row = await tx.row(id);
+      if (
+        !row || row.state !== "queued" || row.queue !== at.queue || row.group === undefined ||
+        groupName(row.group) !== group
+      ) {
+        if (!row || row.state !== "queued") tx.dropEntry(`${dir}/${name}`);
+        continue;
+      }
+      if (row.expiresAt !== undefined && row.expiresAt <= at.now) {
+        const error = { ...EXPIRED_ERROR };
+        await end(tx, row, { state: "expired", now: at.now, error }, at.out);
+        continue;
+      }
+      return row;
+    }
+    return undefined;
+  }
+
+  /** Start a claimed task's attempt: running, with a fresh token and lease. */
+  #start(row: Row, request: ClaimRequest, now: number, out: StepOut): ClaimedTask {
+    row.state = "running";
+    row.attempts++;
+    row.token = crypto.randomUUID();
+    row.leaseUntil = now + request.lease;
+    row.worker = request.worker;
+    row.startedAt = now;
+    const task = view(row) as ClaimedTask;
+    task.token = row.token;
+    task.leaseUntil = row.leaseUntil;
+    out.events.push(taskEvent("started", row, now));
+    return task;
   }
 
   /**

@@ -60,8 +60,13 @@ export class SortedNames {
     return true;
   }
 
-  /** The first `limit` names, in order. */
-  first(limit?: number): string[] {
-    return this.#a.slice(this.#head, limit === undefined ? undefined : this.#head + limit);
+  /** The first `limit` names, in order; with `after`, of the names that sort after it. */
+  first(limit?: number, after?: string): string[] {
+    let i = this.#head;
+    if (after !== undefined) {
+      i = this.#find(after);
+      if (this.#a[i] === after) i++;
+    }
+    return this.#a.slice(i, limit === undefined ? undefined : i + limit);
   }
 }

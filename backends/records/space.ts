@@ -5,7 +5,8 @@
  *
  * Index entries are paths (`ready/<queue>/<9-priority><seq>-<id>`, `sched/<queue>/<runAt>-<id>`,
  * `running/<id>`, `expires/<time>-<id>`, `aging/<time>-<id>`, `final/<time>-<id>`,
- * `deps/<dep>/<id>`), with each
+ * `deps/<dep>/<id>`; a grouped task is queued in `gready/<queue>/<group>.<9-priority><seq>-<id>`
+ * instead of `ready/…`, and while running is also in `grun/<group>/<id>`), with each
  * name segment made safe by `encName`. They are hints: a step re-reads the record an entry
  * names, and drops an entry that no longer matches it.
  *
@@ -27,6 +28,15 @@ const PLAIN_NAME = /^[A-Za-z0-9_~!'()-]*$/;
  */
 export function encName(s: string): string {
   return PLAIN_NAME.test(s) ? s : encodeName(s);
+}
+
+/**
+ * A group's name in index entries: `encName` with `-` escaped too, so a `gready/` entry is
+ * `<group>.<rest>` with neither `.` nor `-` in the group part, and one group's entries are
+ * contiguous: every entry of the groups after group `g` sorts after `<g>/`.
+ */
+export function groupName(group: string): string {
+  return encName(group).replace(/-/g, "%2D");
 }
 
 /** A task record: the stored task, its FIFO sequence and its claim. */
@@ -55,8 +65,11 @@ export interface RecordTx {
   putResults(results: StoredResult[]): void;
   /** Delete a result on commit. */
   deleteResult(taskId: string): void;
-  /** The names of the index entries under a directory (`ready/<queue>` …), sorted; the first `limit`. */
-  entries(dir: string, limit?: number): Promise<string[]>;
+  /**
+   * The names of the index entries under a directory (`ready/<queue>` …), sorted; the first
+   * `limit`; with `after`, of those that sort after it (a seek, not a scan).
+   */
+  entries(dir: string, limit?: number, after?: string): Promise<string[]>;
   /** Delete a stale index entry (a path `dir/name`). */
   dropEntry(path: string): void;
   /** Record that `id` waits for `dep`. */
@@ -73,6 +86,10 @@ export interface RecordTx {
   pausedQueues(): Promise<readonly string[]>;
   /** Store the paused queues (sorted, no repeats) on commit. */
   setPausedQueues(queues: readonly string[]): Promise<void>;
+  /** The group (its `groupName`) a queue's last grouped claim served (read once per step). */
+  groupCursor(queue: string): Promise<string | undefined>;
+  /** Store the group a queue's grouped claim served last, on commit. */
+  setGroupCursor(queue: string, group: string): Promise<void>;
   /** Whether the step may read more records (an engine may bound one step's size). */
   room(): boolean;
   /** Read these task records ahead, together, where the engine can (a hint). */
@@ -112,7 +129,8 @@ export function indexKeys(row: Row): string[] {
   const out: string[] = [];
   switch (row.state) {
     case "queued":
-      out.push(`ready/${q}/${9 - row.priority}${pad(row.seq)}-${id}`);
+      if (row.group === undefined) out.push(`ready/${q}/${9 - row.priority}${pad(row.seq)}-${id}`);
+      else out.push(`gready/${q}/${groupName(row.group)}.${9 - row.priority}${pad(row.seq)}-${id}`);
       if (row.ageAfter !== undefined && row.priority < AGED_PRIORITY) {
         out.push(`aging/${pad(row.runAt + row.ageAfter)}-${id}`);
       }
@@ -122,6 +140,7 @@ export function indexKeys(row: Row): string[] {
       break;
     case "running":
       out.push(`running/${id}`);
+      if (row.group !== undefined) out.push(`grun/${groupName(row.group)}/${id}`);
       break;
   }
   if (LIVE_WAIT.has(row.state) && row.expiresAt !== undefined) {

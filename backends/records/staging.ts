@@ -28,6 +28,16 @@ export interface Seqs {
    * decides on the pause it read, atomically, for no extra read.
    */
   paused?: string[];
+  /** The group each queue's grouped claims served last (see `RecordTx.groupCursor`). */
+  cursors?: Record<string, string>;
+}
+
+/** The group cursors a sequences record holds, if any. */
+export function cursorsOf(seqs: { cursors?: unknown }): Record<string, string> | undefined {
+  const c = seqs.cursors;
+  return c !== null && typeof c === "object" && !Array.isArray(c)
+    ? c as Record<string, string>
+    : undefined;
 }
 
 /** The paused queues a sequences record holds (a record of an older OmniQ has none). */
@@ -80,7 +90,7 @@ export abstract class StagedTx implements RecordTx {
   /** Read the sequences from the store (called once per step that needs them). */
   protected abstract readSeqs(): Seqs | Promise<Seqs>;
   /** The names of the index entries under a directory, sorted; the first `limit`. */
-  abstract entries(dir: string, limit?: number): Promise<string[]>;
+  abstract entries(dir: string, limit?: number, after?: string): Promise<string[]>;
   /** The live task that holds a dedupe key, if any. */
   abstract liveKeyOwner(key: string): Promise<string | undefined>;
 
@@ -212,6 +222,20 @@ export abstract class StagedTx implements RecordTx {
     const seq = await this.seqs();
     this.seq = { ...seq, paused: [...queues] };
     if (queues.length === 0) delete this.seq.paused;
+    this.seqDirty = true;
+  }
+
+  /** The group a queue's last grouped claim served, from the sequences record. */
+  async groupCursor(queue: string): Promise<string | undefined> {
+    const cursor = cursorsOf(await this.seqs())?.[queue];
+    return typeof cursor === "string" ? cursor : undefined;
+  }
+
+  /** Store a queue's group cursor in the sequences record, on commit. */
+  async setGroupCursor(queue: string, group: string): Promise<void> {
+    const seq = await this.seqs();
+    if (cursorsOf(seq)?.[queue] === group) return;
+    this.seq = { ...seq, cursors: { ...cursorsOf(seq), [queue]: group } };
     this.seqDirty = true;
   }
 

@@ -57,6 +57,7 @@
 import { badInputCases } from "./bad_input.ts";
 import { dependencyCases } from "./dependencies.ts";
 import { enqueueCases } from "./enqueue.ts";
+import { groupCases } from "./groups.ts";
 import { eventCases } from "./events.ts";
 import { type Case, type ConformanceOptions, runCase } from "./harness.ts";
 import { registerCases } from "./register.ts";
@@ -96,6 +97,7 @@ export const cases: readonly Case[] = [
   ...badInputCases,
   ...sharingCases,
   ...queueCases,
+  ...groupCases,
 ];
 
 /**
