@@ -1,6 +1,6 @@
 // Two OS processes work one `file:` directory: 2,000 tasks, each completed exactly once.
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { twoProcessesExactlyOnce } from "./fixtures/two_processes.ts";
+import { twoProcessesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
 import { killedWorkerLosesNothing } from "./fixtures/crash.ts";
 
 Deno.test(
@@ -16,4 +16,9 @@ Deno.test(
 Deno.test(
   "file: a process killed mid-run (maybe holding the lock) loses no task",
   () => killedWorkerLosesNothing((dir) => `file:${dir}/store`, { tasks: 300, timeout: 30_000 }),
+);
+
+Deno.test(
+  "file: two processes never run two tasks of a group at groupConcurrency 1",
+  () => twoProcessesOneGroup((dir) => `file:${dir}/store`),
 );

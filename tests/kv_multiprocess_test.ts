@@ -1,7 +1,7 @@
 // Processes sharing one Deno KV file: 2,000 tasks each completed exactly once, and three
 // schedulers that fire each tick exactly once.
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { twoProcessesExactlyOnce } from "./fixtures/two_processes.ts";
+import { twoProcessesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
 
 Deno.test(
   "kv: two processes on one KV file complete each of 2,000 tasks exactly once",
@@ -11,4 +11,9 @@ Deno.test(
 Deno.test(
   "kv: three scheduler processes on one KV file fire each tick exactly once",
   () => threeSchedulersExactlyOnce((dir) => `kv:${dir}/omniq.kv`),
+);
+
+Deno.test(
+  "kv: two processes never run two tasks of a group at groupConcurrency 1",
+  () => twoProcessesOneGroup((dir) => `kv:${dir}/omniq.kv`),
 );

@@ -7,7 +7,7 @@ import { defineTask, OmniQ } from "../mod.ts";
 import { openNats } from "../backends/nats/mod.ts";
 import { type Child, kill, readLine, spawn } from "./fixtures/processes.ts";
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { processesExactlyOnce } from "./fixtures/two_processes.ts";
+import { processesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
 import { testServerUrl } from "./servers.ts";
 
 const NET = ["--allow-net=127.0.0.1", "--allow-env"];
@@ -87,3 +87,12 @@ async function until(probe: () => Promise<boolean>, timeout = 30_000): Promise<v
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+Deno.test("nats: two processes never run two tasks of a group at groupConcurrency 1", async () => {
+  const url = freshUrl();
+  try {
+    await twoProcessesOneGroup(() => url, NET);
+  } finally {
+    await drop(url);
+  }
+});

@@ -4,7 +4,7 @@
 
 import { dropSchema, freshSchema, schemaUrl } from "./fixtures/postgres.ts";
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { processesExactlyOnce } from "./fixtures/two_processes.ts";
+import { processesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
 
 /** What a child needs to reach the server (postgres.js reads two variables at start). */
 const NET = ["--allow-net=127.0.0.1", "--allow-env=PGAPPNAME,PGTARGETSESSIONATTRS"];
@@ -28,6 +28,15 @@ Deno.test("postgres: three scheduler processes on one schema fire each tick exac
   const schema = freshSchema("omniq_sched");
   try {
     await threeSchedulersExactlyOnce(() => schemaUrl(schema), NET);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: two processes never run two tasks of a group at groupConcurrency 1", async () => {
+  const schema = freshSchema("omniq_group");
+  try {
+    await twoProcessesOneGroup(() => schemaUrl(schema), NET);
   } finally {
     await dropSchema(schema);
   }

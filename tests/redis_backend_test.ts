@@ -9,7 +9,8 @@
 // due, a resume waking another process's worker by pub/sub), priority aging (the `aging`
 // index on every path into a ready set, the sweep's raise and its stale members), and
 // throttle keys (the `keys` entry kept past a task's end, taken over after its window,
-// dropped by its purge only while it still names it).
+// dropped by its purge only while it still names it), and debounce keys (an unstarted
+// holder moved between its queue's due and ready sets, its payload swapped).
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
@@ -766,6 +767,96 @@ Deno.test("redis: a throttled key entry outlives its task, is taken over after, 
       await q.cancel("r1", "no");
       await q.retry("r1");
       assert.equal(await entry("r"), "r1", "free again: taken back");
+    });
+  });
+});
+
+Deno.test("redis: a debounced enqueue moves its unstarted holder between its queue's sets", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    await using listener = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    const later = Date.now() + 60_000;
+    const debounced = (id: string, options: Partial<NewTask>): NewTask => ({
+      ...newTask(id),
+      queue: "deb",
+      key: "k",
+      debounce: true,
+      ...options,
+    });
+    await q.enqueue([debounced("h", { runAt: later, createdAt: 1, ageAfter: 1_000 })]);
+    await withClient(async (c) => {
+      const score = (key: string, id = "h") => c.sendCommand(["ZSCORE", `${prefix}${key}`, id]);
+      const counts = async () => pairsOf(await c.sendCommand(["HGETALL", `${prefix}counts`]));
+      assert.equal(Number(await score("{deb}:due")), later);
+      const past = Date.now() - 5;
+      let wakes = 0;
+      const sub = listener.queue.subscribe!(["deb"], () => wakes++);
+      try {
+        await sub.ready;
+        // (The wake-up of the holder's own enqueue may still come in: let it, and start from
+        // none.)
+        await new Promise((r) => setTimeout(r, 50));
+        wakes = 0;
+        // Put off: it stays in the due set, at its new time, and wakes no worker.
+        const off = await q.enqueue([debounced("p", { runAt: later + 10 })]);
+        assert.deepEqual([off.ids, off.created], [["h"], [false]]);
+        assert.equal(Number(await score("{deb}:due")), later + 10);
+        // Due now: moved to the ready set (and `aging`), counted queued, its queue woken; a
+        // task of the batch that depends on the new id depends on the holder.
+        const now = await q.enqueue([
+          debounced("n", { runAt: past, payload: new Uint8Array([8, 8]) }),
+          { ...newTask("after", ["n"]), queue: "deb" },
+        ]);
+        assert.deepEqual([now.ids, now.created], [["h", "after"], [false, true]]);
+        assert.deepEqual(now.effects.events.map((e) => [e.type, e.taskId, e.data]), [
+          ["debounced", "h", { runAt: past }],
+          ["enqueued", "after", { state: "waiting" }],
+        ]);
+        assert.equal(await score("{deb}:due"), null);
+        assert.notEqual(await score("{deb}:ready"), null);
+        assert.equal(Number(await score("aging")), past + 1_000);
+        assert.equal(await c.sendCommand(["HGET", `${prefix}task:after`, "deps"]), '["h"]');
+        assert.notEqual(await score("deps:h", "after"), null);
+        const n = await counts();
+        assert.deepEqual([n["scheduled:deb"], n["queued:deb"], n["waiting:deb"]], ["0", "1", "1"]);
+        const start = Date.now();
+        while (wakes === 0 && Date.now() - start < 5_000) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        await new Promise((r) => setTimeout(r, 50));
+        assert.equal(wakes, 1, "woken when it became due, not when it was put off");
+      } finally {
+        sub();
+      }
+      const h = await q.get("h");
+      assert.deepEqual(h?.payload, new Uint8Array([8, 8]), "the last enqueue's payload");
+      assert.equal(h.createdAt, 1, "the rest of its document is its own");
+      assert.equal(h.runAt, past);
+      assert.equal(await q.get("n"), undefined);
+      assert.equal(await q.get("p"), undefined);
+
+      // A waiting holder only gets the fields; a document whose payload does not come first
+      // (not this codec's) is rewritten whole.
+      await q.enqueue([{ ...newTask("w", ["h"]), queue: "deb", key: "w" }]);
+      await c.sendCommand([
+        "HSET",
+        `${prefix}task:w`,
+        "d",
+        '{"createdAt":2,"backoff":{"type":"fixed","delay":10,"max":10,"jitter":0},"payload":"AQ=="}',
+      ]);
+      const before = await counts();
+      const merged = await q.enqueue([
+        debounced("w2", { key: "w", runAt: later, payload: new Uint8Array([5]) }),
+      ]);
+      assert.deepEqual(merged.ids, ["w"]);
+      const w = await q.get("w");
+      assert.deepEqual([w?.state, w?.runAt, w?.createdAt], ["waiting", later, 2]);
+      assert.deepEqual(w?.payload, new Uint8Array([5]));
+      assert.equal(await score("{deb}:due", "w"), null);
+      assert.equal(await score("{deb}:ready", "w"), null);
+      assert.deepEqual(await counts(), before);
     });
   });
 });

@@ -5,7 +5,7 @@
 
 import { dropPrefix, freshPrefix, prefixUrl } from "./fixtures/redis.ts";
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { processesExactlyOnce } from "./fixtures/two_processes.ts";
+import { processesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
 
 /** What a child needs to reach the server. */
 const NET = ["--allow-net=127.0.0.1", "--allow-env"];
@@ -29,6 +29,15 @@ Deno.test("redis: three scheduler processes on one prefix fire each tick exactly
   const prefix = freshPrefix("omniq-sched");
   try {
     await threeSchedulersExactlyOnce(() => prefixUrl(prefix), NET);
+  } finally {
+    await dropPrefix(prefix);
+  }
+});
+
+Deno.test("redis: two processes never run two tasks of a group at groupConcurrency 1", async () => {
+  const prefix = freshPrefix("omniq-group");
+  try {
+    await twoProcessesOneGroup(() => prefixUrl(prefix), NET);
   } finally {
     await dropPrefix(prefix);
   }

@@ -1,7 +1,12 @@
 // Two OS processes work one SQLite file: 2,000 tasks, each completed exactly once.
-import { twoProcessesExactlyOnce } from "./fixtures/two_processes.ts";
+import { twoProcessesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
 
 Deno.test(
   "sqlite: two processes on one file complete each of 2,000 tasks exactly once",
   () => twoProcessesExactlyOnce((dir) => `sqlite:${dir}/queue.db`),
+);
+
+Deno.test(
+  "sqlite: two processes never run two tasks of a group at groupConcurrency 1",
+  () => twoProcessesOneGroup((dir) => `sqlite:${dir}/queue.db`),
 );

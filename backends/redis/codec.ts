@@ -126,7 +126,11 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
   return task;
 }
 
-/** The 16 script arguments of a new task (see `insert` in lua/fragments.ts). */
+/**
+ * The 17 script arguments of a new task (see `insert` in lua/fragments.ts). Its `d` begins
+ * with the payload: a debounced enqueue swaps that text into its key holder's `d` as it is
+ * (`withPayload` in lua/enqueue.ts).
+ */
 export function taskArgs(t: NewTask): string[] {
   const d: Json = { payload: b64(t.payload), createdAt: t.createdAt, backoff: t.backoff };
   if (t.timeout !== undefined) d.timeout = t.timeout;
@@ -148,6 +152,7 @@ export function taskArgs(t: NewTask): string[] {
     t.deadLetter ?? "",
     t.ageAfter === undefined ? "" : String(t.ageAfter),
     t.keyUntil === undefined ? "" : String(t.keyUntil),
+    t.debounce ? "1" : "",
   ];
 }
 

@@ -52,9 +52,9 @@ const COMPLETE_BATCH = 100;
 /** How long (ms) the due time a claim brings stands in for a `nextDue` query. */
 const DUE_HINT_MS = 100;
 
-/** Whether an event says a task was put off to a later time. */
+/** Whether an event says a task was put off to a later time (or, debounced, moved). */
 function schedules(e: Json): boolean {
-  return e.type === "scheduled" || e.type === "retrying";
+  return e.type === "scheduled" || e.type === "retrying" || e.type === "debounced";
 }
 
 /** A completion waiting for the next call of the `complete` script. */
@@ -80,7 +80,8 @@ export class RedisQueue implements TaskQueue {
 
   /**
    * Run a task-changing script. One that scheduled a task (a delayed enqueue, a dependent
-   * released to a later run time, a retry) makes the due time the last claim brought stale.
+   * released to a later run time, a retry, a debounced holder's new run time) makes the due
+   * time the last claim brought stale.
    */
   async #change(name: ScriptName, args: (string | number)[]): Promise<Outcome> {
     const out = await this.#c.change(name, args);

@@ -607,6 +607,38 @@ export const taskCases: StoreCase[] = [
     },
   },
   {
+    name: "grouped claims: ungrouped first, then round-robin by group, capped by groupLimit",
+    async fn({ backend: one, connect }) {
+      const two = await connect();
+      const g = (id: string, group: string, groupLimit = 1, priority = 0) =>
+        newTask(id, { group, groupLimit, priority });
+      await one.queue.enqueue([
+        g("a1", "a", 2),
+        g("a2", "a", 2),
+        g("a3", "a", 2, 5),
+        g("b1", "b"),
+        g("b2", "b"),
+        g("c1", "c-x"),
+        newTask("u1"),
+      ]);
+      const stored = await one.queue.get("a1");
+      assert.deepEqual([stored?.group, stored?.groupLimit], ["a", 2]);
+      const claim = { queues: ["default"], limit: 1, ...WORKER };
+      const tokens = new Map<string, string>();
+      for (let i = 0; i < 7; i++) {
+        const { tasks } = await (i % 2 ? two : one).queue.claim(claim);
+        for (const t of tasks) tokens.set(t.id, t.token);
+      }
+      // u1 first; then a's head (a3, priority 5), b1, c-x's c1, a1 (a runs 2 at most); then
+      // every group is at its limit, and the last claims take nothing.
+      assert.deepEqual([...tokens.keys()], ["u1", "a3", "b1", "c1", "a1"]);
+      const done = { taskId: "b1", state: "completed" as const, completedAt: Date.now() };
+      await one.queue.complete("b1", tokens.get("b1")!, done);
+      const next = await two.queue.claim({ ...claim, limit: 5 });
+      assert.deepEqual(next.tasks.map((t) => t.id), ["b2"], "b's slot is free again");
+    },
+  },
+  {
     name: "close is idempotent and later queue calls are refused",
     async fn({ backend: b }) {
       await b.close();

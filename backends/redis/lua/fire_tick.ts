@@ -21,7 +21,7 @@ export const FIRE_TICK: string = `--[[
     ARGV[5] tick: the tick fired (ms)
     ARGV[6] the next tick (ms) or '' when none follows
     ARGV[7] '1' when a task follows
-    ARGV[8..] the task: TASK_ARGS (16) entries, as in enqueue
+    ARGV[8..] the task: TASK_ARGS (17) entries, as in enqueue (a tick is never debounced)
 
   Output:
     finish(x), x = true, or false when the compare-and-set failed

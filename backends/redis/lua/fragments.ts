@@ -19,7 +19,8 @@
 // `deadLetter` emits the event `deadLetterEvent` makes (and moves the task as
 // `Failure.deadLetter` says); `queuePaused` reads the pause `TaskQueue.setQueuePaused` set;
 // `ages` indexes a queued task by when `hasAged` turns true (the sweep raises it, sweep.ts);
-// `keyOwner` mirrors `holdsKey`, and `leave` keeps a key entry as `keepsKey` says.
+// `keyOwner` mirrors `holdsKey`, and `leave` keeps a key entry as `keepsKey` says; the
+// enqueue script's `debounce` mirrors `debounceReplaces` and `debouncedEvent`.
 
 /**
  * The fields of a task record that a claim reads and returns, in this order: those the
@@ -301,14 +302,15 @@ end
 -- has ended, until its throttle window (\`kuntil\`, ms) closes on this server's clock. A
 -- missing task, or an ended one without a window or past it, holds nothing: the next task
 -- with the key takes the entry over. (A record written before \`kuntil\` has none.)
+-- Its state follows the id (a debounced enqueue decides by it).
 local function keyOwner(key)
   local id = redis.call('HGET', K_KEYS, key)
   if not id then return nil end
   local v = redis.pcall('HMGET', tkey(id), 'state', 'kuntil')
   if v.err or not v[1] then return nil end
-  if not FINAL[v[1]] then return id end
+  if not FINAL[v[1]] then return id, v[1] end
   local u = tonumber(v[2])
-  if u and u > NOW then return id end
+  if u and u > NOW then return id, v[1] end
   return nil
 end
 
@@ -438,7 +440,8 @@ end
 -- (over a task that no longer holds it) unless another task holds it (\`keyOwner\`);
 -- \`keyFree\` says the caller knows none does (enqueue asked already).
 -- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON,
--- dead-letter queue, ageAfter (ms or ''), keyUntil (ms or '')
+-- dead-letter queue, ageAfter (ms or ''), keyUntil (ms or ''), then debounce ('1' or ''),
+-- which only the enqueue script reads
 local function insert(a, keyFree)
   local id = a[1]
   local k = tkey(id)
@@ -538,4 +541,4 @@ end
 `;
 
 /** The number of ARGV entries one task takes in `enqueue` and `fireTick`. */
-export const TASK_ARGS = 16;
+export const TASK_ARGS = 17;
