@@ -74,6 +74,8 @@ Stops on SIGINT or SIGTERM, hands back unfinished tasks, and exits 0.`,
   --throttle D           with --key: duplicates within D of this enqueue get its id
   --debounce D           with --key: due D after the last enqueue with the key
   --age-after D          queued this long, the task's priority rises to 9
+  --group G              the task's group: groups are claimed round-robin
+  --group-concurrency N  with --group: at most N of the group run at once (default: 1)
 Prints the task id.`,
   status: `Usage: omniq status [--watch]
 
@@ -145,6 +147,8 @@ const KNOWN: Record<string, string[]> = {
     "throttle",
     "debounce",
     "age-after",
+    "group",
+    "group-concurrency",
   ],
   status: ["watch"],
   list: ["state", "queue", "task", "limit"],
@@ -411,6 +415,10 @@ async function command(name: string, p: Parsed): Promise<number> {
       if (throttle !== undefined) options.throttle = throttle;
       const debounce = flag(p, "debounce");
       if (debounce !== undefined) options.debounce = debounce;
+      const group = flag(p, "group");
+      if (group !== undefined) options.group = group;
+      const groupConcurrency = integer(p, "group-concurrency");
+      if (groupConcurrency !== undefined) options.groupConcurrency = groupConcurrency;
       const ageAfter = flag(p, "age-after");
       if (ageAfter !== undefined) options.ageAfter = ageAfter;
       const priority = integer(p, "priority");

@@ -199,6 +199,10 @@ async function task(id) {
     ["attempts", t.attempts + " of " + t.maxAttempts], ["created", when(t.createdAt)], ["due", when(t.runAt)],
     ["started", when(t.startedAt)], ["ended", when(t.completedAt)], ["depends on", (t.dependsOn || []).join(", ")],
     ["key", t.key || ""], ["schedule", t.scheduleId || ""]];
+  if (t.keyUntil) facts.push(["key held until", when(t.keyUntil)]);
+  if (t.group) facts.push(["group", t.group + " (" + t.groupConcurrency + " at once)"]);
+  if (t.deadLetter) facts.push(["dead letters to", t.deadLetter]);
+  if (t.ageAfter) facts.push(["ages after", t.ageAfter + " ms"]);
   const r = out.result;
   const result = !r ? el("p", {}, "No result yet.") : [
     el("p", {}, "Ended " + r.state + " at " + when(r.completedAt)),

@@ -211,7 +211,7 @@ Deno.test("cli: queues pause, list and resume a queue; enqueue --dead-letter", a
         "pool-add",
         "[2, 2]",
         ...["--queue", "bulk", "--dead-letter", "dead", "--age-after", "1h"],
-        ...["--key", "k", "--throttle", "1h"],
+        ...["--key", "k", "--throttle", "1h", "--group", "acme", "--group-concurrency", "3"],
         ...store,
       ],
       dir,
@@ -236,6 +236,7 @@ Deno.test("cli: queues pause, list and resume a queue; enqueue --dead-letter", a
       assert.equal(record?.deadLetter, "dead");
       assert.equal(record.ageAfter, 3_600_000);
       assert.ok(record.keyUntil);
+      assert.deepEqual([record.group, record.groupConcurrency], ["acme", 3]);
       await q.run({ until: "idle", queues: ["bulk"] });
       assert.equal((await q.get(id))?.state, "queued", "the paused queue kept its task");
     }
