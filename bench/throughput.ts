@@ -15,7 +15,8 @@
  * the table.
  *
  * Run with `deno task bench` (`-- --tasks 5000` for a quicker run, `--engines memory,kv` to
- * pick engines). `bench/node.ts` imports {@linkcode measure} and the URL helpers to take the
+ * pick engines; `--engines memory,memory+groups` adds a row whose processed tasks are spread
+ * over `--groups` groups, 1,000 by default, at `groupConcurrency: 1`). `bench/node.ts` imports {@linkcode measure} and the URL helpers to take the
  * same figures beside the npm build's under Node.
  *
  * @module
@@ -60,6 +61,11 @@ export interface Workload {
   tasks: number;
   /** Latency samples. */
   samples: number;
+  /**
+   * Spread the processed tasks over this many groups at `groupConcurrency: 1` (an engine
+   * named `<engine>+groups` on the command line), to show what round-robin groups cost.
+   */
+  groups?: number;
 }
 
 /** A fresh store's URL and how to remove it, made anew for each phase. */
@@ -90,9 +96,14 @@ export async function measure(engine: string, url: StoreFactory, workload: Workl
     const [u, dispose] = await url();
     const q = await OmniQ.open(u);
     let t = performance.now();
+    const groups = workload.groups;
     for (let i = 0; i < TASKS; i += 500) {
       await q.enqueueMany(
-        Array.from({ length: Math.min(500, TASKS - i) }, (_, j) => ({ task: noop, args: [i + j] })),
+        Array.from({ length: Math.min(500, TASKS - i) }, (_, j) => ({
+          task: noop,
+          args: [i + j],
+          ...(groups ? { group: `g${(i + j) % groups}`, groupConcurrency: 1 } : {}),
+        })),
       );
     }
     row.enqueueMany = TASKS / ((performance.now() - t) / 1000);
@@ -269,6 +280,11 @@ export function prefixed(base: string, prefix: (id: string) => string): StoreFac
 
 /** Measure one of `--engines`: OmniQ on an engine, or a peer (`pg-peers` gives two rows). */
 async function measureEngine(engine: string, W: Workload): Promise<Row[]> {
+  if (engine.endsWith("+groups")) {
+    const groups = Number(flag("--groups") ?? 1_000);
+    const rows = await measureEngine(engine.slice(0, -"+groups".length), { ...W, groups });
+    return rows.map((row) => ({ ...row, engine: `${row.engine} [${groups} groups]` }));
+  }
   switch (engine) {
     case "memory":
       return [
