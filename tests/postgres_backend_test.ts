@@ -14,6 +14,7 @@ import { within } from "../src/kit/async.ts";
 import { Connection, createPool } from "../backends/postgres/connection.ts";
 import { migrate, MIGRATIONS } from "../backends/postgres/migrations/mod.ts";
 import { resolveOptions } from "../backends/postgres/options.ts";
+import * as q from "../backends/postgres/queries.ts";
 
 /** A task record for the engine itself, due now: one attempt. */
 function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
@@ -137,11 +138,16 @@ Deno.test("postgres: a schema at version 1 takes the later migrations once and k
     }
     assert.equal((await backend.queue.get("b"))?.state, "queued");
     assert.equal((await backend.queue.get("d"))?.state, "queued");
-    // Migration 4: the old tasks read without a dead-letter queue; new ones keep theirs,
-    // and queues can be paused.
-    assert.equal("deadLetter" in (await backend.queue.get("b"))!, false);
-    await backend.queue.enqueue([newTask("e", { deadLetter: "dead" })]);
-    assert.equal((await backend.queue.get("e"))?.deadLetter, "dead");
+    // Migration 4: the old tasks read without a dead-letter queue, aging or throttle
+    // window; new ones keep theirs, and queues can be paused.
+    const b = (await backend.queue.get("b"))!;
+    for (const field of ["deadLetter", "ageAfter", "keyUntil"]) assert.equal(field in b, false);
+    const until = Date.now() + 60_000;
+    await backend.queue.enqueue([
+      newTask("e", { deadLetter: "dead", ageAfter: 500, key: "k", keyUntil: until }),
+    ]);
+    const e = await backend.queue.get("e");
+    assert.deepEqual([e?.deadLetter, e?.ageAfter, e?.keyUntil], ["dead", 500, until]);
     assert.ok(await backend.queue.setQueuePaused("mig", true));
     assert.deepEqual(await backend.queue.pausedQueues(), ["mig"]);
     const { tasks } = await backend.queue.claim({
@@ -157,6 +163,35 @@ Deno.test("postgres: a schema at version 1 takes the later migrations once and k
       (await sql.unsafe(`SELECT count(*)::int AS n FROM ${s}.migrations`))[0].n,
       MIGRATIONS.length,
     );
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: the aging sweep and the key lookup read their partial indexes", async () => {
+  const schema = freshSchema();
+  try {
+    await using backend = await openPostgres(schemaUrl(schema));
+    // Enough rows that the planner has a choice: most neither age nor hold a throttled key.
+    const now = Date.now();
+    const tasks = Array.from({ length: 2_000 }, (_, i) =>
+      newTask(`t${i}`, {
+        key: `k${i}`,
+        ...(i % 100 === 0 ? { ageAfter: 1_000, keyUntil: now + 60_000 } : {}),
+      }));
+    await backend.queue.enqueue(tasks);
+    await using sql = admin();
+    const s = `"${schema}"`;
+    await sql.unsafe(`ANALYZE ${s}.tasks`);
+    const plan = async (text: string, params: (string | number | string[])[]) =>
+      (await sql.unsafe(`EXPLAIN ${text}`, params)).map((r) => r["QUERY PLAN"]).join("\n");
+    const owners = await plan(q.keyOwners(s), [["k1", "k100"], now]);
+    assert.match(owners, /tasks_live_key/, owners);
+    assert.match(owners, /tasks_throttled_key/, owners);
+    assert.doesNotMatch(owners, /Seq Scan/, owners);
+    const aged = await plan(q.raiseAged(s), [now + 5_000, 1, 500]);
+    assert.match(aged, /Index Scan using tasks_aging/, aged);
+    assert.doesNotMatch(aged, /Seq Scan/, aged);
   } finally {
     await dropSchema(schema);
   }
@@ -650,7 +685,10 @@ Deno.test("postgres: a schema of the first version is migrated, its dependencies
       // Back to the first version's tables: as an older OmniQ left them.
       await using sql = admin();
       await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN has_dependents`);
-      await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN dead_letter`);
+      // Migration 4's columns, and with them its indexes.
+      for (const column of ["dead_letter", "age_after", "key_until"]) {
+        await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN ${column}`);
+      }
       await sql.unsafe(`DROP TABLE "${schema}".queues`);
       await sql.unsafe(`DROP FUNCTION "${schema}".mark_dependency() CASCADE`);
       await sql.unsafe(`DELETE FROM "${schema}".migrations WHERE version > 1`);

@@ -10,6 +10,7 @@ import { migrate, type Migration, MIGRATIONS } from "../backends/sqlite/migratio
 import { DuplicateTaskError, OmniQError } from "../src/errors.ts";
 import { newTask } from "./fixtures/tasks.ts";
 import { within } from "../src/kit/async.ts";
+import * as q from "../backends/sqlite/queries.ts";
 
 interface TempDir extends AsyncDisposable {
   path: string;
@@ -95,6 +96,30 @@ Deno.test("an idle poll of a paused queue takes no write lock, and its due tasks
   assert.ok(await b.queue.setQueuePaused("held", false));
   const resumed = await b.queue.claim({ queues: ["held"], limit: 5, ...WORKER });
   assert.deepEqual(resumed.tasks.map((t) => t.id), ["held", "later"]);
+});
+
+Deno.test("the aging sweep and the key lookup read their partial indexes, in order", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/omniq.db`;
+  await (await openSqlite(path)).close();
+  const raw = new DatabaseSync(path);
+  try {
+    const plan = (sql: string, ...args: (string | number)[]) =>
+      raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args).map((r) => String(r.detail));
+    const owner = plan(q.KEY_OWNER, "k", "k", Date.now());
+    assert.ok(owner.some((d) => /SEARCH tasks USING INDEX tasks_live_key \(key=\?\)/.test(d)));
+    assert.ok(
+      owner.some((d) =>
+        /SEARCH tasks USING INDEX tasks_throttled_key \(key=\? AND key_until>\?\)/.test(d)
+      ),
+      owner.join("\n"),
+    );
+    const aged = plan(q.AGED, Date.now(), 1, 500);
+    assert.deepEqual(aged.filter((d) => /tasks|B-TREE/.test(d)).length, 1, aged.join("\n"));
+    assert.match(aged[0], /SEARCH tasks USING INDEX tasks_aging/, "no scan, no sort");
+  } finally {
+    raw.close();
+  }
 });
 
 Deno.test("several engines open one new file at once and share it", async () => {
@@ -206,13 +231,19 @@ Deno.test("a version 1 file keeps its tasks and takes the later migrations once"
   {
     await using b = await openSqlite(path);
     assert.equal(schemaVersion(path), String(MIGRATIONS.length));
-    // Migration 3: the old task reads without a dead-letter queue; new ones keep theirs,
-    // and queues can be paused.
+    // Migration 3: the old task reads without a dead-letter queue, aging or throttle
+    // window; new ones keep theirs, and queues can be paused.
     const kept = await b.queue.get("kept");
     assert.equal(kept?.state, "queued", "the task survived");
-    assert.equal("deadLetter" in kept, false);
-    await b.queue.enqueue([newTask("new", { deadLetter: "dead" })]);
-    assert.equal((await b.queue.get("new"))?.deadLetter, "dead");
+    for (const field of ["deadLetter", "ageAfter", "keyUntil"]) {
+      assert.equal(field in kept, false, field);
+    }
+    const until = Date.now() + 60_000;
+    await b.queue.enqueue([
+      newTask("new", { deadLetter: "dead", ageAfter: 500, key: "k", keyUntil: until }),
+    ]);
+    const added = await b.queue.get("new");
+    assert.deepEqual([added?.deadLetter, added?.ageAfter, added?.keyUntil], ["dead", 500, until]);
     assert.ok(await b.queue.setQueuePaused("default", true));
     assert.deepEqual(await b.queue.pausedQueues(), ["default"]);
     const { tasks } = await b.queue.claim({ queues: ["default"], limit: 5, ...WORKER });

@@ -8,7 +8,7 @@
 
 import type { NewTask } from "../../src/backend.ts";
 import { DuplicateTaskError } from "../../src/errors.ts";
-import { isFinal, RECORD_VERSION, withStandIns } from "../../src/kit/policy.ts";
+import { holdsKey, RECORD_VERSION, withStandIns } from "../../src/kit/policy.ts";
 import type { SerializedError, TaskState } from "../../src/types.ts";
 import { admit, type StepSink } from "../sql/steps.ts";
 import { TASK_COLUMNS, taskValues } from "../sql/transitions.ts";
@@ -31,18 +31,21 @@ export interface StoreRequest {
   tail: Tail;
   /** The tasks, in order; one may depend on an earlier one. */
   tasks: NewTask[];
-  /** Whether a task whose key a live task holds stands for that task instead. */
+  /**
+   * Whether a task whose key another task holds (`holdsKey`: live, or ended within its
+   * throttle window) stands for that task instead.
+   */
   dedupe: boolean;
 }
 
 /**
  * Store tasks, in order, in at most three round trips whatever their number: one to lock
- * their keys and find the live tasks holding them (with `dedupe`), one to lock the
+ * their keys and find the tasks holding them (with `dedupe`), one to lock the
  * dependencies outside the batch and read their states, and a multi-row insert of the
  * tasks and their dependency links, sent in the transaction's tail with its events.
  * A task may depend on one earlier in the batch; its state is known here.
  *
- * @returns Each task's id (the live task's for a deduplicated one) and whether it is new.
+ * @returns Each task's id (the key holder's for a deduplicated one) and whether it is new.
  * @throws {OmniQError} When a dependency does not exist.
  * @throws {DuplicateTaskError} When a task with one of the ids exists (at the commit).
  */
@@ -53,21 +56,22 @@ export async function storeTasks(
 ): Promise<{ ids: string[]; created: boolean[] }> {
   const { step, tail, tasks, dedupe } = request;
   const s = c.s;
-  const liveByKey = new Map<string, string>();
+  const now = step.now;
+  const owners = new Map<string, string>();
   const keys = dedupe ? [...new Set(tasks.flatMap((t) => t.key === undefined ? [] : [t.key]))] : [];
   if (keys.length) {
     // Two processes enqueueing one key at once: the lock makes the second see the first.
     const locked = run(tx, q.LOCK_KEYS, [c.lockSpace, keys]);
-    const live = run(tx, q.liveByKeys(s), [keys]);
-    const [, rows] = await Promise.all([locked, live]);
-    for (const row of rows) liveByKey.set(row.key, row.id);
+    const held = run(tx, q.keyOwners(s), [keys, now]);
+    const [, rows] = await Promise.all([locked, held]);
+    for (const row of rows) owners.set(row.key, row.id);
   }
   // The states of the dependencies outside the batch. A dependency on a batch task that
-  // a live key replaces is one on the live task.
+  // a held key replaces is one on the key's holder.
   const batch = new Set(tasks.map((t) => t.id));
   const replaced = (id: string): string => {
     const t = dedupe ? tasks.find((t) => t.id === id && t.key !== undefined) : undefined;
-    return (t && liveByKey.get(t.key!)) ?? id;
+    return (t && owners.get(t.key!)) ?? id;
   };
   const outside = new Set<string>();
   for (const t of tasks) {
@@ -91,11 +95,11 @@ export async function storeTasks(
   const rows: { t: NewTask; state: TaskState; error?: SerializedError }[] = [];
   for (const t of tasks) {
     if (dedupe && t.key !== undefined) {
-      const live = liveByKey.get(t.key);
-      if (live !== undefined) {
-        ids.push(live);
+      const owner = owners.get(t.key);
+      if (owner !== undefined) {
+        ids.push(owner);
         created.push(false);
-        standIn.set(t.id, live);
+        standIn.set(t.id, owner);
         continue;
       }
     }
@@ -104,15 +108,16 @@ export async function storeTasks(
     const { state, error } = admit(step, linked, (id) => states.get(id));
     rows.push({ t: linked, state, error });
     // Later tasks of the batch see this one as the database would: by id, and by key
-    // while it is live.
+    // while it holds it (live, or cancelled at once within a throttle window).
     if (!states.has(t.id)) states.set(t.id, state);
-    if (dedupe && t.key !== undefined && !isFinal(state)) liveByKey.set(t.key, t.id);
+    if (dedupe && t.key !== undefined && holdsKey({ state, keyUntil: t.keyUntil }, now)) {
+      owners.set(t.key, t.id);
+    }
     ids.push(t.id);
     created.push(true);
   }
   if (!rows.length) return { ids, created };
   const dependedOn = new Set(rows.flatMap((r) => r.t.dependsOn));
-  const now = step.now;
   // The shared values of each task, as one array per column (the statement unnests them).
   const values = rows.map((r) => taskValues(r.t, r, now));
   const columns = TASK_COLUMNS.flatMap((name, i) =>

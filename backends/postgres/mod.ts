@@ -23,7 +23,7 @@
  * JSON columns are `jsonb`. `migrations (version, applied_at)` holds one row per migration
  * applied; `tasks`, `deps`, `schedules`, `queues` (what is set on a queue: `paused`),
  * `results` and `events` the data. Events are plain
- * rows, indexed by task, type, queue and time, so plain SQL such as
+ * rows, indexed by task and time, so plain SQL such as
  * `select * from omniq.events where task_id = $1 order by id` works too.
  *
  * The tables, the round trips of each operation and the durability of a state change are

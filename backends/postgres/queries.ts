@@ -12,7 +12,8 @@
  * @module
  */
 
-import { FINAL, LIVE } from "../sql/states.ts";
+import { AGED_PRIORITY } from "../../src/kit/policy.ts";
+import { AGES_AT, AGING, FINAL, LIVE, THROTTLED } from "../sql/states.ts";
 import * as t from "../sql/transitions.ts";
 import { postgresDialect } from "../sql/transitions.ts";
 
@@ -88,11 +89,21 @@ export function sweepEvents(s: string): string {
 export const LOCK_KEYS = `SELECT pg_advisory_xact_lock($1, hashtext(k))
    FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k ORDER BY k) AS ks`;
 
-/** The oldest live task holding each key: `(keys[])`. */
-export function liveByKeys(s: string): string {
-  return `SELECT DISTINCT ON (key) key, id FROM ${s}.tasks
-     WHERE key = ANY($1::text[]) AND key IS NOT NULL AND state IN ${LIVE}
-     ORDER BY key, seq`;
+/**
+ * The task holding each key (`holdsKey`): `(keys[], now)`. The oldest live task (the
+ * `tasks_live_key` index), else the oldest whose throttle window (`key_until`) has not
+ * passed, ended or not (the `tasks_throttled_key` index): the union of a probe of each
+ * index, so the partial indexes serve it.
+ */
+export function keyOwners(s: string): string {
+  return `SELECT DISTINCT ON (key) key, id FROM (
+       SELECT key, id, seq, 0 AS rank FROM ${s}.tasks
+       WHERE key = ANY($1::text[]) AND key IS NOT NULL AND state IN ${LIVE}
+       UNION ALL
+       SELECT key, id, seq, 1 AS rank FROM ${s}.tasks
+       WHERE key = ANY($1::text[]) AND ${THROTTLED} AND key_until > $2
+     ) AS owners
+     ORDER BY key, rank, seq`;
 }
 
 /**
@@ -114,26 +125,29 @@ export function lockDependencies(s: string): string {
  * Store tasks, in order: `(version, ids[], tasks[], queues[], priorities[], states[],
  * payloads[] (hex), created_ats[], run_ats[], expires_ats[], max_attempts[], backoffs[],
  * timeouts[], result_ttls[], keys[], on_dep_failures[], schedule_ids[], completed_ats[],
- * errors[], depends_ons[], links[], dead_letters[], has_dependents[] ("t"/"f"))`: the
- * columns of `TASK_COLUMNS` but `v`, in order, then `has_dependents`. No `ON CONFLICT`: an
- * existing id fails the insert, and with it the transaction.
+ * errors[], depends_ons[], links[], dead_letters[], key_untils[], age_afters[],
+ * has_dependents[] ("t"/"f"))`: the columns of `TASK_COLUMNS` but `v`, in order, then
+ * `has_dependents`. No `ON CONFLICT`: an existing id fails the insert, and with it the
+ * transaction.
  */
 export function insertTasks(s: string): string {
   return `INSERT INTO ${s}.tasks (id, v, task, queue, priority, state, payload, created_at,
        run_at, expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-       schedule_id, completed_at, error, depends_on, links, dead_letter, has_dependents)
+       schedule_id, completed_at, error, depends_on, links, dead_letter, key_until,
+       age_after, has_dependents)
      SELECT id, $1, task, queue, priority, state, decode(payload, 'hex'), created_at, run_at,
        expires_at,
        max_attempts, backoff::jsonb, timeout, result_ttl, key, on_dep_failure, schedule_id,
-       completed_at, error::jsonb, depends_on::jsonb, links::jsonb, dead_letter,
-       has_dependents::bool
+       completed_at, error::jsonb, depends_on::jsonb, links::jsonb, dead_letter, key_until,
+       age_after, has_dependents::bool
      FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
        $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::int8[],
        $14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[],
-       $20::text[], $21::text[], $22::text[], $23::text[])
+       $20::text[], $21::text[], $22::text[], $23::int8[], $24::int8[], $25::text[])
        WITH ORDINALITY AS x(id, task, queue, priority, state, payload, created_at, run_at,
          expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
-         schedule_id, completed_at, error, depends_on, links, dead_letter, has_dependents, n)
+         schedule_id, completed_at, error, depends_on, links, dead_letter, key_until,
+         age_after, has_dependents, n)
      ORDER BY n`;
 }
 
@@ -420,6 +434,27 @@ export function stalled(s: string): string {
 /** Unstarted tasks whose ttl passed, locked: `(now, version, limit)`. */
 export function expired(s: string): string {
   return t.expired(postgresDialect(s));
+}
+
+/**
+ * Raise queued tasks past their `ageAfter` to `AGED_PRIORITY`, the longest overdue first,
+ * in the order of the `tasks_aging` index, skipping rows another transaction holds: `(now,
+ * version, limit)`. Each row is a raised task's ref and `old_priority`, the priority it had,
+ * in that order. Rows of a newer record version are left to the OmniQ that wrote them.
+ */
+export function raiseAged(s: string): string {
+  return `WITH picked AS (
+       SELECT seq, priority, ${AGES_AT} AS ages_at FROM ${s}.tasks
+       WHERE ${AGING} AND ${AGES_AT} <= $1 AND v <= $2
+       ORDER BY ${AGES_AT} LIMIT $3
+       FOR UPDATE SKIP LOCKED
+     ), raised AS (
+       UPDATE ${s}.tasks t SET priority = ${AGED_PRIORITY} FROM picked
+       WHERE t.seq = picked.seq
+       RETURNING t.v, t.id, t.queue, t.attempts, picked.priority AS old_priority,
+         picked.ages_at, t.seq
+     )
+     SELECT v, id, queue, attempts, old_priority FROM raised ORDER BY ages_at, seq`;
 }
 
 /** Delete final tasks ended before a time, returning their ids: `(before, limit)`. */

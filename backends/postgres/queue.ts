@@ -240,6 +240,11 @@ export class PostgresQueue implements TaskQueue {
       for (const row of rows) await runAsync(steps.expire(table, step, toTask(row, codec)));
       return rows.length;
     });
+    await batch(
+      "sweep (aged)",
+      async (_table, step, tx) =>
+        steps.aged(step, await run(tx, q.raiseAged(c.s), [now, RECORD_VERSION, SWEEP_BATCH])),
+    );
     if (purgeBefore !== undefined) {
       await batch("sweep (purge)", async (_table, _step, tx) => {
         const rows = await run(tx, q.purge(c.s), [purgeBefore, SWEEP_BATCH]);

@@ -71,6 +71,8 @@ export function toTask(row: Row, codec: RowCodec): StoredTask {
   if (row.error !== null) task.error = codec.json(row.error) as SerializedError;
   if (row.links !== null) task.links = codec.json(row.links) as StoredTask["links"];
   if (row.dead_letter !== null) task.deadLetter = row.dead_letter as string;
+  if (row.key_until !== null) task.keyUntil = row.key_until as number;
+  if (row.age_after !== null) task.ageAfter = row.age_after as number;
   // The column keeps the last claimer; it names the worker of a running task only.
   if (row.worker != null && task.state === "running") task.worker = row.worker as string;
   return task;

@@ -14,3 +14,18 @@ export const FINAL = "('completed', 'failed', 'cancelled', 'expired')";
 export const UNSTARTED = "('waiting', 'scheduled', 'queued')";
 /** Rows handled per transaction by a sweep, so a big sweep never holds a lock long. */
 export const SWEEP_BATCH = 500;
+
+/**
+ * The tasks a sweep may age (`NewTask.ageAfter`): queued below `AGED_PRIORITY` with an
+ * `age_after`. The `WHERE` of the `tasks_aging` partial index, spelled as the migrations
+ * spell it (with the 9 of `AGED_PRIORITY` as a literal: a frozen migration cannot follow
+ * the constant).
+ */
+export const AGING = "state = 'queued' AND age_after IS NOT NULL AND priority < 9";
+/** When a task of {@linkcode AGING} ages: the expression the `tasks_aging` index holds. */
+export const AGES_AT = "run_at + age_after";
+/**
+ * The tasks that may hold their key past their end (a throttle window): the `WHERE` of the
+ * `tasks_throttled_key` partial index.
+ */
+export const THROTTLED = "key_until IS NOT NULL";

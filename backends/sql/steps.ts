@@ -1,10 +1,10 @@
 /**
  * The step code of the SQL engines: what a completion, failure, move to a dead-letter queue,
- * cancel, rerun, stall or expiry does to a task and to the tasks that depend on it, and what
- * a schedule's tick or pause and a queue's pause do, written once for SQLite and
- * PostgreSQL. The decisions come from the pure policy in `src/kit/policy.ts`; the rows
- * are read and written through a {@linkcode TaskTable} each engine implements with its own
- * SQL, inside its own transaction.
+ * cancel, rerun, stall or expiry does to a task and to the tasks that depend on it, the
+ * events of the aging sweep, and what a schedule's tick or pause and a queue's pause do,
+ * written once for SQLite and PostgreSQL. The decisions come from the pure policy in
+ * `src/kit/policy.ts`; the rows are read and written through a {@linkcode TaskTable} each
+ * engine implements with its own SQL, inside its own transaction.
  *
  * SQLite must never await inside a transaction (`node:sqlite` is synchronous) while
  * PostgreSQL awaits every statement, so each step is a generator that yields the table's
@@ -26,6 +26,7 @@ import type {
 } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import {
+  agedEvent,
   cancelError,
   deadLetterEvent,
   dependencyCancel,
@@ -38,7 +39,7 @@ import {
   taskEvent,
 } from "../../src/kit/policy.ts";
 import type { FinalState, SerializedError, TaskState } from "../../src/types.ts";
-import type { TaskRef } from "./rows.ts";
+import { type Row, type TaskRef, toRef } from "./rows.ts";
 
 /** A value now (SQLite) or later (PostgreSQL). */
 export type Io<T> = T | Promise<T>;
@@ -336,6 +337,19 @@ function* deadLetter(
   yield* io(table.deadLetter(task.id, to, step.now, error));
   step.emit(deadLetterEvent(task, to, step.now, error));
   step.wake(to);
+}
+
+/**
+ * Queued tasks a sweep raised to `AGED_PRIORITY` (`NewTask.ageAfter`), one row each with
+ * the columns of a ref and `old_priority`, the priority it had: an `aged` event each.
+ *
+ * @returns How many rows there were, for {@linkcode inBatches}.
+ */
+export function aged(step: StepSink, rows: readonly Row[]): number {
+  for (const row of rows) {
+    step.emit(agedEvent(toRef(row), row.old_priority as number, step.now));
+  }
+  return rows.length;
 }
 
 /** An unstarted task whose ttl passed. */

@@ -106,6 +106,8 @@ export const TASK_COLUMNS: readonly string[] = [
   "depends_on",
   "links",
   "dead_letter",
+  "key_until",
+  "age_after",
 ];
 
 /**
@@ -137,6 +139,8 @@ export function taskValues(t: NewTask, admission: Admission, now: number): Value
     JSON.stringify(t.dependsOn),
     t.links === undefined ? null : JSON.stringify(t.links),
     t.deadLetter ?? null,
+    t.keyUntil ?? null,
+    t.ageAfter ?? null,
   ];
 }
 

@@ -14,8 +14,12 @@
  * - `tasks`: one row per task. `seq` gives FIFO order; `v` the record format; `state`,
  *   `attempts`, `token` and `lease_until` the claim; `payload` the codec's bytes; `error`,
  *   `backoff`, `depends_on` and `links` (workflow links, `NULL` when none) are JSON text;
- *   `dead_letter` is the queue the task moves to once out of attempts (`NULL` when none).
- *   Times are epoch milliseconds.
+ *   `dead_letter` is the queue the task moves to once out of attempts; `age_after` (ms)
+ *   lets a sweep raise a task queued that long past `run_at` to priority 9 (partial index
+ *   `tasks_aging` on `run_at + age_after`); `key_until` is a throttle window: the task holds
+ *   its `key` until then, even once ended (partial index `tasks_throttled_key` on `(key,
+ *   key_until)`, probed with the live keys' index at enqueue). The last three are `NULL`
+ *   when not set. Times are epoch milliseconds.
  * - `deps (task_id, depends_on)`: one row per dependency, to find a task's dependents.
  * - `schedules`: one row per schedule: its definition (`cron` or `every`, `tz`, `start_at`,
  *   `end_at`, `misfire`, `misfire_grace`), its state (`paused`, `next_run_at`, the tick to

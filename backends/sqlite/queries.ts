@@ -8,15 +8,23 @@
  * @module
  */
 
-import { FINAL, LIVE } from "../sql/states.ts";
+import { AGES_AT, AGING, FINAL, LIVE, THROTTLED } from "../sql/states.ts";
+import { AGED_PRIORITY } from "../../src/kit/policy.ts";
 import * as t from "../sql/transitions.ts";
 import { SQLITE } from "../sql/transitions.ts";
 
 // ---- enqueue
 
-/** The live task holding a key: `(key)`. */
-export const LIVE_BY_KEY =
-  `SELECT id FROM tasks WHERE key = ? AND key IS NOT NULL AND state IN ${LIVE} LIMIT 1`;
+/**
+ * The task holding a key (`holdsKey`): `(key, key, now)`. A live task (the `tasks_live_key`
+ * index), else one whose throttle window (`key_until`) has not passed, ended or not (the
+ * `tasks_throttled_key` index): two probes of an index each, the live one first.
+ */
+export const KEY_OWNER =
+  `SELECT id FROM tasks WHERE key = ? AND key IS NOT NULL AND state IN ${LIVE}
+   UNION ALL
+   SELECT id FROM tasks WHERE key = ? AND ${THROTTLED} AND key_until > ?
+   LIMIT 1`;
 
 /** A task's state: `(id)`. */
 export const STATE_OF = "SELECT state FROM tasks WHERE id = ?";
@@ -145,6 +153,19 @@ export const EXPIRED: string = t.expired(SQLITE);
 /** Final tasks ended before a time: `(before, limit)`. */
 export const PURGEABLE = `SELECT id FROM tasks WHERE state IN ${FINAL} AND completed_at < ?
    LIMIT ?`;
+
+/**
+ * Queued tasks past their `ageAfter`, to raise, the longest overdue first: `(now, version,
+ * limit)`, read in the order of the `tasks_aging` index. Rows of a newer record version are
+ * left to the OmniQ that wrote them.
+ */
+export const AGED = `SELECT seq, v, id, queue, attempts, priority AS old_priority FROM tasks
+   WHERE ${AGING} AND ${AGES_AT} <= ? AND v <= ?
+   ORDER BY ${AGES_AT} LIMIT ?`;
+
+/** Raise picked tasks to `AGED_PRIORITY`: `(seqs as a JSON array)`. */
+export const RAISE = `UPDATE tasks SET priority = ${AGED_PRIORITY}
+   WHERE seq IN (SELECT value FROM json_each(?))`;
 
 /** Delete a task: `(id)`. */
 export const DELETE_TASK = "DELETE FROM tasks WHERE id = ?";

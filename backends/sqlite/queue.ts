@@ -54,16 +54,17 @@ export class SqliteQueue implements TaskQueue {
       const step = new Step(c);
       const ids: string[] = [];
       const created: boolean[] = [];
-      // A task deduplicated by key stands for the live task: later tasks of the batch that
-      // depend on it depend on the live one.
+      // A task deduplicated by key stands for the task holding the key (live, or ended
+      // within its throttle window): later tasks of the batch that depend on it depend on
+      // that one.
       const standIn = new Map<string, string>();
       for (const t of tasks) {
         if (t.key !== undefined) {
-          const live = c.sql(q.LIVE_BY_KEY).get(t.key);
-          if (live) {
-            ids.push(live.id as string);
+          const owner = c.sql(q.KEY_OWNER).get(t.key, t.key, step.now);
+          if (owner) {
+            ids.push(owner.id as string);
             created.push(false);
-            standIn.set(t.id, live.id as string);
+            standIn.set(t.id, owner.id as string);
             continue;
           }
         }
@@ -214,6 +215,11 @@ export class SqliteQueue implements TaskQueue {
       const rows = c.sql(q.EXPIRED).all(now, RECORD_VERSION, SWEEP_BATCH);
       for (const row of rows) runSync(steps.expire(table, step, toTask(row, codec)));
       return rows.length;
+    });
+    await batch((step) => {
+      const rows = c.sql(q.AGED).all(now, RECORD_VERSION, SWEEP_BATCH);
+      if (rows.length) c.sql(q.RAISE).run(JSON.stringify(rows.map((row) => row.seq)));
+      return steps.aged(step, rows);
     });
     if (purgeBefore !== undefined) {
       await batch(() => {
