@@ -8,7 +8,14 @@
 
 import type { NewTask } from "../../src/backend.ts";
 import { DuplicateTaskError } from "../../src/errors.ts";
-import { holdsKey, RECORD_VERSION, withStandIns } from "../../src/kit/policy.ts";
+import {
+  debouncedEvent,
+  debounceReplaces,
+  holdsKey,
+  readyState,
+  RECORD_VERSION,
+  withStandIns,
+} from "../../src/kit/policy.ts";
 import type { SerializedError, TaskState } from "../../src/types.ts";
 import { admit, type StepSink } from "../sql/steps.ts";
 import { TASK_COLUMNS, taskValues } from "../sql/transitions.ts";
@@ -58,13 +65,26 @@ export async function storeTasks(
   const s = c.s;
   const now = step.now;
   const owners = new Map<string, string>();
+  // The holders found in the database: their state and what a `debounced` event names.
+  const holders = new Map<
+    string,
+    { id: string; state: TaskState; queue: string; attempts: number }
+  >();
   const keys = dedupe ? [...new Set(tasks.flatMap((t) => t.key === undefined ? [] : [t.key]))] : [];
   if (keys.length) {
     // Two processes enqueueing one key at once: the lock makes the second see the first.
     const locked = run(tx, q.LOCK_KEYS, [c.lockSpace, keys]);
     const held = run(tx, q.keyOwners(s), [keys, now]);
     const [, rows] = await Promise.all([locked, held]);
-    for (const row of rows) owners.set(row.key, row.id);
+    for (const row of rows) {
+      owners.set(row.key, row.id);
+      holders.set(row.key, {
+        id: row.id,
+        state: row.state,
+        queue: row.queue,
+        attempts: Number(row.attempts),
+      });
+    }
   }
   // The states of the dependencies outside the batch. A dependency on a batch task that
   // a held key replaces is one on the key's holder.
@@ -93,10 +113,39 @@ export async function storeTasks(
   const created: boolean[] = [];
   const standIn = new Map<string, string>();
   const rows: { t: NewTask; state: TaskState; error?: SerializedError }[] = [];
+  /**
+   * Apply a debounced task to the holder of its key: an unstarted holder (stored, or earlier
+   * in this batch) takes its payload and due time (`false`: the task stands for it); a
+   * running one gives up its key (`true`: the task is stored and takes the key).
+   */
+  const debounceInto = (t: NewTask, owner: string): boolean => {
+    const pending = rows.find((r) => r.t.id === owner);
+    const stored = pending ? undefined : holders.get(t.key!);
+    const state = pending?.state ?? stored?.state;
+    if (state === "running") {
+      tail.push(run(tx, q.dropKey(s), [owner]));
+      return true;
+    }
+    if (state === undefined || !debounceReplaces({ state })) return false;
+    if (pending) {
+      pending.t = { ...pending.t, payload: t.payload, runAt: t.runAt };
+      if (pending.state !== "waiting") pending.state = readyState(t.runAt, now);
+      states.set(owner, pending.state);
+    } else {
+      tail.push(run(tx, q.debounce(s), [hex(t.payload), t.runAt, now, owner]));
+    }
+    const queue = pending ? pending.t.queue : stored!.queue;
+    const attempts = pending ? 0 : stored!.attempts;
+    step.emit(debouncedEvent({ id: owner, queue, attempts }, t.runAt, now));
+    if (t.runAt <= now && state !== "waiting") step.wake(queue);
+    return false;
+  };
   for (const t of tasks) {
     if (dedupe && t.key !== undefined) {
       const owner = owners.get(t.key);
-      if (owner !== undefined) {
+      // A debounced task replaces an unstarted holder, and takes a running one's key.
+      const taken = owner !== undefined && t.debounce && debounceInto(t, owner);
+      if (owner !== undefined && !taken) {
         ids.push(owner);
         created.push(false);
         standIn.set(t.id, owner);

@@ -96,14 +96,31 @@ export const LOCK_KEYS = `SELECT pg_advisory_xact_lock($1, hashtext(k))
  * index, so the partial indexes serve it.
  */
 export function keyOwners(s: string): string {
-  return `SELECT DISTINCT ON (key) key, id FROM (
-       SELECT key, id, seq, 0 AS rank FROM ${s}.tasks
+  return `SELECT DISTINCT ON (key) key, id, state, queue, attempts FROM (
+       SELECT key, id, seq, state, queue, attempts, 0 AS rank FROM ${s}.tasks
        WHERE key = ANY($1::text[]) AND key IS NOT NULL AND state IN ${LIVE}
        UNION ALL
-       SELECT key, id, seq, 1 AS rank FROM ${s}.tasks
+       SELECT key, id, seq, state, queue, attempts, 1 AS rank FROM ${s}.tasks
        WHERE key = ANY($1::text[]) AND ${THROTTLED} AND key_until > $2
      ) AS owners
      ORDER BY key, rank, seq`;
+}
+
+/**
+ * A debounced enqueue's payload (hex) and due time on the unstarted task holding its key:
+ * `(payload, run_at, now, id)`. A waiting task stays waiting; a scheduled or queued one is
+ * queued or scheduled by its new due time.
+ */
+export function debounce(s: string): string {
+  return `UPDATE ${s}.tasks SET payload = decode($1, 'hex'), run_at = $2::int8,
+       state = CASE WHEN state = 'waiting' THEN 'waiting' WHEN $2::int8 <= $3::int8
+         THEN 'queued' ELSE 'scheduled' END
+     WHERE id = $4 AND state IN ('waiting', 'scheduled', 'queued')`;
+}
+
+/** A running task gives its key up to a debounced enqueue: `(id)`. */
+export function dropKey(s: string): string {
+  return `UPDATE ${s}.tasks SET key = NULL WHERE id = $1 AND state = 'running'`;
 }
 
 /**

@@ -21,10 +21,23 @@ import { SQLITE } from "../sql/transitions.ts";
  * `tasks_throttled_key` index): two probes of an index each, the live one first.
  */
 export const KEY_OWNER =
-  `SELECT id FROM tasks WHERE key = ? AND key IS NOT NULL AND state IN ${LIVE}
+  `SELECT id, state FROM tasks WHERE key = ? AND key IS NOT NULL AND state IN ${LIVE}
    UNION ALL
-   SELECT id FROM tasks WHERE key = ? AND ${THROTTLED} AND key_until > ?
+   SELECT id, state FROM tasks WHERE key = ? AND ${THROTTLED} AND key_until > ?
    LIMIT 1`;
+
+/**
+ * A debounced enqueue's payload and due time on the unstarted task holding its key:
+ * `(payload, run_at, run_at, now, id)`. A waiting task stays waiting; a scheduled or queued
+ * one is queued or scheduled by its new due time.
+ */
+export const DEBOUNCE = `UPDATE tasks SET payload = ?, run_at = ?,
+     state = CASE WHEN state = 'waiting' THEN 'waiting' WHEN ? <= ? THEN 'queued'
+       ELSE 'scheduled' END
+   WHERE id = ? RETURNING id, queue, attempts, state`;
+
+/** A running task gives its key up to a debounced enqueue: `(id)`. */
+export const DROP_KEY = "UPDATE tasks SET key = NULL WHERE id = ?";
 
 /** A task's state: `(id)`. */
 export const STATE_OF = "SELECT state FROM tasks WHERE id = ?";

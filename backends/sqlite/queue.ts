@@ -22,8 +22,14 @@ import type {
   TaskQueue,
   TickClaim,
 } from "../../src/backend.ts";
-import { RECORD_VERSION, taskEvent, withStandIns } from "../../src/kit/policy.ts";
-import type { ListOptions, QueueStats } from "../../src/types.ts";
+import {
+  debouncedEvent,
+  debounceReplaces,
+  RECORD_VERSION,
+  taskEvent,
+  withStandIns,
+} from "../../src/kit/policy.ts";
+import type { ListOptions, QueueStats, TaskState } from "../../src/types.ts";
 import { questionMarks, taskWhere } from "../sql/filters.ts";
 import { toSchedule, toStats, toTask } from "../sql/rows.ts";
 import { SWEEP_BATCH } from "../sql/states.ts";
@@ -61,7 +67,30 @@ export class SqliteQueue implements TaskQueue {
       for (const t of tasks) {
         if (t.key !== undefined) {
           const owner = c.sql(q.KEY_OWNER).get(t.key, t.key, step.now);
-          if (owner) {
+          // A debounced task replaces an unstarted holder, and takes a running one's key.
+          let replaces = owner !== undefined;
+          if (owner && t.debounce) {
+            if (owner.state === "running") {
+              c.sql(q.DROP_KEY).run(owner.id as string);
+              replaces = false;
+            } else if (debounceReplaces(owner as { state: TaskState })) {
+              const ref = c.sql(q.DEBOUNCE).get(
+                t.payload,
+                t.runAt,
+                t.runAt,
+                step.now,
+                owner.id as string,
+              )!;
+              const held = {
+                id: ref.id as string,
+                queue: ref.queue as string,
+                attempts: ref.attempts as number,
+              };
+              step.emit(debouncedEvent(held, t.runAt, step.now));
+              if (ref.state === "queued") step.wake(ref.queue as string);
+            }
+          }
+          if (owner && replaces) {
             ids.push(owner.id as string);
             created.push(false);
             standIn.set(t.id, owner.id as string);

@@ -194,25 +194,25 @@ export const queueCases: Case[] = [
     name: "a throttled key ignores duplicates for its window, even after the task ended",
     async fn({ open, key }) {
       await using q = await open();
-      const first = await q.enqueue(echo, ["first"], { key, throttle: "300ms" });
+      const first = await q.enqueue(echo, ["first"], { key, throttle: "1s" });
       const record = await q.get(first);
       assert.ok(record?.keyUntil instanceof Date);
-      assert.ok(record.keyUntil.getTime() - record.createdAt.getTime() === 300);
-      assert.equal(await q.enqueue(echo, ["again"], { key, throttle: "300ms" }), first);
+      assert.ok(record.keyUntil.getTime() - record.createdAt.getTime() === 1_000);
+      assert.equal(await q.enqueue(echo, ["again"], { key, throttle: "1s" }), first);
       await q.run({ until: "idle" });
       assert.equal(await q.wait(first, { timeout: "5s" }), "first");
       // Ended, but within its window: a duplicate (throttled or not) gets its id.
-      assert.equal(await q.enqueue(echo, ["late"], { key, throttle: "300ms" }), first);
+      assert.equal(await q.enqueue(echo, ["late"], { key, throttle: "1s" }), first);
       assert.equal(await q.enqueue(echo, ["plain"], { key }), first);
       const [a, b] = await q.enqueueMany([
-        { task: echo, args: ["x"], key, throttle: "300ms" },
-        { task: echo, args: ["y"], key: `${key}-other`, throttle: "300ms" },
+        { task: echo, args: ["x"], key, throttle: "1s" },
+        { task: echo, args: ["y"], key: `${key}-other`, throttle: "1s" },
       ]);
       assert.equal(a, first);
       assert.notEqual(b, first);
       assert.equal(await totalTasks(q), 2);
       await until("the window to pass", () => Date.now() > record.keyUntil!.getTime() + 5);
-      const next = await q.enqueue(echo, ["next"], { key, throttle: "300ms" });
+      const next = await q.enqueue(echo, ["next"], { key, throttle: "1s" });
       assert.notEqual(next, first, "after the window, a new task");
       assert.equal(await q.enqueue(echo, ["dup"], { key }), next);
       assert.equal(await totalTasks(q), 3);
@@ -237,6 +237,14 @@ export const queueCases: Case[] = [
       const w = q.worker();
       await w.start();
       assert.equal(await q.wait(first, { timeout: "5s" }), "three");
+      // A burst within one batch merges the same way.
+      const [x, y] = await q.enqueueMany([
+        { task: echo, args: ["x"], key: `${key}-batch`, debounce: "1h" },
+        { task: echo, args: ["y"], key: `${key}-batch`, debounce: "1h" },
+      ]);
+      assert.equal(x, y);
+      assert.deepEqual((await q.get(x))?.args, ["y"]);
+      await q.cancel(x);
       // After it ran, the key is free: the next burst makes a new task.
       const next = await q.enqueue(echo, ["four"], { key, debounce: "30ms" });
       assert.notEqual(next, first);
@@ -252,11 +260,12 @@ export const queueCases: Case[] = [
       const w = q.worker();
       await w.start();
       await until("the first to run", () => probe(key).calls === 1);
-      const next = await q.enqueue(echo, ["after"], { key, debounce: "30ms" });
+      // Windows long enough that the merge below comes before the new task is due.
+      const next = await q.enqueue(echo, ["after"], { key, debounce: "500ms" });
       assert.notEqual(next, running);
       assert.equal((await q.get(running))?.key, undefined, "the running task gave up its key");
       assert.equal((await q.get(next))?.key, key);
-      assert.equal(await q.enqueue(echo, ["merged"], { key, debounce: "30ms" }), next);
+      assert.equal(await q.enqueue(echo, ["merged"], { key, debounce: "500ms" }), next);
       openGate(key);
       assert.equal(await q.wait(next, { timeout: "5s" }), "merged");
       await q.wait(running, { timeout: "5s" });
