@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { ConfigError } from "../../mod.ts";
-import { type Case, collect, mostAtOnce, totalTasks } from "./harness.ts";
+import { type Case, collect, ghostClaim, mostAtOnce, totalTasks } from "./harness.ts";
 import { echo, probe, track } from "./tasks.ts";
 
 export const groupCases: Case[] = [
@@ -73,14 +73,8 @@ export const groupCases: Case[] = [
     async fn({ open, key }) {
       await using q = await open();
       const held = await q.enqueue(echo, ["held"], { group: "solo" });
-      const claimed = await q.stores.queue.claim({
-        queues: ["default"],
-        limit: 1,
-        lease: 60_000,
-        worker: "ghost",
-      });
-      await q.apply(claimed.effects);
-      assert.deepEqual(claimed.tasks.map((t) => t.id), [held]);
+      const ghost = await ghostClaim(q, 60_000);
+      assert.equal(ghost.id, held);
       const waiting = await q.enqueue(echo, ["next"], { group: "solo" });
       const other = await q.enqueue(echo, ["other"], { group: `${key}-other` });
       const plain = await q.enqueue(echo, ["plain"]);
@@ -88,7 +82,7 @@ export const groupCases: Case[] = [
       assert.equal((await q.get(other))?.state, "completed");
       assert.equal((await q.get(plain))?.state, "completed");
       assert.equal((await q.get(waiting))?.state, "queued", "its group is at its limit");
-      await q.stores.queue.complete(held, claimed.tasks[0].token, {
+      await q.stores.queue.complete(held, ghost.token, {
         taskId: held,
         state: "completed",
         completedAt: Date.now(),

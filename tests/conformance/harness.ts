@@ -84,6 +84,17 @@ export async function runCase(options: ConformanceOptions, c: Case): Promise<voi
   assert.deepEqual(reports, [], "no error was reported through onError");
 }
 
+/**
+ * Claim one task of a queue as a worker that will never renew its lease (a dead worker),
+ * forwarding the claim's effects as a real worker does.
+ */
+export async function ghostClaim(q: OmniQ, lease: number, queue = "default") {
+  const claimed = await q.stores.queue.claim({ queues: [queue], limit: 1, lease, worker: "ghost" });
+  await q.apply(claimed.effects);
+  assert.equal(claimed.tasks.length, 1, "the ghost claimed the task");
+  return claimed.tasks[0];
+}
+
 /** Poll `probe` until it returns something other than `undefined` or `false`. */
 export async function until<T>(
   what: string,

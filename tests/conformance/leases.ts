@@ -3,23 +3,9 @@
 // through the queue store and never renewing.
 
 import assert from "node:assert/strict";
-import { encode, type OmniQ, TaskFailedError } from "../../mod.ts";
-import { type Case, eventsOf, sleep as pause, typesOf, until } from "./harness.ts";
+import { encode, TaskFailedError } from "../../mod.ts";
+import { type Case, eventsOf, ghostClaim, sleep as pause, typesOf, until } from "./harness.ts";
 import { echo, gated, openGate, probe, sleep } from "./tasks.ts";
-
-/** Claim one task of the default queue as a worker that will never renew its lease. */
-async function ghostClaim(q: OmniQ, lease: number) {
-  const claimed = await q.stores.queue.claim({
-    queues: ["default"],
-    limit: 1,
-    lease,
-    worker: "ghost",
-  });
-  // A real worker forwards the claim's effects (its `started` event) like this.
-  await q.apply(claimed.effects);
-  assert.equal(claimed.tasks.length, 1, "the ghost claimed the task");
-  return claimed.tasks[0];
-}
 
 export const leaseCases: Case[] = [
   {

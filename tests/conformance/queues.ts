@@ -4,20 +4,20 @@
 // keys.
 
 import assert from "node:assert/strict";
-import { ConfigError, defineTask, type OmniQ } from "../../mod.ts";
-import { type Case, eventsOf, sleep as pause, totalTasks, typesOf, until } from "./harness.ts";
+import { ConfigError, defineTask } from "../../mod.ts";
+import {
+  type Case,
+  eventsOf,
+  ghostClaim,
+  sleep as pause,
+  totalTasks,
+  typesOf,
+  until,
+} from "./harness.ts";
 import { echo, fail, flaky, gated, openGate, probe, track } from "./tasks.ts";
 
 /** A task whose definition names a dead-letter queue. */
 const inherits = defineTask("conformance.dead-lettered", () => 1, { deadLetter: "dead" });
-
-/** Claim one task of a queue as a worker that will never renew its lease. */
-async function ghostClaim(q: OmniQ, queue: string, lease: number) {
-  const claimed = await q.stores.queue.claim({ queues: [queue], limit: 1, lease, worker: "ghost" });
-  await q.apply(claimed.effects);
-  assert.equal(claimed.tasks.length, 1, "the ghost claimed the task");
-  return claimed.tasks[0];
-}
 
 export const queueCases: Case[] = [
   {
@@ -152,7 +152,7 @@ export const queueCases: Case[] = [
     async fn({ open }) {
       await using q = await open();
       const id = await q.enqueue(echo, ["again"], { retries: 0, deadLetter: "dead" });
-      await ghostClaim(q, "default", 30);
+      await ghostClaim(q, 30);
       await pause(40);
       await until("the stall to be noticed", async () => {
         await q.cleanup();
