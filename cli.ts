@@ -133,23 +133,28 @@ function parse(args: string[]): Parsed {
 
 class UsageError extends Error {}
 
+/** `omniq enqueue`'s text flags, and the option each sets. */
+const ENQUEUE_FLAGS: Record<string, keyof EnqueueOptions> = {
+  queue: "queue",
+  delay: "delay",
+  id: "id",
+  key: "key",
+  timeout: "timeout",
+  "dead-letter": "deadLetter",
+  throttle: "throttle",
+  debounce: "debounce",
+  group: "group",
+  "age-after": "ageAfter",
+};
+/** `omniq enqueue`'s whole-number flags, and the option each sets. */
+const ENQUEUE_COUNTS: Record<string, keyof EnqueueOptions> = {
+  priority: "priority",
+  retries: "retries",
+  "group-concurrency": "groupConcurrency",
+};
 const KNOWN: Record<string, string[]> = {
   worker: ["queues", "concurrency", "type", "lease", "grace", "no-scheduler"],
-  enqueue: [
-    "queue",
-    "priority",
-    "delay",
-    "id",
-    "key",
-    "retries",
-    "timeout",
-    "dead-letter",
-    "throttle",
-    "debounce",
-    "age-after",
-    "group",
-    "group-concurrency",
-  ],
+  enqueue: [...Object.keys(ENQUEUE_FLAGS), ...Object.keys(ENQUEUE_COUNTS)],
   status: ["watch"],
   list: ["state", "queue", "task", "limit"],
   result: [],
@@ -404,28 +409,16 @@ async function command(name: string, p: Parsed): Promise<number> {
       } catch {
         throw new UsageError(`ARGS_JSON: expected a JSON array, got ${b}`);
       }
-      const options: EnqueueOptions = {};
-      for (const key of ["queue", "delay", "id", "key", "timeout"] as const) {
-        const v = flag(p, key);
+      const options: Record<string, string | number> = {};
+      for (const [name, key] of Object.entries(ENQUEUE_FLAGS)) {
+        const v = flag(p, name);
         if (v !== undefined) options[key] = v;
       }
-      const deadLetter = flag(p, "dead-letter");
-      if (deadLetter !== undefined) options.deadLetter = deadLetter;
-      const throttle = flag(p, "throttle");
-      if (throttle !== undefined) options.throttle = throttle;
-      const debounce = flag(p, "debounce");
-      if (debounce !== undefined) options.debounce = debounce;
-      const group = flag(p, "group");
-      if (group !== undefined) options.group = group;
-      const groupConcurrency = integer(p, "group-concurrency");
-      if (groupConcurrency !== undefined) options.groupConcurrency = groupConcurrency;
-      const ageAfter = flag(p, "age-after");
-      if (ageAfter !== undefined) options.ageAfter = ageAfter;
-      const priority = integer(p, "priority");
-      if (priority !== undefined) options.priority = priority;
-      const retries = integer(p, "retries");
-      if (retries !== undefined) options.retries = retries;
-      console.log(await q.enqueue(a, args as unknown[], options));
+      for (const [name, key] of Object.entries(ENQUEUE_COUNTS)) {
+        const v = integer(p, name);
+        if (v !== undefined) options[key] = v;
+      }
+      console.log(await q.enqueue(a, args as unknown[], options as EnqueueOptions));
       return 0;
     }
     case "status": {
