@@ -9,8 +9,10 @@
 // due, a resume waking another process's worker by pub/sub), priority aging (the `aging`
 // index on every path into a ready set, the sweep's raise and its stale members), and
 // throttle keys (the `keys` entry kept past a task's end, taken over after its window,
-// dropped by its purge only while it still names it), and debounce keys (an unstarted
-// holder moved between its queue's due and ready sets, its payload swapped).
+// dropped by its purge only while it still names it), debounce keys (an unstarted holder
+// moved between its queue's due and ready sets, its payload swapped), and groups (per-group
+// ready sets and each queue's set of groups kept and emptied on every path, the running
+// count freed on every way out of `running`, and counted across queues).
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
@@ -858,6 +860,217 @@ Deno.test("redis: a debounced enqueue moves its unstarted holder between its que
       assert.equal(await score("{deb}:ready", "w"), null);
       assert.deepEqual(await counts(), before);
     });
+  });
+});
+
+/** A task of `group` in `queue` (groupLimit 1 unless given). */
+function groupedTask(
+  id: string,
+  queue: string,
+  group: string,
+  more: Partial<NewTask> = {},
+): NewTask {
+  return { ...newTask(id), queue, group, groupLimit: 1, maxAttempts: 3, ...more };
+}
+
+/** The keys of the group indexes under a prefix: per-group sets, group sets, `grouprun`. */
+async function groupIndexes(prefix: string): Promise<string[]> {
+  const keys = await withClient(async (c) => [
+    ...await c.sendCommand(["KEYS", `${prefix}{*}:g:*`]) as string[],
+    ...await c.sendCommand(["KEYS", `${prefix}{*}:groups`]) as string[],
+    ...await c.sendCommand(["KEYS", `${prefix}grouprun`]) as string[],
+  ]);
+  return keys.map((k) => k.slice(prefix.length)).sort();
+}
+
+Deno.test("redis: grouped tasks wait in their group's set; every way out of `running` frees the slot", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    const error = { name: "Error", message: "boom" };
+    const claim = async (queue: string, limit = 5, lease = 30_000) =>
+      (await q.claim({ queues: [queue], limit, lease, worker: "w" })).tasks;
+    const stall = async (queue: string) => {
+      const [t] = await claim(queue, 1, 1);
+      await new Promise((r) => setTimeout(r, 20));
+      return { t, swept: (await q.sweep({ now: Date.now() })).events.map((e) => e.type) };
+    };
+    await withClient(async (c) => {
+      const members = (key: string) => c.sendCommand(["ZRANGE", `${prefix}${key}`, "0", "-1"]);
+      const running = async (group: string) =>
+        await c.sendCommand(["HGET", `${prefix}grouprun`, group]) ?? "0";
+
+      // Stored: grouped tasks in their group's set, the group in its queue's set of groups,
+      // never in the queue's ready set.
+      await q.enqueue([
+        groupedTask("c1", "gq", "c"),
+        groupedTask("c2", "gq", "c", { maxAttempts: 1 }),
+        groupedTask("d1", "gq", "d", { groupLimit: 2 }),
+        { ...newTask("u"), queue: "gq" },
+      ]);
+      assert.deepEqual(await members("{gq}:ready"), ["u"]);
+      assert.deepEqual(await members("{gq}:g:c"), ["c1", "c2"]);
+      assert.deepEqual(await members("{gq}:g:d"), ["d1"]);
+      assert.deepEqual(await members("{gq}:groups"), ["c", "d"]);
+      assert.deepEqual(
+        await c.sendCommand(["HMGET", `${prefix}task:d1`, "group", "glim"]),
+        ["d", "2"],
+      );
+      assert.deepEqual([(await q.get("d1"))?.group, (await q.get("d1"))?.groupLimit], ["d", 2]);
+      assert.ok(!("group" in (await q.get("u"))!), "no group property at all");
+
+      // A paused queue takes nothing, grouped or not.
+      await q.setQueuePaused("gq", true);
+      assert.deepEqual(await claim("gq"), []);
+      await q.setQueuePaused("gq", false);
+
+      // Ungrouped first, then one head per group a round; c is at its limit after one.
+      const first = await claim("gq");
+      assert.deepEqual(first.map((t) => t.id), ["u", "c1", "d1"]);
+      assert.deepEqual([first[1].group, first[1].groupLimit], ["c", 1]);
+      assert.deepEqual([await running("c"), await running("d")], ["1", "1"]);
+      assert.equal(await c.sendCommand(["EXISTS", `${prefix}{gq}:g:d`]), 0);
+      assert.deepEqual(await members("{gq}:groups"), ["c"], "an emptied group leaves the set");
+      assert.equal(await c.sendCommand(["GET", `${prefix}{gq}:gcursor`]), "d");
+      assert.deepEqual(await claim("gq"), [], "c is at its limit");
+
+      // Complete.
+      await q.complete("d1", first[2].token, resultOf(first[2]));
+      assert.equal(await running("d"), "0");
+      // A retry: back in its group's set, ahead of c2.
+      await q.fail("c1", first[1].token, { error, retryAt: Date.now() - 1_000 });
+      assert.equal(await running("c"), "0");
+      assert.deepEqual(await members("{gq}:g:c"), ["c1", "c2"]);
+      // Cancel of a running task.
+      const [c1] = await claim("gq");
+      assert.equal(c1.id, "c1");
+      assert.equal(await running("c"), "1");
+      await q.cancel("c1", "no");
+      assert.equal(await running("c"), "0");
+      // A final failure.
+      const [c2] = await claim("gq");
+      assert.equal(c2.id, "c2");
+      await q.fail("c2", c2.token, { error });
+      assert.equal(await running("c"), "0");
+      // A manual retry puts it back in its group's set.
+      await q.retry("c2");
+      assert.deepEqual(await members("{gq}:g:c"), ["c2"]);
+      assert.deepEqual(await members("{gq}:groups"), ["c"]);
+      // A cancel of a queued one takes it out, and its group with it.
+      await q.cancel("c2", "no");
+      assert.equal(await c.sendCommand(["EXISTS", `${prefix}{gq}:groups`]), 0);
+
+      // The stall sweep: a requeue, then a dead-letter move (into the new queue's group
+      // set), then a requeue and a final failure there.
+      await q.enqueue([groupedTask("s1", "st", "s", { maxAttempts: 2, deadLetter: "dead" })]);
+      const requeued = await stall("st");
+      assert.deepEqual([requeued.t.id, requeued.swept], ["s1", ["stalled"]]);
+      assert.equal(await running("s"), "0");
+      assert.deepEqual(await members("{st}:g:s"), ["s1"]);
+      const moved = await stall("st");
+      assert.deepEqual(moved.swept, ["stalled", "dead_lettered"]);
+      assert.equal(await running("s"), "0");
+      assert.equal(await c.sendCommand(["EXISTS", `${prefix}{st}:groups`]), 0);
+      assert.deepEqual(await members("{dead}:g:s"), ["s1"]);
+      assert.deepEqual(await members("{dead}:groups"), ["s"]);
+      // (Its attempts start again there, and its dead-letter queue is cleared.)
+      assert.deepEqual((await stall("dead")).swept, ["stalled"]);
+      assert.equal(await running("s"), "0");
+      const failed = await stall("dead");
+      assert.deepEqual([failed.t.id, failed.swept], ["s1", ["stalled", "failed"]]);
+      assert.equal(await running("s"), "0");
+
+      // A dead-letter move by fail.
+      await q.enqueue([groupedTask("f1", "fq", "f", { deadLetter: "dead" })]);
+      const [f1] = await claim("fq");
+      await q.fail("f1", f1.token, { error, deadLetter: "dead" });
+      assert.equal(await running("f"), "0");
+      assert.deepEqual(await members("{dead}:g:f"), ["f1"]);
+      const [f2] = await claim("dead");
+      assert.deepEqual([f2.id, f2.group, await running("f")], ["f1", "f", "1"]);
+      // A hand back (a retry due now).
+      await q.fail("f1", f2.token, { error, retryAt: Date.now() });
+      assert.equal(await running("f"), "0");
+      const [f3] = await claim("dead");
+      await q.complete("f1", f3.token, resultOf(f3));
+
+      // A damaged record, failed by the claim: its slot is freed too.
+      await q.enqueue([groupedTask("bad", "cq", "k")]);
+      await c.sendCommand(["HSET", `${prefix}task:bad`, "d", "{not json"]);
+      assert.deepEqual(await claim("cq"), []);
+      assert.equal(await c.sendCommand(["HGET", `${prefix}task:bad`, "state"]), "failed");
+      assert.equal(await running("k"), "0");
+    });
+    assert.deepEqual(await groupIndexes(prefix), [], "every group index is gone");
+  });
+});
+
+Deno.test("redis: every path into a ready set puts a grouped task in its group's set", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    const claim = async (queue: string, limit = 5) =>
+      (await q.claim({ queues: [queue], limit, lease: 30_000, worker: "w" })).tasks;
+    await withClient(async (c) => {
+      const members = (key: string) => c.sendCommand(["ZRANGE", `${prefix}${key}`, "0", "-1"]);
+      const score = async (key: string, id: string) =>
+        Number(await c.sendCommand(["ZSCORE", `${prefix}${key}`, id]));
+      const now = Date.now();
+      await q.enqueue([
+        groupedTask("dep", "pq", "a"),
+        groupedTask("later", "pq", "b", { runAt: now + 30 }),
+        groupedTask("after", "pq", "c", { dependsOn: ["dep"] }),
+        groupedTask("old", "pq", "e", { priority: 1, ageAfter: 10, runAt: now - 20 }),
+        groupedTask("gone", "pq", "x", { expiresAt: now + 30 }),
+      ]);
+      assert.deepEqual(await members("{pq}:groups"), ["a", "e", "x"]);
+      assert.deepEqual(await members("{pq}:due"), ["later"]);
+
+      // Aging re-scores the task in its group's set, not in the queue's ready set.
+      await q.sweep({ now: Date.now() });
+      const seq = Number(await c.sendCommand(["HGET", `${prefix}task:old`, "seq"]));
+      assert.equal(await score("{pq}:g:e", "old"), seq);
+      assert.deepEqual(await members("{pq}:ready"), []);
+
+      // The claim promotes a due grouped task into its group's set; an expired head expires
+      // and its group leaves the set.
+      await new Promise((r) => setTimeout(r, 40));
+      const taken = await claim("pq");
+      assert.deepEqual(taken.map((t) => t.id).sort(), ["dep", "later", "old"]);
+      assert.equal((await q.get("gone"))?.state, "expired");
+      assert.equal(await c.sendCommand(["EXISTS", `${prefix}{pq}:groups`]), 0);
+
+      // The release of a dependent.
+      const dep = taken.find((t) => t.id === "dep")!;
+      await q.complete("dep", dep.token, resultOf(dep));
+      assert.deepEqual(await members("{pq}:g:c"), ["after"]);
+      assert.deepEqual(await members("{pq}:groups"), ["c"]);
+
+      // A debounced holder moves out of its group's set to the due set, and its group with it.
+      await q.enqueue([groupedTask("h", "dq", "h", { key: "k" })]);
+      assert.deepEqual(await members("{dq}:groups"), ["h"]);
+      await q.enqueue([
+        groupedTask("h2", "dq", "h", { key: "k", debounce: true, runAt: Date.now() + 60_000 }),
+      ]);
+      assert.equal(await c.sendCommand(["EXISTS", `${prefix}{dq}:groups`]), 0);
+      assert.deepEqual(await members("{dq}:due"), ["h"]);
+    });
+  });
+});
+
+Deno.test("redis: a group's running count is the group's across queues", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    const q = backend.queue;
+    const claim = async (queues: string[]) =>
+      (await q.claim({ queues, limit: 5, lease: 30_000, worker: "w" })).tasks.map((t) => t.id);
+    await q.enqueue([groupedTask("a", "qa", "shared"), groupedTask("b", "qb", "shared")]);
+    assert.deepEqual(await claim(["qa"]), ["a"]);
+    assert.deepEqual(await claim(["qb"]), [], "the group runs one already");
+    await q.cancel("a", "no");
+    assert.deepEqual(await claim(["qa", "qb"]), ["b"]);
   });
 });
 

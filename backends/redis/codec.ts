@@ -1,4 +1,4 @@
-// How the Redis engine's records travel: a task hash, the 16 script arguments of a new task,
+// How the Redis engine's records travel: a task hash, the 19 script arguments of a new task,
 // results, events and schedules as JSON, and the shapes of script replies. The fields a
 // claim returns are listed in lua/fragments.ts (`CLAIM_FIELDS`); a field read here must be
 // listed there too.
@@ -106,6 +106,12 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
   // Nor before throttle keys a `kuntil`: it holds its key while it is live, no longer.
   const keyUntil = optNum(h.kuntil, "kuntil");
   if (keyUntil !== undefined) task.keyUntil = keyUntil;
+  // Nor before groups a `group` (nor a `glim`): it is in none.
+  if (h.group !== undefined && h.group !== "") {
+    task.group = h.group;
+    const groupLimit = optNum(h.glim, "glim");
+    if (groupLimit !== undefined) task.groupLimit = groupLimit;
+  }
   if (typeof d.scheduleId === "string") task.scheduleId = d.scheduleId;
   if (h.links !== undefined) {
     const links = JSON.parse(h.links) as { names?: unknown; pipe?: unknown; trace?: unknown };
@@ -127,7 +133,7 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
 }
 
 /**
- * The 17 script arguments of a new task (see `insert` in lua/fragments.ts). Its `d` begins
+ * The 19 script arguments of a new task (see `insert` in lua/fragments.ts). Its `d` begins
  * with the payload: a debounced enqueue swaps that text into its key holder's `d` as it is
  * (`withPayload` in lua/enqueue.ts).
  */
@@ -153,6 +159,8 @@ export function taskArgs(t: NewTask): string[] {
     t.ageAfter === undefined ? "" : String(t.ageAfter),
     t.keyUntil === undefined ? "" : String(t.keyUntil),
     t.debounce ? "1" : "",
+    t.group ?? "",
+    t.group === undefined || t.groupLimit === undefined ? "" : String(t.groupLimit),
   ];
 }
 

@@ -5,17 +5,21 @@ export const CLAIM: string = `--[[
   Claim up to \`limit\` due tasks from the queues, in the order given.
 
   Promotes each queue's scheduled tasks that are due (a task that ages enters \`aging\`,
-  see \`ages\`), then pops queued ones (as many as still fit, in one ZPOPMIN a round). A paused queue (in the set \`paused\`, see
-  pause_queue.ts) has its due tasks promoted all the same (so they are not reported due
-  again), and none taken. A popped task past its ttl expires instead; one whose
+  see \`ages\`; a grouped one its group's set, \`enready\`), then pops its ungrouped queued
+  ones (as many as still fit, in one ZPOPMIN a round), then, while the claim is not full,
+  takes its grouped ones round-robin between groups, each group capped by its groupLimit
+  (\`claimGroups\`, mirroring \`#claimGroups\` and \`#groupHead\` in
+  backends/records/queue.ts). A paused queue (in the set \`paused\`, see pause_queue.ts)
+  has its due tasks promoted all the same (so they are not reported due again), and none
+  taken, grouped or not. A popped task past its ttl expires instead; one whose
   record is not a valid task is failed (\`corrupt\`). A claimed task is \`running\` with a
   fresh token and a lease on the server's clock.
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
-    Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due, running,
-      expiring, ended, keys, deps:<id>, counts, aging, result:<id>, results:ttl, events, wake,
-      paused
+    Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due,
+      {<queue>}:g:<group>, {<queue>}:groups, {<queue>}:gcursor, grouprun, running, expiring,
+      ended, keys, deps:<id>, counts, aging, result:<id>, results:ttl, events, wake, paused
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] limit: the most tasks to claim
     ARGV[5] lease: the lease (ms)
@@ -32,6 +36,96 @@ export const CLAIM: string = `--[[
 local limit, lease, worker, base = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local tasks, n = {}, 0
 local leaseS = int(NOW + lease)
+
+-- Start a queued task taken from a ready set: running, with a fresh token and lease.
+-- \`record\` is its CLAIM_FIELDS values as read, returned with those written here.
+local function start(id, t, record, q)
+  n = n + 1
+  t.attempts = t.attempts + 1
+  local attempts, token = int(t.attempts), base .. ':' .. n
+  recount(t, 'running')
+  redis.call('HSET', tkey(id), 'state', 'running', 'attempts', attempts,
+    'token', token, 'lease', leaseS, 'startedAt', NOW_S, 'worker', worker)
+  redis.call('ZADD', K_RUNNING, leaseS, id)
+  enrun(t)
+  if t.exp then redis.call('ZREM', K_EXPIRING, id) end
+  emit('started', id, q, t.attempts)
+  record[AT.state] = 'running'
+  record[AT.attempts] = attempts
+  record[AT.token] = token
+  record[AT.lease] = leaseS
+  record[AT.startedAt] = NOW_S
+  record[AT.worker] = worker
+  tasks[n] = {id, record}
+end
+
+-- Start the head of group g of queue q (\`#groupHead\` in backends/records/queue.ts): its
+-- first task by priority, then FIFO, unless the group runs as many tasks as that head's
+-- groupLimit (1 when it has none) allows. An entry that is no queued task of this queue and
+-- group is dropped (a damaged record is failed, an expired task expires) and the next one
+-- looked at. Returns whether it started one; \`full\` notes the group at its limit (its
+-- count only grows in this call).
+local function takeHead(q, g, full)
+  local k = groupKey(q, g)
+  while true do
+    local top = redis.call('ZRANGE', k, '0', '0')
+    if #top == 0 then return false end
+    local id = top[1]
+    local t, why, record = loadRecord(id)
+    local live = t and t.state == 'queued' and t.queue == q and t.group == g
+    if live and not (t.exp and t.exp <= NOW) then
+      local running = tonumber(redis.call('HGET', K_GROUPRUN, g)) or 0
+      if running >= (t.glim or 1) then
+        full[g] = true
+        return false
+      end
+      unready(id, t)
+      start(id, t, record, q)
+      return true
+    end
+    unready(id, {queue = q, group = g})
+    if live then
+      endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
+    elseif not t and why ~= 'missing' then
+      corrupt(id, q, why)
+    end
+  end
+end
+
+-- Claim queue q's grouped tasks round-robin (\`#claimGroups\` in backends/records/queue.ts):
+-- from the group after the one its grouped claims served last (its cursor), the head of
+-- each group in turn (\`takeHead\`), one per group a round, wrapping past the last group,
+-- until the claim is full or a round takes nothing; the cursor is then the group served
+-- last. The groups are those with queued tasks (\`{<queue>}:groups\`, lexicographic), so
+-- the next group after X is one ZRANGEBYLEX, whatever the backlog.
+local function claimGroups(q)
+  local gk, ck = groupsKey(q), cursorKey(q)
+  -- A queue without grouped tasks pays this one call.
+  if redis.call('EXISTS', gk) == 0 then return end
+  local first = redis.call('GET', ck) or nil
+  local full, last = {}, nil
+  local from = first
+  repeat
+    local took, seen = false, {}
+    local after, wrapped = from, from == nil
+    while n < limit do
+      local after1 = redis.call('ZRANGEBYLEX', gk, after and ('(' .. after) or '-', '+',
+        'LIMIT', '0', '1')
+      if #after1 == 0 then
+        if wrapped then break end
+        wrapped, after = true, nil
+      else
+        local g = after1[1]
+        if seen[g] then break end
+        seen[g], after = true, g
+        if not full[g] and takeHead(q, g, full) then took, last = true, g end
+      end
+    end
+    from = last
+  until not took or n >= limit
+  if last and last ~= first then redis.call('SET', ck, last) end
+end
+
 for qi = 8, #ARGV do
   if n >= limit then break end
   local q = ARGV[qi]
@@ -42,7 +136,7 @@ for qi = 8, #ARGV do
     if t and t.state == 'scheduled' then
       recount(t, 'queued')
       redis.call('HSET', tkey(id), 'state', 'queued')
-      redis.call('ZADD', readyKey(q), score(t), id)
+      enready(id, t)
       ages(id, t, tonumber(t.runAt) or NOW)
     end
   end
@@ -59,27 +153,12 @@ for qi = 8, #ARGV do
         if t.exp and t.exp <= NOW then
           endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
         else
-          n = n + 1
-          t.attempts = t.attempts + 1
-          local attempts, token = int(t.attempts), base .. ':' .. n
-          recount(t, 'running')
-          redis.call('HSET', tkey(id), 'state', 'running', 'attempts', attempts,
-            'token', token, 'lease', leaseS, 'startedAt', NOW_S, 'worker', worker)
-          redis.call('ZADD', K_RUNNING, leaseS, id)
-          if t.exp then redis.call('ZREM', K_EXPIRING, id) end
-          emit('started', id, q, t.attempts)
-          -- The record as it is now: the fields read above, with those just written.
-          record[AT.state] = 'running'
-          record[AT.attempts] = attempts
-          record[AT.token] = token
-          record[AT.lease] = leaseS
-          record[AT.startedAt] = NOW_S
-          record[AT.worker] = worker
-          tasks[n] = {id, record}
+          start(id, t, record, q)
         end
       end
     end
   end
+  if open and n < limit then claimGroups(q) end
 end
 local x = {tasks = tasks}
 if n < limit then

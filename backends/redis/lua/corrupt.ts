@@ -6,7 +6,7 @@ export const CORRUPT: string = `--[[
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
-    Keys touched (after the prefix): task:<id>, running, expiring, ended, counts,
+    Keys touched (after the prefix): task:<id>, running, grouprun, expiring, ended, counts,
       result:<id>, results:ttl, events
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id

@@ -13,8 +13,9 @@ export const FAIL: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, keys, deps:<id>,
-      {<queue>}:ready, {<queue>}:due (of its queue, or of its dead-letter queue), counts,
-      aging, result:<id>, results:ttl, events, wake
+      {<queue>}:ready, {<queue>}:due, {<queue>}:g:<group>, {<queue>}:groups (of its queue,
+      or of its dead-letter queue), grouprun, counts, aging, result:<id>, results:ttl,
+      events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
     ARGV[5] token: the claim's token
@@ -39,7 +40,7 @@ end
 local brief = {name = err.name, message = err.message}
 if ARGV[7] ~= '' then
   local retryAt = tonumber(ARGV[7])
-  redis.call('ZREM', K_RUNNING, id)
+  unrun(id, t)
   redis.call('HDEL', tkey(id), 'token', 'lease', 'worker')
   place(id, t, retryAt, 'error', ARGV[6])
   emit('retrying', id, t.queue, t.attempts, {error = brief, retryAt = retryAt})

@@ -10,7 +10,11 @@
 //   to the id of the task that holds or held it), P deps:<id> (sorted set of dependents),
 //   P counts (hash), P result:<id> (string), P results:ttl (sorted set), P events
 //   (stream), P wake (pub/sub channel), P paused (set of paused queues), P aging (sorted
-//   set, queued ids that age, by the time they do). docs/engines/redis.md says what each
+//   set, queued ids that age, by the time they do); for groups, P {<queue>}:g:<group>
+//   (sorted set, a group's queued ids, scored as a ready set), P {<queue>}:groups (sorted
+//   set, the queue's groups with queued tasks, all at score 0, so in lexicographic order),
+//   P {<queue>}:gcursor (string, the group its grouped claims served last) and P grouprun
+//   (hash, group to its number of running tasks). docs/engines/redis.md says what each
 //   holds.
 //
 // The rules the helpers apply are those of src/kit/policy.ts, in Lua because the script
@@ -20,7 +24,11 @@
 // `Failure.deadLetter` says); `queuePaused` reads the pause `TaskQueue.setQueuePaused` set;
 // `ages` indexes a queued task by when `hasAged` turns true (the sweep raises it, sweep.ts);
 // `keyOwner` mirrors `holdsKey`, and `leave` keeps a key entry as `keepsKey` says; the
-// enqueue script's `debounce` mirrors `debounceReplaces` and `debouncedEvent`.
+// enqueue script's `debounce` mirrors `debounceReplaces` and `debouncedEvent`. Groups mirror
+// the record engines (backends/records/): `enready` and `unready` keep the per-group ready
+// sets and the queue's group set as `indexKeys` keeps `gready/` (backends/records/space.ts),
+// `unrun` the running count as it keeps `grun/`, and the claim's grouped pass is
+// `#claimGroups` and `#groupHead` (backends/records/queue.ts).
 
 /**
  * The fields of a task record that a claim reads and returns, in this order: those the
@@ -55,12 +63,14 @@ export const CLAIM_FIELDS = [
   "dlq",
   "age",
   "kuntil",
+  "group",
+  "glim",
 ] as const;
 
 /** Helpers shared by every body; `begin` sets the state of one call. */
 export const LIB: string = `
 local FIELDS = {'id', 'state', 'queue', 'pri', 'seq', 'attempts', 'runAt', 'exp', 'max',
-  'rttl', 'key', 'odf', 'deps', 'token', 'dlq', 'age', 'kuntil'}
+  'rttl', 'key', 'odf', 'deps', 'token', 'dlq', 'age', 'kuntil', 'group', 'glim'}
 -- What a claim reads and returns (CLAIM_FIELDS), and each one's place in it.
 -- (Literals both: a library's top level may not call \`ipairs\` as it loads.)
 local RECORD = {${CLAIM_FIELDS.map((f) => `'${f}'`).join(", ")}}
@@ -75,7 +85,7 @@ local UNSTARTED = {waiting = true, scheduled = true, queued = true}
 local P, ATTACH_RESULTS, ATTACH_EVENTS, MAXLEN, NOW, NOW_S
 local EVENTS, RESULTS, WAKE, COUNTS
 local K_TASKS, K_RUNNING, K_EXPIRING, K_ENDED, K_KEYS, K_COUNTS, K_RESULT_TTL, K_EVENTS
-local K_AGING
+local K_AGING, K_GROUPRUN
 
 local function begin(argv)
   if argv[1] ~= P then
@@ -94,6 +104,9 @@ local function begin(argv)
     -- (\`ages\`); a member may be stale (its task claimed, raised or ended since): the
     -- sweep drops it.
     K_AGING = P .. 'aging'
+    -- Group to its number of running tasks (\`enrun\`, \`unrun\`); a group with none has no
+    -- field.
+    K_GROUPRUN = P .. 'grouprun'
   end
   ATTACH_RESULTS = string.sub(argv[2], 1, 1) == '1'
   ATTACH_EVENTS = string.sub(argv[2], 2, 2) == '1'
@@ -111,6 +124,11 @@ local function int(n) return string.format('%d', n) end
 local function tkey(id) return P .. 'task:' .. id end
 local function readyKey(q) return P .. '{' .. q .. '}:ready' end
 local function dueKey(q) return P .. '{' .. q .. '}:due' end
+-- A group's queued tasks in a queue (scored as its ready set), and the queue's groups that
+-- have some (score 0: lexicographic), and the group its grouped claims served last.
+local function groupKey(q, g) return P .. '{' .. q .. '}:g:' .. g end
+local function groupsKey(q) return P .. '{' .. q .. '}:groups' end
+local function cursorKey(q) return P .. '{' .. q .. '}:gcursor' end
 
 -- Whether a queue is paused (\`TaskQueue.setQueuePaused\`): a claim takes nothing from it.
 local function queuePaused(q) return redis.call('SISMEMBER', P .. 'paused', q) == 1 end
@@ -153,6 +171,10 @@ local function checked(t)
   if t.kuntil then
     t.kuntil = tonumber(t.kuntil)
     if not t.kuntil then return nil, 'a bad number field' end
+  end
+  if t.glim then
+    t.glim = tonumber(t.glim)
+    if not t.glim then return nil, 'a bad number field' end
   end
   return t
 end
@@ -248,6 +270,48 @@ local function score(t)
   return int((9 - t.pri) * 17592186044416 + t.seq)
 end
 
+-- Put a queued task in its ready set: its queue's, or, for a grouped task, its group's (the
+-- group then in the queue's set of groups), as \`indexKeys\` puts it in \`ready/\` or
+-- \`gready/\` (backends/records/space.ts). Also a re-score (the same member).
+local function enready(id, t)
+  if t.group then
+    redis.call('ZADD', groupKey(t.queue, t.group), score(t), id)
+    redis.call('ZADD', groupsKey(t.queue), '0', t.group)
+  else
+    redis.call('ZADD', readyKey(t.queue), score(t), id)
+  end
+end
+
+-- Take a task out of its ready set (a no-op when it is not there); a group whose set
+-- empties leaves the queue's set of groups.
+local function unready(id, t)
+  if t.group then
+    local k = groupKey(t.queue, t.group)
+    if redis.call('ZREM', k, id) == 1 and redis.call('EXISTS', k) == 0 then
+      redis.call('ZREM', groupsKey(t.queue), t.group)
+    end
+  else
+    redis.call('ZREM', readyKey(t.queue), id)
+  end
+end
+
+-- A claimed task of a group counts among its group's running tasks (\`grun/\` in
+-- \`indexKeys\`).
+local function enrun(t)
+  if t.group then redis.call('HINCRBY', K_GROUPRUN, t.group, '1') end
+end
+
+-- Take a task out of \`running\`; a grouped one that was there no longer counts among its
+-- group's running tasks. Every path out of \`running\` comes here (\`leave\`, \`deadLetter\`,
+-- a retry, the stall sweep, \`corrupt\`), so the count falls once per claim.
+local function unrun(id, t)
+  if redis.call('ZREM', K_RUNNING, id) == 1 and t and t.group then
+    if redis.call('HINCRBY', K_GROUPRUN, t.group, '-1') <= 0 then
+      redis.call('HDEL', K_GROUPRUN, t.group)
+    end
+  end
+end
+
 -- Note when a task just queued (put in its ready set) with this \`runAt\` ages: at runAt +
 -- ageAfter, when \`hasAged\` (src/kit/policy.ts) turns true, if its priority is under 9
 -- (AGED_PRIORITY). The sweep raises it then (sweep.ts). Every path into a ready set calls
@@ -265,7 +329,7 @@ local function index(id, t, runAt)
     redis.call('ZADD', dueKey(t.queue), int(runAt), id)
   else
     recount(t, 'queued')
-    redis.call('ZADD', readyKey(t.queue), score(t), id)
+    enready(id, t)
     ages(id, t, runAt)
   end
   if t.exp then redis.call('ZADD', K_EXPIRING, int(t.exp), id) end
@@ -289,7 +353,7 @@ end
 local function deadLetter(id, t, to, err, errJson)
   emit('dead_lettered', id, t.queue, t.attempts,
     {to = to, error = {name = err.name, message = err.message}})
-  redis.call('ZREM', K_RUNNING, id)
+  unrun(id, t)
   redis.call('HDEL', tkey(id), 'token', 'lease', 'worker', 'progress', 'dlq', 'exp')
   count(t.queue, t.state, -1)
   t.queue, t.state, t.attempts, t.dlq, t.exp = to, 'queued', 0, nil, nil
@@ -321,10 +385,10 @@ end
 -- (\`holdsKey\`) when the key comes again; the purge of its record drops it (sweep.ts).
 local function leave(id, t)
   if t.state ~= 'running' then
-    redis.call('ZREM', readyKey(t.queue), id)
+    unready(id, t)
     redis.call('ZREM', dueKey(t.queue), id)
   end
-  redis.call('ZREM', K_RUNNING, id)
+  unrun(id, t)
   if t.exp then redis.call('ZREM', K_EXPIRING, id) end
   if t.token then redis.call('HDEL', tkey(id), 'token', 'lease', 'worker') end
   if t.key and not t.kuntil and redis.call('HGET', K_KEYS, t.key) == id then
@@ -401,13 +465,14 @@ local function corrupt(id, q, why)
     '); it was failed without running'
   local k = tkey(id)
   if redis.call('TYPE', k).ok == 'hash' then
-    local st = redis.call('HGET', k, 'state')
+    local v = redis.call('HMGET', k, 'state', 'group')
+    local st = v[1]
     if STATES[st or ''] then count(q, st, -1) end
     count(q, 'failed', 1)
     redis.call('HSET', k, 'state', 'failed', 'completedAt', NOW_S,
       'error', cjson.encode({name = 'CorruptTaskError', message = message}))
     redis.call('HDEL', k, 'token', 'lease', 'worker')
-    redis.call('ZREM', K_RUNNING, id)
+    unrun(id, {group = v[2] or nil})
     redis.call('ZREM', K_EXPIRING, id)
     redis.call('ZADD', K_ENDED, NOW_S, id)
   end
@@ -426,11 +491,12 @@ end
 
 local function held(id, token)
   local v = redis.pcall('HMGET', tkey(id), 'state', 'token', 'queue', 'attempts', 'key', 'exp',
-    'pri', 'seq', 'startedAt', 'age', 'kuntil')
+    'pri', 'seq', 'startedAt', 'age', 'kuntil', 'group')
   if v.err or v[1] ~= 'running' or v[2] ~= token then return nil end
   local t = {state = v[1], token = v[2], queue = v[3], attempts = tonumber(v[4]),
     key = v[5] or nil, exp = tonumber(v[6]), pri = tonumber(v[7]), seq = tonumber(v[8]),
-    startedAt = tonumber(v[9]), age = tonumber(v[10]), kuntil = tonumber(v[11])}
+    startedAt = tonumber(v[9]), age = tonumber(v[10]), kuntil = tonumber(v[11]),
+    group = v[12] or nil}
   if not (t.queue and t.attempts and t.pri and t.seq) then return nil end
   return t
 end
@@ -440,8 +506,8 @@ end
 -- (over a task that no longer holds it) unless another task holds it (\`keyOwner\`);
 -- \`keyFree\` says the caller knows none does (enqueue asked already).
 -- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON,
--- dead-letter queue, ageAfter (ms or ''), keyUntil (ms or ''), then debounce ('1' or ''),
--- which only the enqueue script reads
+-- dead-letter queue, ageAfter (ms or ''), keyUntil (ms or ''), debounce ('1' or ''), which
+-- only the enqueue script reads, group (or ''), groupLimit (or '')
 local function insert(a, keyFree)
   local id = a[1]
   local k = tkey(id)
@@ -477,6 +543,14 @@ local function insert(a, keyFree)
   if a[16] ~= '' then
     t.kuntil = tonumber(a[16])
     field('kuntil', a[16])
+  end
+  if a[18] ~= '' then
+    t.group = a[18]
+    field('group', a[18])
+    if a[19] ~= '' then
+      t.glim = tonumber(a[19])
+      field('glim', a[19])
+    end
   end
   redis.call('ZADD', K_TASKS, seqS, id)
   local failed
@@ -541,4 +615,4 @@ end
 `;
 
 /** The number of ARGV entries one task takes in `enqueue` and `fireTick`. */
-export const TASK_ARGS = 17;
+export const TASK_ARGS = 19;

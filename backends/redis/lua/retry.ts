@@ -10,7 +10,8 @@ export const RETRY: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, ended, keys, {<queue>}:ready, {<queue>}:due,
-      counts, aging, result:<id>, results:ttl, events, wake
+      {<queue>}:g:<group>, {<queue>}:groups, counts, aging, result:<id>, results:ttl, events,
+      wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
 

@@ -19,8 +19,9 @@ export const SWEEP: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, tasks, keys,
-      deps:<id>, {<queue>}:ready, {<queue>}:due (of a task's queue and of its dead-letter
-      queue), counts, aging, result:<id>, results:ttl, events, wake
+      deps:<id>, {<queue>}:ready, {<queue>}:due, {<queue>}:g:<group>, {<queue>}:groups (of
+      a task's queue and of its dead-letter queue), grouprun, counts, aging, result:<id>,
+      results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] purgeBefore: purge final records that ended before this (ms), or '' to keep them
     ARGV[5] batch: the most entries each part handles
@@ -34,7 +35,13 @@ local stalled = redis.call('ZRANGEBYSCORE', K_RUNNING, '-inf', '(' .. NOW, 'LIMI
 if #stalled == batch then more = true end
 for _, id in ipairs(stalled) do
   local t = load(id)
-  redis.call('ZREM', K_RUNNING, id)
+  if t then
+    unrun(id, t)
+  else
+    -- A damaged record: its group, if it has one, still counts it among its running tasks.
+    local g = redis.pcall('HGET', tkey(id), 'group')
+    unrun(id, {group = type(g) == 'string' and g or nil})
+  end
   if t and t.state == 'running' then
     emit('stalled', id, t.queue, t.attempts, {attempt = t.attempts})
     if t.attempts < t.max then
@@ -72,7 +79,7 @@ for _, id in ipairs(aging) do
       local from = t.pri
       t.pri = 9
       redis.call('HSET', tkey(id), 'pri', '9')
-      redis.call('ZADD', readyKey(t.queue), score(t), id)
+      enready(id, t)
       emit('aged', id, t.queue, t.attempts, {from = from})
     else
       -- Not yet (a member that outlived its score): back at the task's own time.
