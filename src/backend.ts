@@ -129,6 +129,24 @@ export interface NewTask {
   group?: string;
   /** With `group`: the most tasks of the group running at once. */
   groupLimit?: number;
+  /**
+   * A rate limit: the task starts only while fewer than `limit` tasks of the same `key` have
+   * started within the last `per` ms (each task counted once, at its latest start; decided in
+   * the claim's atomic step). A task with a rate limit is claimed as a grouped task is: in the
+   * lane of its group, or without one in the lane of its key (`rateLane`), round-robin with the
+   * queue's other lanes, so a limited lane never holds up another.
+   */
+  rate?: StoredRate;
+}
+
+/** A stored rate limit (see {@linkcode NewTask.rate}). */
+export interface StoredRate {
+  /** The bucket: `g:<group>`, `k:<key>` or `q:<queue>`. */
+  key: string;
+  /** The most starts per window. */
+  limit: number;
+  /** The window, in ms. */
+  per: number;
 }
 
 /** How a workflow task uses its dependencies' results (stored as given, e.g. as JSON). */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { NewTask, StoredBackoff } from "./backend.ts";
+import type { NewTask, StoredBackoff, StoredRate } from "./backend.ts";
 import { type CodecName, encode } from "./codec.ts";
 import { optionalDuration, parseDuration } from "./duration.ts";
 import { ConfigError } from "./errors.ts";
@@ -48,6 +48,7 @@ const ENQUEUE_KEYS = new Set([
   "debounce",
   "group",
   "groupConcurrency",
+  "rateLimit",
 ]);
 
 /** Refuse keys an options object does not know, naming the nearest known one. */
@@ -268,6 +269,7 @@ export function resolveTask(
   } else if (o.groupConcurrency !== undefined) {
     throw new ConfigError("groupConcurrency: needs a group (the tasks it limits share a group)");
   }
+  if (o.rateLimit !== undefined) stored.rate = resolveRate(o.rateLimit, stored, args);
   const ageAfter = optionalDuration(o.ageAfter, "ageAfter");
   if (ageAfter !== undefined) {
     if (ageAfter <= 0) {
@@ -278,15 +280,62 @@ export function resolveTask(
   return stored;
 }
 
+/**
+ * Resolve a `rateLimit` option into its stored form: its bucket (the task's group, the key
+ * its `key` function gives for these arguments, or the task's queue) and its window in ms.
+ */
+export function resolveRate(value: unknown, task: NewTask, args: unknown[]): StoredRate {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ConfigError(
+      `rateLimit: expected { limit, per, key? }, got ${describe(value)}`,
+    );
+  }
+  checkKeys(value, ["limit", "per", "key"], "rateLimit");
+  const r = value as { limit?: unknown; per?: unknown; key?: unknown };
+  const limit = checkInteger(r.limit, "rateLimit.limit", 1, 1_000_000_000);
+  const per = parseDuration(r.per as string, "rateLimit.per");
+  if (per <= 0) throw new ConfigError(`rateLimit.per: expected a duration over 0, got ${per}ms`);
+  if (r.key === undefined) {
+    return { key: task.group !== undefined ? `g:${task.group}` : `q:${task.queue}`, limit, per };
+  }
+  if (typeof r.key !== "function") {
+    throw new ConfigError(
+      `rateLimit.key: expected a function of the arguments, got ${describe(r.key)}`,
+    );
+  }
+  if (task.group !== undefined) {
+    throw new ConfigError("rateLimit.key, group: give one of them (a group is its own key)");
+  }
+  let key: unknown;
+  try {
+    key = (r.key as (...a: unknown[]) => unknown)(...args);
+  } catch (error) {
+    throw new ConfigError(
+      `rateLimit.key: the key function threw: ${(error as Error)?.message ?? error}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  if (typeof key !== "string" || key === "") {
+    throw new ConfigError(
+      `rateLimit.key: expected the key function to return a non-empty string, got ${describe(key)}`,
+    );
+  }
+  return { key: `k:${checkGroup(key, "rateLimit.key")}`, limit, per };
+}
+
 /** Check a group name: 1–256 characters, no control characters. */
-export function checkGroup(value: unknown): string {
-  const name = checkName(value, "group");
+export function checkGroup(value: unknown, what = "group"): string {
+  const name = checkName(value, what);
   if (name.length > 256) {
-    throw new ConfigError(`group: expected at most 256 characters, got ${name.length}`);
+    throw new ConfigError(`${what}: expected at most 256 characters, got ${name.length}`);
   }
   // deno-lint-ignore no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) {
-    throw new ConfigError(`group: control characters are not allowed, got ${JSON.stringify(name)}`);
+    throw new ConfigError(
+      `${what}: control characters are not allowed, got ${JSON.stringify(name)}`,
+    );
   }
   return name;
 }

@@ -64,6 +64,7 @@ export function toTaskRecord(task: StoredTask, now: number = Date.now()): TaskRe
     record.group = task.group;
     record.groupConcurrency = task.groupLimit ?? 1;
   }
+  if (task.rate !== undefined) record.rateLimit = { ...task.rate };
   return record;
 }
 

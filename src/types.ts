@@ -173,6 +173,25 @@ export interface TaskOptions {
    * @default {1}
    */
   groupConcurrency?: number;
+  /**
+   * A rate limit: at most `limit` tasks start per `per` window (sliding), across every worker
+   * and process sharing the store, decided in the claim's atomic step. The tasks it holds back
+   * wait queued (they are not failed or retried). With `group`, each group has its own limit;
+   * with `key`, each key (computed from the arguments at enqueue) has its own; else the task's
+   * queue does (for the tasks of that queue that have a rate limit).
+   */
+  rateLimit?: RateLimit;
+}
+
+/** A rate limit (see {@linkcode TaskOptions.rateLimit}). */
+export interface RateLimit {
+  /** The most tasks started per window: an integer ≥ 1. */
+  limit: number;
+  /** The window. */
+  per: Duration;
+  /** The key whose tasks share the limit, from a task's arguments (not with `group`). */
+  // deno-lint-ignore no-explicit-any
+  key?: (...args: any[]) => string;
 }
 
 /** Options of {@linkcode OmniQ.enqueue}. */
@@ -257,6 +276,8 @@ export interface TaskRecord {
   group?: string;
   /** With a group: at most this many of the group's tasks run at once. */
   groupConcurrency?: number;
+  /** Its rate limit, if any: the bucket its starts count in, and the limit per window (ms). */
+  rateLimit?: { key: string; limit: number; per: number };
 }
 
 /** The outcome of a task, returned by {@linkcode OmniQ.result}. */

@@ -119,7 +119,7 @@ export class MemoryState {
 function reindexed(a: Row, b: Row): boolean {
   return a.state !== b.state || a.seq !== b.seq || a.priority !== b.priority ||
     a.runAt !== b.runAt || a.expiresAt !== b.expiresAt || a.completedAt !== b.completedAt ||
-    a.queue !== b.queue;
+    a.queue !== b.queue || a.startedAt !== b.startedAt;
 }
 
 /** Whether another task than `id` holds `key` now. */

@@ -34,6 +34,8 @@ import {
   cancelError,
   EXPIRED_ERROR,
   isFinal,
+  laneOf,
+  laneRoom,
   oversizedResult,
   queuePauseEvent,
   taskEvent,
@@ -385,19 +387,36 @@ export class RecordQueue implements TaskQueue {
   }
 
   /**
-   * Claim a queue's grouped tasks round-robin: from the group after the one served last (the
-   * queue's group cursor), the head of each group in turn whose running tasks are under its
-   * limit, one per group a round, until the claim is full or a round takes nothing.
+   * Claim a queue's lanes (groups, and rate buckets of tasks without a group: `laneOf`)
+   * round-robin: from the lane after the one served last (the queue's group cursor), the head
+   * of each lane in turn while there is room under its group's cap and its rate limit
+   * (`laneRoom`), one per lane a round, until the claim is full or a round takes nothing.
    */
   async #claimGroups(tx: RecordTx, at: GroupClaim): Promise<void> {
     const { queue, request, now, claimed, out } = at;
     const dir = `gready/${encName(queue)}`;
     const start = await tx.groupCursor(queue);
-    // The running tasks of each group looked at: those listed, and those this transaction
-    // started (a transaction of several steps lists what it committed before them only).
+    // The tasks this transaction started, by the index directory that counts them (a
+    // transaction of several steps lists what was committed before it only).
     let mine = this.#groupClaims.get(tx);
     if (!mine) this.#groupClaims.set(tx, mine = new Map());
-    const running = new Map<string, Set<string>>();
+    // Counted once per step: the ids listed (of tasks running, or started in the window),
+    // and those this transaction started.
+    const counts = new Map<string, Set<string>>();
+    const counted = async (dir: string, bound: number, after?: string) => {
+      let ids = counts.get(dir);
+      if (!ids) {
+        const names = await tx.entries(dir, bound + SLACK, after);
+        ids = new Set<string>();
+        for (const name of names) {
+          const id = after === undefined ? nameId(name) : entryId(name);
+          if (id !== undefined) ids.add(id);
+        }
+        for (const id of mine.get(dir) ?? []) ids.add(id);
+        counts.set(dir, ids);
+      }
+      return ids;
+    };
     let last: string | undefined;
     let checkedPause = false;
     for (let from = start, took = true; took && claimed.length < request.limit;) {
@@ -423,18 +442,26 @@ export class RecordQueue implements TaskQueue {
         }
         const row = await this.#groupHead(tx, dir, names, group, at);
         if (!row) continue;
-        let busy = running.get(group);
-        if (!busy) {
-          const listed = await tx.entries(`grun/${group}`, (row.groupLimit ?? 1) + SLACK);
-          busy = new Set(listed.map(nameId).filter((id) => id !== undefined));
-          for (const id of mine.get(group) ?? []) busy.add(id);
-          running.set(group, busy);
+        // The group's running tasks and the rate bucket's starts in the window, each only
+        // where it limits the lane.
+        const limits: [string, Set<string>][] = [];
+        if (row.group !== undefined) {
+          const dir = `grun/${group}`;
+          limits.push([dir, await counted(dir, row.groupLimit ?? 1)]);
         }
-        if (busy.size >= (row.groupLimit ?? 1)) continue;
-        busy.add(row.id);
-        let ids = mine.get(group);
-        if (!ids) mine.set(group, ids = new Set());
-        ids.add(row.id);
+        if (row.rate !== undefined) {
+          const dir = `rstart/${groupName(row.rate.key)}`;
+          limits.push([dir, await counted(dir, row.rate.limit, `${pad(now - row.rate.per)}.`)]);
+        }
+        const busy = limits.find(([dir]) => dir.startsWith("grun/"))?.[1].size ?? 0;
+        const started = limits.find(([dir]) => dir.startsWith("rstart/"))?.[1].size ?? 0;
+        if (laneRoom(row, busy, started) <= 0) continue;
+        for (const [dir, ids] of limits) {
+          ids.add(row.id);
+          let own = mine.get(dir);
+          if (!own) mine.set(dir, own = new Set());
+          own.add(row.id);
+        }
         claimed.push(this.#start(row, request, now, out));
         took = true;
         last = group;
@@ -461,8 +488,8 @@ export class RecordQueue implements TaskQueue {
       }
       const row = await tx.row(id);
       if (
-        !row || row.state !== "queued" || row.queue !== at.queue || row.group === undefined ||
-        groupName(row.group) !== group
+        !row || row.state !== "queued" || row.queue !== at.queue || laneOf(row) === undefined ||
+        groupName(laneOf(row)!) !== group
       ) {
         if (!row || row.state !== "queued") tx.dropEntry(`${dir}/${name}`);
         continue;

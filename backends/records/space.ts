@@ -5,8 +5,10 @@
  *
  * Index entries are paths (`ready/<queue>/<9-priority><seq>-<id>`, `sched/<queue>/<runAt>-<id>`,
  * `running/<id>`, `expires/<time>-<id>`, `aging/<time>-<id>`, `final/<time>-<id>`,
- * `deps/<dep>/<id>`; a grouped task is queued in `gready/<queue>/<group>.<9-priority><seq>-<id>`
- * instead of `ready/…`, and while running is also in `grun/<group>/<id>`), with each
+ * `deps/<dep>/<id>`; a task with a lane (a group or a rate limit: `laneOf`) is queued in
+ * `gready/<queue>/<lane>.<9-priority><seq>-<id>` instead of `ready/…`, a grouped one while
+ * running is also in `grun/<group>/<id>`, and a rate-limited one that started is in
+ * `rstart/<bucket>/<startedAt>-<id>`), with each
  * name segment made safe by `encName`. They are hints: a step re-reads the record an entry
  * names, and drops an entry that no longer matches it.
  *
@@ -16,7 +18,7 @@
 import type { StoredSchedule, StoredTask } from "../../src/backend.ts";
 import type { NewEvent, StoredEvent, StoredResult } from "../../src/backend.ts";
 import { decName, encName as encodeName, pad } from "../../src/kit/encoding.ts";
-import { AGED_PRIORITY, isFinal, UNSTARTED_STATES } from "../../src/kit/policy.ts";
+import { AGED_PRIORITY, isFinal, laneOf, UNSTARTED_STATES } from "../../src/kit/policy.ts";
 
 /** Characters `encName` keeps as they are: a name made only of them is its own safe form. */
 const PLAIN_NAME = /^[A-Za-z0-9_~!'()-]*$/;
@@ -128,13 +130,15 @@ export function indexKeys(row: Row): string[] {
   const q = encName(row.queue);
   const out: string[] = [];
   switch (row.state) {
-    case "queued":
-      if (row.group === undefined) out.push(`ready/${q}/${9 - row.priority}${pad(row.seq)}-${id}`);
-      else out.push(`gready/${q}/${groupName(row.group)}.${9 - row.priority}${pad(row.seq)}-${id}`);
+    case "queued": {
+      const lane = laneOf(row);
+      if (lane === undefined) out.push(`ready/${q}/${9 - row.priority}${pad(row.seq)}-${id}`);
+      else out.push(`gready/${q}/${groupName(lane)}.${9 - row.priority}${pad(row.seq)}-${id}`);
       if (row.ageAfter !== undefined && row.priority < AGED_PRIORITY) {
         out.push(`aging/${pad(row.runAt + row.ageAfter)}-${id}`);
       }
       break;
+    }
     case "scheduled":
       out.push(`sched/${q}/${pad(row.runAt)}-${id}`);
       break;
@@ -147,6 +151,10 @@ export function indexKeys(row: Row): string[] {
     out.push(`expires/${pad(row.expiresAt)}-${id}`);
   }
   if (isFinal(row.state)) out.push(`final/${pad(row.completedAt ?? 0)}-${id}`);
+  // A rate bucket's starts: each task once, at its latest start, until it is purged.
+  if (row.rate !== undefined && row.startedAt !== undefined) {
+    out.push(`rstart/${groupName(row.rate.key)}/${pad(row.startedAt)}-${id}`);
+  }
   return out;
 }
 

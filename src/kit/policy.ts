@@ -210,6 +210,35 @@ export function debouncedEvent(
   return taskEvent("debounced", task, at, { runAt });
 }
 
+/**
+ * The lane a task is claimed in, round-robin with its queue's other lanes: its group, or
+ * without one its rate bucket (`NewTask.rate`) behind a control character, which no group
+ * name has; `undefined`: the queue's plain priority-then-FIFO order.
+ */
+export function laneOf(task: Pick<NewTask, "group" | "rate">): string | undefined {
+  return task.group ?? (task.rate === undefined ? undefined : `\u0001${task.rate.key}`);
+}
+
+/**
+ * How many more tasks of a lane may start now: under the group's cap of running tasks and
+ * under the rate limit's starts in the window (`Infinity` when neither applies).
+ *
+ * @param task The lane's head task.
+ * @param running The group's tasks running now (ignored without a group).
+ * @param started The rate bucket's tasks started in the window ending now (ignored without a
+ *   rate limit).
+ */
+export function laneRoom(
+  task: Pick<NewTask, "group" | "groupLimit" | "rate">,
+  running: number,
+  started: number,
+): number {
+  let room = Infinity;
+  if (task.group !== undefined) room = Math.min(room, (task.groupLimit ?? 1) - running);
+  if (task.rate !== undefined) room = Math.min(room, task.rate.limit - started);
+  return room;
+}
+
 /** The priority an aged task is raised to (`NewTask.ageAfter`). */
 export const AGED_PRIORITY = 9;
 

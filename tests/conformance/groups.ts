@@ -1,10 +1,19 @@
-// Groups: at most groupConcurrency tasks of a group run at once across every handle on the
-// store, groups are claimed round-robin so one backlog cannot starve another, and bad group
-// options are refused.
+// Groups and rate limits: at most groupConcurrency tasks of a group run at once across every
+// handle on the store, groups are claimed round-robin so one backlog cannot starve another, a
+// rate limit holds across handles without holding up other lanes, and bad options are
+// refused.
 
 import assert from "node:assert/strict";
 import { ConfigError } from "../../mod.ts";
-import { type Case, collect, ghostClaim, mostAtOnce, totalTasks } from "./harness.ts";
+import {
+  type Case,
+  collect,
+  ghostClaim,
+  mostAtOnce,
+  mostStartsWithin,
+  totalTasks,
+  until,
+} from "./harness.ts";
 import { echo, probe, track } from "./tasks.ts";
 
 export const groupCases: Case[] = [
@@ -89,6 +98,107 @@ export const groupCases: Case[] = [
       });
       await q.run({ until: "idle" });
       assert.equal(await q.wait(waiting, { timeout: "5s" }), "next");
+    },
+  },
+  {
+    name: "a rate limit holds across two handles, and a limited key does not hold up another",
+    async fn({ open, key }) {
+      await using a = await open();
+      await using b = await open();
+      const limit = { limit: 2, per: "300ms", key: (k: string) => k };
+      const slow = Array.from({ length: 6 }, (_, i) => ({
+        task: track,
+        args: [key, `slow${i}`, 0],
+        rateLimit: { ...limit, key: () => "slow" },
+      }));
+      const fast = Array.from({ length: 3 }, (_, i) => ({
+        task: track,
+        args: [key, `fast${i}`, 0],
+        rateLimit: { ...limit, limit: 10, key: () => "fast" },
+      }));
+      const ids = await a.enqueueMany([...slow, ...fast]);
+      assert.deepEqual((await a.get(ids[0]))?.rateLimit, { key: "k:slow", limit: 2, per: 300 });
+      const t0 = Date.now();
+      const workers = [a.worker({ concurrency: 4 }), b.worker({ concurrency: 4 })];
+      for (const w of workers) await w.start();
+      await until("every task to run", () => probe(key).order.length === 9, 10_000);
+      for (const w of workers) await w.stop();
+      const order = probe(key).order;
+      assert.ok(
+        order.slice(0, 5).filter((l) => l.startsWith("fast")).length === 3,
+        `the fast key ran first, not held up by the slow one: ${order}`,
+      );
+      const events = await collect(a.events({ type: "started", limit: 1_000 }));
+      const slowIds = new Set(ids.slice(0, 6));
+      const slowStarts = events.filter((e) => slowIds.has(e.taskId!));
+      assert.equal(slowStarts.length, 6);
+      const most = mostStartsWithin(slowStarts, 300);
+      assert.ok(most <= 2, `${most} of the slow key started within 300 ms`);
+      assert.ok(Date.now() - t0 >= 600, "six at two per 300 ms take at least two windows");
+    },
+  },
+  {
+    name: "a queue's rate limit without a key or group is the queue's; a group's is the group's",
+    async fn({ open, key }) {
+      await using q = await open();
+      const id = await q.enqueue(echo, [1], { rateLimit: { limit: 5, per: "1s" } });
+      assert.deepEqual((await q.get(id))?.rateLimit, { key: "q:default", limit: 5, per: 1_000 });
+      const g = await q.enqueue(echo, [2], {
+        group: `${key}-g`,
+        groupConcurrency: 3,
+        rateLimit: { limit: 1, per: "1m" },
+      });
+      assert.deepEqual((await q.get(g))?.rateLimit, { key: `g:${key}-g`, limit: 1, per: 60_000 });
+      const g2 = await q.enqueue(echo, [3], {
+        group: `${key}-g`,
+        groupConcurrency: 3,
+        rateLimit: { limit: 1, per: "1m" },
+      });
+      await q.run({ until: "idle" });
+      assert.equal((await q.get(id))?.state, "completed");
+      assert.equal((await q.get(g))?.state, "completed");
+      assert.equal((await q.get(g2))?.state, "queued", "one start a minute for the group");
+      await q.cancel(g2);
+    },
+  },
+  {
+    name: "bad rate limits are refused at enqueue and store nothing",
+    async fn({ open }) {
+      await using q = await open();
+      const bad: [Record<string, unknown>, RegExp][] = [
+        [{ rateLimit: { limit: 0, per: "1s" } }, /rateLimit\.limit: expected an integer from 1/],
+        [{ rateLimit: { limit: -3, per: "1s" } }, /rateLimit\.limit/],
+        [{ rateLimit: { limit: 2, per: 0 } }, /rateLimit\.per: expected a duration over 0/],
+        [{ rateLimit: { limit: 2 } }, /rateLimit\.per/],
+        [{ rateLimit: { limit: 2, per: "1s", extra: 1 } }, /rateLimit\.extra: unknown option/],
+        [{ rateLimit: 5 }, /rateLimit: expected \{ limit, per, key\? \}/],
+        [
+          {
+            rateLimit: {
+              limit: 2,
+              per: "1s",
+              key: () => {
+                throw new Error("no key");
+              },
+            },
+          },
+          /rateLimit\.key: the key function threw: no key/,
+        ],
+        [{ rateLimit: { limit: 2, per: "1s", key: () => 7 } }, /rateLimit\.key: expected the key/],
+        [{ rateLimit: { limit: 2, per: "1s", key: "k" } }, /rateLimit\.key: expected a function/],
+        [
+          { group: "g", rateLimit: { limit: 2, per: "1s", key: () => "k" } },
+          /rateLimit\.key, group: give one of them/,
+        ],
+      ];
+      for (const [options, message] of bad) {
+        await assert.rejects(
+          q.enqueue(echo, [1], options),
+          (e: Error) => e instanceof ConfigError && message.test(e.message),
+          String(message),
+        );
+      }
+      assert.equal(await totalTasks(q), 0);
     },
   },
   {

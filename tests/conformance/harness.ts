@@ -151,6 +151,19 @@ export function mostAtOnce(events: EventRecord[]): { most: number; points: numbe
   return { most, points: points.length };
 }
 
+/** The most `started` events within any window of `per` ms (the window's end excluded). */
+export function mostStartsWithin(events: EventRecord[], per: number): number {
+  const starts = events.filter((e) => e.type === "started").map((e) => e.at.getTime()).sort(
+    (a, b) => a - b,
+  );
+  let most = 0;
+  for (let i = 0, j = 0; j < starts.length; j++) {
+    while (starts[j] - starts[i] >= per) i++;
+    most = Math.max(most, j - i + 1);
+  }
+  return most;
+}
+
 /** How many tasks the queue holds, over every state. */
 export async function totalTasks(q: OmniQ): Promise<number> {
   const { total } = await q.stats();
