@@ -1,6 +1,10 @@
 // Two OS processes work one `file:` directory: 2,000 tasks, each completed exactly once.
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { twoProcessesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
+import {
+  twoProcessesExactlyOnce,
+  twoProcessesOneGroup,
+  twoProcessesRateLimited,
+} from "./fixtures/two_processes.ts";
 import { killedWorkerLosesNothing } from "./fixtures/crash.ts";
 
 Deno.test(
@@ -21,4 +25,9 @@ Deno.test(
 Deno.test(
   "file: two processes never run two tasks of a group at groupConcurrency 1",
   () => twoProcessesOneGroup((dir) => `file:${dir}/store`),
+);
+
+Deno.test(
+  "file: two processes hold a rate limit of 30 starts per 500 ms",
+  () => twoProcessesRateLimited((dir) => `file:${dir}/store`),
 );

@@ -7,7 +7,11 @@ import { defineTask, OmniQ } from "../mod.ts";
 import { openNats } from "../backends/nats/mod.ts";
 import { type Child, kill, readLine, spawn } from "./fixtures/processes.ts";
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { processesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
+import {
+  processesExactlyOnce,
+  twoProcessesOneGroup,
+  twoProcessesRateLimited,
+} from "./fixtures/two_processes.ts";
 import { testServerUrl } from "./servers.ts";
 
 const NET = ["--allow-net=127.0.0.1", "--allow-env"];
@@ -92,6 +96,15 @@ Deno.test("nats: two processes never run two tasks of a group at groupConcurrenc
   const url = freshUrl();
   try {
     await twoProcessesOneGroup(() => url, NET);
+  } finally {
+    await drop(url);
+  }
+});
+
+Deno.test("nats: two processes hold a rate limit of 30 starts per 500 ms", async () => {
+  const url = freshUrl();
+  try {
+    await twoProcessesRateLimited(() => url, NET);
   } finally {
     await drop(url);
   }

@@ -4,7 +4,11 @@
 
 import { dropSchema, freshSchema, schemaUrl } from "./fixtures/postgres.ts";
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { processesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
+import {
+  processesExactlyOnce,
+  twoProcessesOneGroup,
+  twoProcessesRateLimited,
+} from "./fixtures/two_processes.ts";
 
 /** What a child needs to reach the server (postgres.js reads two variables at start). */
 const NET = ["--allow-net=127.0.0.1", "--allow-env=PGAPPNAME,PGTARGETSESSIONATTRS"];
@@ -37,6 +41,15 @@ Deno.test("postgres: two processes never run two tasks of a group at groupConcur
   const schema = freshSchema("omniq_group");
   try {
     await twoProcessesOneGroup(() => schemaUrl(schema), NET);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: two processes hold a rate limit of 30 starts per 500 ms", async () => {
+  const schema = freshSchema("omniq_rate");
+  try {
+    await twoProcessesRateLimited(() => schemaUrl(schema), NET);
   } finally {
     await dropSchema(schema);
   }

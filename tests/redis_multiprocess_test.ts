@@ -5,7 +5,11 @@
 
 import { dropPrefix, freshPrefix, prefixUrl } from "./fixtures/redis.ts";
 import { threeSchedulersExactlyOnce } from "./fixtures/schedulers.ts";
-import { processesExactlyOnce, twoProcessesOneGroup } from "./fixtures/two_processes.ts";
+import {
+  processesExactlyOnce,
+  twoProcessesOneGroup,
+  twoProcessesRateLimited,
+} from "./fixtures/two_processes.ts";
 
 /** What a child needs to reach the server. */
 const NET = ["--allow-net=127.0.0.1", "--allow-env"];
@@ -38,6 +42,15 @@ Deno.test("redis: two processes never run two tasks of a group at groupConcurren
   const prefix = freshPrefix("omniq-group");
   try {
     await twoProcessesOneGroup(() => prefixUrl(prefix), NET);
+  } finally {
+    await dropPrefix(prefix);
+  }
+});
+
+Deno.test("redis: two processes hold a rate limit of 30 starts per 500 ms", async () => {
+  const prefix = freshPrefix("omniq-rate");
+  try {
+    await twoProcessesRateLimited(() => prefixUrl(prefix), NET);
   } finally {
     await dropPrefix(prefix);
   }
