@@ -12,7 +12,10 @@
 // dropped by its purge only while it still names it), debounce keys (an unstarted holder
 // moved between its queue's due and ready sets, its payload swapped), and groups (per-group
 // ready sets and each queue's set of groups kept and emptied on every path, the running
-// count freed on every way out of `running`, and counted across queues).
+// count freed on every way out of `running`, and counted across queues), and rate limits (a
+// bucket's set of starts: each task once at its latest start, trimmed to the bucket's
+// longest window, forgotten by a manual retry or a purge; a rate-only lane with no running
+// cap; a grouped task's bucket and cap together).
 
 import assert from "node:assert/strict";
 import { ConfigError, defineTask, OmniQ, OmniQError, TaskFailedError } from "../mod.ts";
@@ -521,7 +524,7 @@ Deno.test("redis: every path into a ready set indexes an aging task in `aging` b
     const now = Date.now();
     const worker = { lease: 30_000, worker: "w" };
     await q.enqueue([
-      agingTask("a", "default", 2, hour),
+      agingTask("a", "default", 2, hour, { runAt: now }),
       agingTask("d", "default", 2, hour, { runAt: now + 30 }),
       agingTask("w", "default", 2, hour, { dependsOn: ["a"] }),
       agingTask("top", "x", 9, 10, { runAt: now - 20 }),
@@ -1081,3 +1084,148 @@ function pairsOf(flat: unknown): Record<string, string> {
   for (let i = 0; i + 1 < list.length; i += 2) out[list[i]] = list[i + 1];
   return out;
 }
+
+/** A rate-limited task without a group: its bucket `k:<key>`, `limit` starts per `per` ms. */
+function ratedTask(
+  id: string,
+  key: string,
+  limit: number,
+  per: number,
+  more: Partial<NewTask> = {},
+): NewTask {
+  return { ...newTask(id), maxAttempts: 3, rate: { key: `k:${key}`, limit, per }, ...more };
+}
+
+Deno.test("redis: a rate bucket's set counts the starts in the window, each task once, trimmed", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    backend.queue.attach({ results: true, events: true });
+    const q = backend.queue;
+    const claim = async (queue = "default", limit = 5) =>
+      (await q.claim({ queues: [queue], limit, lease: 30_000, worker: "w" })).tasks;
+    const error = { name: "Error", message: "boom" };
+    await withClient(async (c) => {
+      const bucket = `${prefix}rate:k:b`;
+      const starts = async () =>
+        pairsOf(await c.sendCommand(["ZRANGE", bucket, "0", "-1", "WITHSCORES"]));
+      const members = (key: string) => c.sendCommand(["ZRANGE", `${prefix}${key}`, "0", "-1"]);
+      const serverNow = async () => {
+        const [s, us] = await c.sendCommand(["TIME"]) as string[];
+        return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+      };
+      // Age a start: as if the task had started `ms` before now.
+      const age = async (id: string, ms: number) =>
+        await c.sendCommand(["ZADD", bucket, String(await serverNow() - ms), id]);
+
+      // Stored: the three fields, read back as `rate`; the task waits in its lane's set (its
+      // bucket behind \u0001), the lane in its queue's set, never in the ready set. Its
+      // bucket knows its window from the start.
+      await q.enqueue([
+        ratedTask("r1", "b", 2, 60_000),
+        ratedTask("r2", "b", 2, 60_000),
+        ratedTask("r3", "b", 2, 60_000),
+        newTask("plain"),
+      ]);
+      assert.deepEqual(
+        await c.sendCommand(["HMGET", `${prefix}task:r1`, "rkey", "rlim", "rper"]),
+        ["k:b", "2", "60000"],
+      );
+      assert.deepEqual((await q.get("r1"))?.rate, { key: "k:b", limit: 2, per: 60_000 });
+      assert.ok(!("rate" in (await q.get("plain"))!), "no rate property at all");
+      assert.deepEqual(await members("{default}:ready"), ["plain"]);
+      assert.deepEqual(await members("{default}:g:\u0001k:b"), ["r1", "r2", "r3"]);
+      assert.deepEqual(await members("{default}:groups"), ["\u0001k:b"]);
+      assert.deepEqual(await starts(), { "": "-60000" });
+      const ttl = Number(await c.sendCommand(["PTTL", bucket]));
+      assert.ok(ttl > 0 && ttl <= 60_000, `the bucket's key lives a window (${ttl} ms)`);
+
+      // Two start (no running cap: neither has ended), the third waits in its lane.
+      const first = await claim();
+      assert.deepEqual(first.map((t) => t.id), ["plain", "r1", "r2"]);
+      assert.deepEqual(first[1].rate, { key: "k:b", limit: 2, per: 60_000 });
+      const counted = await starts();
+      assert.deepEqual(Object.keys(counted).sort(), ["", "r1", "r2"]);
+      assert.equal(counted.r1, String(first[1].startedAt));
+      assert.equal(await c.sendCommand(["HGET", `${prefix}grouprun`, "\u0001k:b"]), null);
+      assert.deepEqual(await claim(), [], "two starts in the window already");
+      assert.deepEqual(await members("{default}:g:\u0001k:b"), ["r3"]);
+
+      // A retry of r1 is a start again: its member moves to its latest start (still two).
+      await q.fail("r1", first[1].token, { error, retryAt: Date.now() - 1_000 });
+      await age("r2", 30_000);
+      assert.deepEqual(await claim(), [], "r1 started within the window");
+      await age("r1", 60_000);
+      const [again] = await claim();
+      assert.equal(again.id, "r1", "r1's start left the window: its retry starts");
+      assert.equal((await starts()).r1, String(again.startedAt));
+      assert.equal(Object.keys(await starts()).length, 3, "r1 is counted once");
+      assert.deepEqual(await claim(), [], "r1 (now) and r2 (30 s ago) are in the window");
+
+      // Once r2's start leaves the window, r3 starts, and the starts out of the window
+      // (r2's) are trimmed as it does.
+      await age("r2", 61_000);
+      const [r3] = await claim();
+      assert.equal(r3.id, "r3");
+      assert.deepEqual(Object.keys(await starts()).sort(), ["", "r1", "r3"]);
+      assert.equal(await c.sendCommand(["EXISTS", `${prefix}{default}:groups`]), 0);
+
+      // A manual retry forgets the task's start (its startedAt goes); a purge forgets it too.
+      await q.complete("r1", again.token, resultOf(again));
+      await q.fail("r3", r3.token, { error });
+      await q.retry("r3");
+      assert.deepEqual(Object.keys(await starts()).sort(), ["", "r1"]);
+      await q.cancel("r3", "no");
+      await q.sweep({ now: Date.now(), purgeBefore: Date.now() + 1_000 });
+      assert.deepEqual(await starts(), { "": "-60000" });
+
+      // A bucket shared by windows keeps its longest: a 1-second task's start does not trim
+      // the start an hour-long task counts.
+      await q.enqueue([
+        ratedTask("long", "m", 1, 3_600_000, { queue: "mq" }),
+        ratedTask("short", "m", 5, 1_000, { queue: "mq" }),
+      ]);
+      assert.deepEqual(await claim("mq", 1).then((t) => t.map((x) => x.id)), ["long"]);
+      await c.sendCommand(["ZADD", `${prefix}rate:k:m`, String(await serverNow() - 5_000), "long"]);
+      assert.deepEqual(await claim("mq").then((t) => t.map((x) => x.id)), ["short"]);
+      assert.deepEqual(
+        pairsOf(await c.sendCommand(["ZRANGE", `${prefix}rate:k:m`, "0", "0", "WITHSCORES"])),
+        { "": "-3600000" },
+      );
+      assert.deepEqual(
+        (await c.sendCommand(["ZRANGE", `${prefix}rate:k:m`, "0", "-1"]) as string[]).sort(),
+        ["", "long", "short"],
+      );
+    });
+  });
+});
+
+Deno.test("redis: a grouped task's rate bucket is its group's; the group's cap still holds", async () => {
+  await withPrefix(async (prefix) => {
+    await using backend = await RedisBackend.open({ url: redisUrl(), prefix });
+    const q = backend.queue;
+    const claim = async (queues: string[]) =>
+      (await q.claim({ queues, limit: 5, lease: 30_000, worker: "w" })).tasks.map((t) => t.id);
+    const rate = { key: "g:g", limit: 2, per: 60_000 };
+    await q.enqueue([
+      groupedTask("a", "q", "g", { groupLimit: 1, rate }),
+      groupedTask("b", "q", "g", { groupLimit: 1, rate }),
+      groupedTask("c", "q", "g", { groupLimit: 1, rate }),
+      ratedTask("x", "other", 1, 60_000, { queue: "q" }),
+      ratedTask("y", "other", 1, 60_000, { queue: "q" }),
+    ]);
+    await withClient(async (c) => {
+      assert.deepEqual(
+        await c.sendCommand(["ZRANGE", `${prefix}{q}:groups`, "0", "-1"]),
+        ["\u0001k:other", "g"],
+        "a grouped task's lane is its group",
+      );
+    });
+    // One of the group (its cap), one of the other bucket (its limit).
+    assert.deepEqual((await claim(["q"])).sort(), ["a", "x"]);
+    await q.cancel("a", "done");
+    // The group's cap has room again, and its bucket one start.
+    assert.deepEqual(await claim(["q"]), ["b"]);
+    await q.cancel("b", "done");
+    assert.deepEqual(await claim(["q"]), [], "the group's bucket has two starts in the minute");
+  });
+});

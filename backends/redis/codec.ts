@@ -1,4 +1,4 @@
-// How the Redis engine's records travel: a task hash, the 19 script arguments of a new task,
+// How the Redis engine's records travel: a task hash, the 22 script arguments of a new task,
 // results, events and schedules as JSON, and the shapes of script replies. The fields a
 // claim returns are listed in lua/fragments.ts (`CLAIM_FIELDS`); a field read here must be
 // listed there too.
@@ -112,6 +112,10 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
     const groupLimit = optNum(h.glim, "glim");
     if (groupLimit !== undefined) task.groupLimit = groupLimit;
   }
+  // Nor before rate limits an `rkey` (nor its `rlim` and `rper`): it has none.
+  if (h.rkey !== undefined && h.rkey !== "") {
+    task.rate = { key: h.rkey, limit: num(h.rlim, "rlim"), per: num(h.rper, "rper") };
+  }
   if (typeof d.scheduleId === "string") task.scheduleId = d.scheduleId;
   if (h.links !== undefined) {
     const links = JSON.parse(h.links) as { names?: unknown; pipe?: unknown; trace?: unknown };
@@ -133,7 +137,7 @@ export function toTask(id: string, h: Record<string, string>): StoredTask {
 }
 
 /**
- * The 19 script arguments of a new task (see `insert` in lua/fragments.ts). Its `d` begins
+ * The 22 script arguments of a new task (see `insert` in lua/fragments.ts). Its `d` begins
  * with the payload: a debounced enqueue swaps that text into its key holder's `d` as it is
  * (`withPayload` in lua/enqueue.ts).
  */
@@ -161,6 +165,9 @@ export function taskArgs(t: NewTask): string[] {
     t.debounce ? "1" : "",
     t.group ?? "",
     t.group === undefined || t.groupLimit === undefined ? "" : String(t.groupLimit),
+    t.rate?.key ?? "",
+    t.rate === undefined ? "" : String(t.rate.limit),
+    t.rate === undefined ? "" : String(t.rate.per),
   ];
 }
 

@@ -7,7 +7,7 @@ export const CANCEL: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due,
-      {<queue>}:g:<group>, {<queue>}:groups, running, grouprun, expiring, ended, keys,
+      {<queue>}:g:<lane>, {<queue>}:groups, running, grouprun, expiring, ended, keys,
       deps:<id>, counts, aging, result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id

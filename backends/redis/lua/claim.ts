@@ -5,21 +5,24 @@ export const CLAIM: string = `--[[
   Claim up to \`limit\` due tasks from the queues, in the order given.
 
   Promotes each queue's scheduled tasks that are due (a task that ages enters \`aging\`,
-  see \`ages\`; a grouped one its group's set, \`enready\`), then pops its ungrouped queued
-  ones (as many as still fit, in one ZPOPMIN a round), then, while the claim is not full,
-  takes its grouped ones round-robin between groups, each group capped by its groupLimit
+  see \`ages\`; one with a lane its lane's set, \`enready\`), then pops its queued ones
+  without a lane (as many as still fit, in one ZPOPMIN a round), then, while the claim is
+  not full, takes those with a lane (a group or a rate limit, \`laneOf\`) round-robin
+  between lanes, each lane's head started only while its group runs fewer tasks than its
+  groupLimit and its rate bucket has started fewer than its limit in the window
   (\`claimGroups\`, mirroring \`#claimGroups\` and \`#groupHead\` in
-  backends/records/queue.ts). A paused queue (in the set \`paused\`, see pause_queue.ts)
-  has its due tasks promoted all the same (so they are not reported due again), and none
-  taken, grouped or not. A popped task past its ttl expires instead; one whose
-  record is not a valid task is failed (\`corrupt\`). A claimed task is \`running\` with a
-  fresh token and a lease on the server's clock.
+  backends/records/queue.ts, and \`laneRoom\`). A paused queue (in the set \`paused\`,
+  see pause_queue.ts) has its due tasks promoted all the same (so they are not reported
+  due again), and none taken, with a lane or not. A popped task past its ttl expires
+  instead; one whose record is not a valid task is failed (\`corrupt\`). A claimed task is
+  \`running\` with a fresh token and a lease on the server's clock.
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, {<queue>}:ready, {<queue>}:due,
-      {<queue>}:g:<group>, {<queue>}:groups, {<queue>}:gcursor, grouprun, running, expiring,
-      ended, keys, deps:<id>, counts, aging, result:<id>, results:ttl, events, wake, paused
+      {<queue>}:g:<lane>, {<queue>}:groups, {<queue>}:gcursor, grouprun, rate:<bucket>,
+      running, expiring, ended, keys, deps:<id>, counts, aging, result:<id>, results:ttl,
+      events, wake, paused
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] limit: the most tasks to claim
     ARGV[5] lease: the lease (ms)
@@ -37,6 +40,17 @@ local limit, lease, worker, base = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local tasks, n = {}, 0
 local leaseS = int(NOW + lease)
 
+-- Note a rate-limited task's start in its bucket (\`rstart/\` in \`indexKeys\`,
+-- backends/records/space.ts): once, at its latest start. The starts no task of the bucket
+-- can count any more (older than its longest window, \`widen\`) are dropped first, so the
+-- set holds a window's starts; the key lives a window past the last.
+local function started(id, t)
+  local k, w = rateKey(t.rkey), widen(t.rkey, t.rper)
+  redis.call('ZREMRANGEBYSCORE', k, '0', int(NOW - w))
+  redis.call('ZADD', k, NOW_S, id)
+  redis.call('PEXPIRE', k, int(w))
+end
+
 -- Start a queued task taken from a ready set: running, with a fresh token and lease.
 -- \`record\` is its CLAIM_FIELDS values as read, returned with those written here.
 local function start(id, t, record, q)
@@ -48,6 +62,7 @@ local function start(id, t, record, q)
     'token', token, 'lease', leaseS, 'startedAt', NOW_S, 'worker', worker)
   redis.call('ZADD', K_RUNNING, leaseS, id)
   enrun(t)
+  if t.rkey then started(id, t) end
   if t.exp then redis.call('ZREM', K_EXPIRING, id) end
   emit('started', id, q, t.attempts)
   record[AT.state] = 'running'
@@ -59,12 +74,27 @@ local function start(id, t, record, q)
   tasks[n] = {id, record}
 end
 
--- Start the head of group g of queue q (\`#groupHead\` in backends/records/queue.ts): its
--- first task by priority, then FIFO, unless the group runs as many tasks as that head's
--- groupLimit (1 when it has none) allows. An entry that is no queued task of this queue and
--- group is dropped (a damaged record is failed, an expired task expires) and the next one
--- looked at. Returns whether it started one; \`full\` notes the group at its limit (its
--- count only grows in this call).
+-- Whether a lane's head t may start now (\`laneRoom\` in src/kit/policy.ts): with a group,
+-- while the group runs fewer tasks than the head's groupLimit (1 when it has none); with a
+-- rate limit, while fewer than its limit of its bucket's tasks started in the window
+-- (NOW - per, NOW] (those this call started included). A lane has no room for the rest of
+-- the call once it has none: its counts only grow in the call, and its head stays.
+local function room(t)
+  if t.group and (tonumber(redis.call('HGET', K_GROUPRUN, t.group)) or 0) >= (t.glim or 1) then
+    return false
+  end
+  if t.rkey and redis.call('ZCOUNT', rateKey(t.rkey), '(' .. int(NOW - t.rper), '+inf') >=
+      t.rlim then
+    return false
+  end
+  return true
+end
+
+-- Start the head of lane g of queue q (\`#groupHead\` in backends/records/queue.ts): its
+-- first task by priority, then FIFO, when it has room (\`room\`). An entry that is no
+-- queued task of this queue and lane is dropped (a damaged record is failed, an expired
+-- task expires) and the next one looked at. Returns whether it started one; \`full\` notes
+-- the lane without room.
 local function takeHead(q, g, full)
   local k = groupKey(q, g)
   while true do
@@ -72,10 +102,9 @@ local function takeHead(q, g, full)
     if #top == 0 then return false end
     local id = top[1]
     local t, why, record = loadRecord(id)
-    local live = t and t.state == 'queued' and t.queue == q and t.group == g
+    local live = t and t.state == 'queued' and t.queue == q and laneOf(t) == g
     if live and not (t.exp and t.exp <= NOW) then
-      local running = tonumber(redis.call('HGET', K_GROUPRUN, g)) or 0
-      if running >= (t.glim or 1) then
+      if not room(t) then
         full[g] = true
         return false
       end
@@ -83,7 +112,7 @@ local function takeHead(q, g, full)
       start(id, t, record, q)
       return true
     end
-    unready(id, {queue = q, group = g})
+    unlane(id, q, g)
     if live then
       endTask(id, t, 'expired', 'TaskExpiredError', 'expired before it started')
     elseif not t and why ~= 'missing' then
@@ -92,15 +121,15 @@ local function takeHead(q, g, full)
   end
 end
 
--- Claim queue q's grouped tasks round-robin (\`#claimGroups\` in backends/records/queue.ts):
--- from the group after the one its grouped claims served last (its cursor), the head of
--- each group in turn (\`takeHead\`), one per group a round, wrapping past the last group,
--- until the claim is full or a round takes nothing; the cursor is then the group served
--- last. The groups are those with queued tasks (\`{<queue>}:groups\`, lexicographic), so
--- the next group after X is one ZRANGEBYLEX, whatever the backlog.
+-- Claim queue q's tasks with a lane round-robin (\`#claimGroups\` in
+-- backends/records/queue.ts): from the lane after the one its lane claims served last (its
+-- cursor), the head of each lane in turn (\`takeHead\`), one per lane a round, wrapping past
+-- the last lane, until the claim is full or a round takes nothing; the cursor is then the
+-- lane served last. The lanes are those with queued tasks (\`{<queue>}:groups\`,
+-- lexicographic), so the next lane after X is one ZRANGEBYLEX, whatever the backlog.
 local function claimGroups(q)
   local gk, ck = groupsKey(q), cursorKey(q)
-  -- A queue without grouped tasks pays this one call.
+  -- A queue without tasks with a lane pays this one call.
   if redis.call('EXISTS', gk) == 0 then return end
   local first = redis.call('GET', ck) or nil
   local full, last = {}, nil

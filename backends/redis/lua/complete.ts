@@ -11,7 +11,7 @@ export const COMPLETE: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, keys, deps:<id>,
-      {<queue>}:ready, {<queue>}:due, {<queue>}:g:<group>, {<queue>}:groups, grouprun,
+      {<queue>}:ready, {<queue>}:due, {<queue>}:g:<lane>, {<queue>}:groups, grouprun,
       counts, aging, result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] n: how many completions

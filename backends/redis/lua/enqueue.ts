@@ -28,15 +28,16 @@ export const ENQUEUE: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, tasks, seq, keys, deps:<id>, {<queue>}:ready,
-      {<queue>}:due, {<queue>}:g:<group>, {<queue>}:groups, expiring, ended, counts, aging,
-      result:<id>, results:ttl, events, wake
+      {<queue>}:due, {<queue>}:g:<lane>, {<queue>}:groups, rate:<bucket>, expiring, ended,
+      counts, aging, result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] n: how many tasks
-    ARGV[5..] n groups of TASK_ARGS (19) entries each: id, queue, priority, runAt, expiresAt
+    ARGV[5..] n groups of TASK_ARGS (22) entries each: id, queue, priority, runAt, expiresAt
       or '', maxAttempts, resultTtl or '', key or '', onDependencyFailure, dependencies
       JSON, links JSON or '', task name, the rest as JSON, dead-letter queue or '',
       ageAfter (ms) or '', keyUntil (ms) or '', debounce ('1' or ''), group or '',
-      groupLimit or '' (see \`insert\` in fragments.ts)
+      groupLimit or '', rate bucket, limit and window (ms) or '' each (see \`insert\` in
+      fragments.ts)
 
   Output:
     finish(x), x = { ids, created } (created[i] false where a holder stood in), or the

@@ -13,7 +13,7 @@ export const FAIL: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, keys, deps:<id>,
-      {<queue>}:ready, {<queue>}:due, {<queue>}:g:<group>, {<queue>}:groups (of its queue,
+      {<queue>}:ready, {<queue>}:due, {<queue>}:g:<lane>, {<queue>}:groups (of its queue,
       or of its dead-letter queue), grouprun, counts, aging, result:<id>, results:ttl,
       events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)

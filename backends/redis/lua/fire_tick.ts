@@ -14,15 +14,15 @@ export const FIRE_TICK: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): schedule:<id>, schedules:next, task:<id>, tasks, seq,
-      keys, deps:<id>, {<queue>}:ready, {<queue>}:due, {<queue>}:g:<group>,
-      {<queue>}:groups, expiring, ended, counts, aging, result:<id>, results:ttl, events,
-      wake
+      keys, deps:<id>, {<queue>}:ready, {<queue>}:due, {<queue>}:g:<lane>,
+      {<queue>}:groups, rate:<bucket>, expiring, ended, counts, aging, result:<id>,
+      results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id: the schedule's id
     ARGV[5] tick: the tick fired (ms)
     ARGV[6] the next tick (ms) or '' when none follows
     ARGV[7] '1' when a task follows
-    ARGV[8..] the task: TASK_ARGS (19) entries, as in enqueue (a tick is never debounced)
+    ARGV[8..] the task: TASK_ARGS (22) entries, as in enqueue (a tick is never debounced)
 
   Output:
     finish(x), x = true, or false when the compare-and-set failed

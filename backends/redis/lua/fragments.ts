@@ -10,12 +10,14 @@
 //   to the id of the task that holds or held it), P deps:<id> (sorted set of dependents),
 //   P counts (hash), P result:<id> (string), P results:ttl (sorted set), P events
 //   (stream), P wake (pub/sub channel), P paused (set of paused queues), P aging (sorted
-//   set, queued ids that age, by the time they do); for groups, P {<queue>}:g:<group>
-//   (sorted set, a group's queued ids, scored as a ready set), P {<queue>}:groups (sorted
-//   set, the queue's groups with queued tasks, all at score 0, so in lexicographic order),
-//   P {<queue>}:gcursor (string, the group its grouped claims served last) and P grouprun
-//   (hash, group to its number of running tasks). docs/engines/redis.md says what each
-//   holds.
+//   set, queued ids that age, by the time they do); for lanes (`laneOf`: a task's group,
+//   or without one "\1" and its rate bucket), P {<queue>}:g:<lane> (sorted set, a lane's
+//   queued ids, scored as a ready set), P {<queue>}:groups (sorted set, the queue's lanes
+//   with queued tasks, all at score 0, so in lexicographic order), P {<queue>}:gcursor
+//   (string, the lane its lane claims served last); P grouprun (hash, group to its number
+//   of running tasks); P rate:<bucket> (sorted set, a rate bucket's starts, each task at
+//   its latest, and the bucket's longest window).
+//   docs/engines/redis.md says what each holds.
 //
 // The rules the helpers apply are those of src/kit/policy.ts, in Lua because the script
 // must decide inside the call: `depsDone` and `cascade` mirror `dependencyVerdict` and
@@ -24,11 +26,12 @@
 // `Failure.deadLetter` says); `queuePaused` reads the pause `TaskQueue.setQueuePaused` set;
 // `ages` indexes a queued task by when `hasAged` turns true (the sweep raises it, sweep.ts);
 // `keyOwner` mirrors `holdsKey`, and `leave` keeps a key entry as `keepsKey` says; the
-// enqueue script's `debounce` mirrors `debounceReplaces` and `debouncedEvent`. Groups mirror
-// the record engines (backends/records/): `enready` and `unready` keep the per-group ready
-// sets and the queue's group set as `indexKeys` keeps `gready/` (backends/records/space.ts),
-// `unrun` the running count as it keeps `grun/`, and the claim's grouped pass is
-// `#claimGroups` and `#groupHead` (backends/records/queue.ts).
+// enqueue script's `debounce` mirrors `debounceReplaces` and `debouncedEvent`. Groups and rate
+// limits mirror the record engines (backends/records/): `laneOf` is the kit's, `enready` and
+// `unready` keep the per-lane ready sets and the queue's lane set as `indexKeys` keeps
+// `gready/` (backends/records/space.ts), `unrun` the running count as it keeps `grun/`, the
+// claim's `started` a bucket's starts as it keeps `rstart/`, and the claim's lane pass is
+// `#claimGroups` and `#groupHead` (backends/records/queue.ts), its room `laneRoom`.
 
 /**
  * The fields of a task record that a claim reads and returns, in this order: those the
@@ -65,12 +68,16 @@ export const CLAIM_FIELDS = [
   "kuntil",
   "group",
   "glim",
+  "rkey",
+  "rlim",
+  "rper",
 ] as const;
 
 /** Helpers shared by every body; `begin` sets the state of one call. */
 export const LIB: string = `
 local FIELDS = {'id', 'state', 'queue', 'pri', 'seq', 'attempts', 'runAt', 'exp', 'max',
-  'rttl', 'key', 'odf', 'deps', 'token', 'dlq', 'age', 'kuntil', 'group', 'glim'}
+  'rttl', 'key', 'odf', 'deps', 'token', 'dlq', 'age', 'kuntil', 'group', 'glim', 'rkey',
+  'rlim', 'rper'}
 -- What a claim reads and returns (CLAIM_FIELDS), and each one's place in it.
 -- (Literals both: a library's top level may not call \`ipairs\` as it loads.)
 local RECORD = {${CLAIM_FIELDS.map((f) => `'${f}'`).join(", ")}}
@@ -129,6 +136,19 @@ local function dueKey(q) return P .. '{' .. q .. '}:due' end
 local function groupKey(q, g) return P .. '{' .. q .. '}:g:' .. g end
 local function groupsKey(q) return P .. '{' .. q .. '}:groups' end
 local function cursorKey(q) return P .. '{' .. q .. '}:gcursor' end
+-- A rate bucket's starts (\`NewTask.rate\`): task id to its latest start (ms), each task
+-- once, and the member '' (no task id is empty) scored minus the longest window (ms) of a
+-- task counted in it, which the members are kept for (\`widen\`).
+local function rateKey(b) return P .. 'rate:' .. b end
+
+-- The lane a task is claimed in (\`laneOf\` in src/kit/policy.ts): its group, or without
+-- one its rate bucket behind a \\1 (no group name has a control character), or nil: its
+-- queue's ready set.
+local function laneOf(t)
+  if t.group then return t.group end
+  if t.rkey then return '\\1' .. t.rkey end
+  return nil
+end
 
 -- Whether a queue is paused (\`TaskQueue.setQueuePaused\`): a claim takes nothing from it.
 local function queuePaused(q) return redis.call('SISMEMBER', P .. 'paused', q) == 1 end
@@ -175,6 +195,10 @@ local function checked(t)
   if t.glim then
     t.glim = tonumber(t.glim)
     if not t.glim then return nil, 'a bad number field' end
+  end
+  if t.rkey then
+    t.rlim, t.rper = tonumber(t.rlim), tonumber(t.rper)
+    if not (t.rlim and t.rper) then return nil, 'a bad number field' end
   end
   return t
 end
@@ -270,29 +294,52 @@ local function score(t)
   return int((9 - t.pri) * 17592186044416 + t.seq)
 end
 
--- Put a queued task in its ready set: its queue's, or, for a grouped task, its group's (the
--- group then in the queue's set of groups), as \`indexKeys\` puts it in \`ready/\` or
--- \`gready/\` (backends/records/space.ts). Also a re-score (the same member).
+-- Put a queued task in its ready set: its queue's, or, for a task with a lane (a group or a
+-- rate limit: \`laneOf\`), its lane's (the lane then in the queue's set of groups), as
+-- \`indexKeys\` puts it in \`ready/\` or \`gready/\` (backends/records/space.ts). Also a
+-- re-score (the same member).
 local function enready(id, t)
-  if t.group then
-    redis.call('ZADD', groupKey(t.queue, t.group), score(t), id)
-    redis.call('ZADD', groupsKey(t.queue), '0', t.group)
+  local lane = laneOf(t)
+  if lane then
+    redis.call('ZADD', groupKey(t.queue, lane), score(t), id)
+    redis.call('ZADD', groupsKey(t.queue), '0', lane)
   else
     redis.call('ZADD', readyKey(t.queue), score(t), id)
   end
 end
 
--- Take a task out of its ready set (a no-op when it is not there); a group whose set
--- empties leaves the queue's set of groups.
+-- Take a task out of lane \`lane\` of queue q (a no-op when it is not there); a lane whose
+-- set empties leaves the queue's set of groups.
+local function unlane(id, q, lane)
+  local k = groupKey(q, lane)
+  if redis.call('ZREM', k, id) == 1 and redis.call('EXISTS', k) == 0 then
+    redis.call('ZREM', groupsKey(q), lane)
+  end
+end
+
+-- Take a task out of its ready set (a no-op when it is not there).
 local function unready(id, t)
-  if t.group then
-    local k = groupKey(t.queue, t.group)
-    if redis.call('ZREM', k, id) == 1 and redis.call('EXISTS', k) == 0 then
-      redis.call('ZREM', groupsKey(t.queue), t.group)
-    end
+  local lane = laneOf(t)
+  if lane then
+    unlane(id, t.queue, lane)
   else
     redis.call('ZREM', readyKey(t.queue), id)
   end
+end
+
+-- Keep bucket b's starts for at least \`per\` ms: its longest window is raised to it when
+-- shorter (or unknown, the key then made), and the key then lives that long. Returns the
+-- window. Every task of the bucket widens it as it is stored and as it starts, so a start
+-- is trimmed only once no task of the bucket can count it. A bucket idle for its longest
+-- window has no start left to count: its key goes, and its window with it (see
+-- docs/engines/redis.md for what that forgets).
+local function widen(b, per)
+  local k = rateKey(b)
+  local w = tonumber(redis.call('ZSCORE', k, ''))
+  if w and -w >= per then return -w end
+  redis.call('ZADD', k, int(-per), '')
+  redis.call('PEXPIRE', k, int(per))
+  return per
 end
 
 -- A claimed task of a group counts among its group's running tasks (\`grun/\` in
@@ -491,12 +538,12 @@ end
 
 local function held(id, token)
   local v = redis.pcall('HMGET', tkey(id), 'state', 'token', 'queue', 'attempts', 'key', 'exp',
-    'pri', 'seq', 'startedAt', 'age', 'kuntil', 'group')
+    'pri', 'seq', 'startedAt', 'age', 'kuntil', 'group', 'rkey')
   if v.err or v[1] ~= 'running' or v[2] ~= token then return nil end
   local t = {state = v[1], token = v[2], queue = v[3], attempts = tonumber(v[4]),
     key = v[5] or nil, exp = tonumber(v[6]), pri = tonumber(v[7]), seq = tonumber(v[8]),
     startedAt = tonumber(v[9]), age = tonumber(v[10]), kuntil = tonumber(v[11]),
-    group = v[12] or nil}
+    group = v[12] or nil, rkey = v[13] or nil}
   if not (t.queue and t.attempts and t.pri and t.seq) then return nil end
   return t
 end
@@ -507,7 +554,8 @@ end
 -- \`keyFree\` says the caller knows none does (enqueue asked already).
 -- a: id, queue, pri, runAt, exp, max, rttl, key, odf, deps JSON, links JSON, task, d JSON,
 -- dead-letter queue, ageAfter (ms or ''), keyUntil (ms or ''), debounce ('1' or ''), which
--- only the enqueue script reads, group (or ''), groupLimit (or '')
+-- only the enqueue script reads, group (or ''), groupLimit (or ''), rate bucket, limit and
+-- window (ms) (or '' each)
 local function insert(a, keyFree)
   local id = a[1]
   local k = tkey(id)
@@ -551,6 +599,13 @@ local function insert(a, keyFree)
       t.glim = tonumber(a[19])
       field('glim', a[19])
     end
+  end
+  if a[20] ~= '' then
+    t.rkey, t.rlim, t.rper = a[20], tonumber(a[21]), tonumber(a[22])
+    field('rkey', a[20])
+    field('rlim', a[21])
+    field('rper', a[22])
+    widen(t.rkey, t.rper)
   end
   redis.call('ZADD', K_TASKS, seqS, id)
   local failed
@@ -615,4 +670,4 @@ end
 `;
 
 /** The number of ARGV entries one task takes in `enqueue` and `fireTick`. */
-export const TASK_ARGS = 19;
+export const TASK_ARGS = 22;

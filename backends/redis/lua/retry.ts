@@ -10,8 +10,8 @@ export const RETRY: string = `--[[
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, ended, keys, {<queue>}:ready, {<queue>}:due,
-      {<queue>}:g:<group>, {<queue>}:groups, counts, aging, result:<id>, results:ttl, events,
-      wake
+      {<queue>}:g:<lane>, {<queue>}:groups, rate:<bucket>, counts, aging, result:<id>,
+      results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] id
 
@@ -25,6 +25,8 @@ t.attempts = 0
 t.exp = nil
 redis.call('HDEL', tkey(id), 'error', 'completedAt', 'startedAt', 'progress', 'exp')
 redis.call('ZREM', K_ENDED, id)
+-- Its start is forgotten (\`startedAt\` goes): it counts in its rate bucket no more.
+if t.rkey then redis.call('ZREM', rateKey(t.rkey), id) end
 if t.key and not keyOwner(t.key) then redis.call('HSET', K_KEYS, t.key, id) end
 if ATTACH_RESULTS then deleteResult(id) end
 place(id, t, NOW, 'attempts', 0)

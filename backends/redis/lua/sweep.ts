@@ -13,15 +13,16 @@ export const SWEEP: string = `--[[
   re-scored in its ready set (same seq), with the event \`agedEvent\` makes (data { from },
   the priority it had); a member whose task was claimed, raised or ended since is dropped.
   A purged record takes its \`keys\` entry with it (an ended task with a throttle window
-  keeps one, \`keepsKey\`), unless the entry names another task now (one took it over).
+  keeps one, \`keepsKey\`), unless the entry names another task now (one took it over),
+  and its start in its rate bucket (it counts no more, as \`rstart/\` goes with a record).
   Each part handles at most a batch.
 
   Input:
     KEYS: none; the keys are built from the prefix, ARGV[1].
     Keys touched (after the prefix): task:<id>, running, expiring, ended, tasks, keys,
-      deps:<id>, {<queue>}:ready, {<queue>}:due, {<queue>}:g:<group>, {<queue>}:groups (of
-      a task's queue and of its dead-letter queue), grouprun, counts, aging, result:<id>,
-      results:ttl, events, wake
+      deps:<id>, {<queue>}:ready, {<queue>}:due, {<queue>}:g:<lane>, {<queue>}:groups (of
+      a task's queue and of its dead-letter queue), grouprun, rate:<bucket>, counts, aging,
+      result:<id>, results:ttl, events, wake
     ARGV[1..3] prefix, flags, maxLen: as in every script (mod.ts)
     ARGV[4] purgeBefore: purge final records that ended before this (ms), or '' to keep them
     ARGV[5] batch: the most entries each part handles
@@ -93,10 +94,11 @@ if purgeBefore then
   for _, id in ipairs(ended) do
     redis.call('ZREM', K_ENDED, id)
     local v = redis.call('TYPE', tkey(id)).ok == 'hash' and
-      redis.call('HMGET', tkey(id), 'state', 'queue', 'key') or {}
+      redis.call('HMGET', tkey(id), 'state', 'queue', 'key', 'rkey') or {}
     if v[1] and FINAL[v[1]] then
       count(v[2], v[1], -1)
       if v[3] and redis.call('HGET', K_KEYS, v[3]) == id then redis.call('HDEL', K_KEYS, v[3]) end
+      if v[4] then redis.call('ZREM', rateKey(v[4]), id) end
       redis.call('DEL', tkey(id), P .. 'deps:' .. id)
       redis.call('ZREM', K_TASKS, id)
     end
