@@ -141,13 +141,25 @@ Deno.test("postgres: a schema at version 1 takes the later migrations once and k
     // Migration 4: the old tasks read without a dead-letter queue, aging or throttle
     // window; new ones keep theirs, and queues can be paused.
     const b = (await backend.queue.get("b"))!;
-    for (const field of ["deadLetter", "ageAfter", "keyUntil"]) assert.equal(field in b, false);
+    for (const field of ["deadLetter", "ageAfter", "keyUntil", "group", "groupLimit"]) {
+      assert.equal(field in b, false, field);
+    }
     const until = Date.now() + 60_000;
     await backend.queue.enqueue([
-      newTask("e", { deadLetter: "dead", ageAfter: 500, key: "k", keyUntil: until }),
+      newTask("e", {
+        deadLetter: "dead",
+        ageAfter: 500,
+        key: "k",
+        keyUntil: until,
+        group: "g",
+        groupLimit: 3,
+      }),
     ]);
     const e = await backend.queue.get("e");
-    assert.deepEqual([e?.deadLetter, e?.ageAfter, e?.keyUntil], ["dead", 500, until]);
+    assert.deepEqual(
+      [e?.deadLetter, e?.ageAfter, e?.keyUntil, e?.group, e?.groupLimit],
+      ["dead", 500, until, "g", 3],
+    );
     assert.ok(await backend.queue.setQueuePaused("mig", true));
     assert.deepEqual(await backend.queue.pausedQueues(), ["mig"]);
     const { tasks } = await backend.queue.claim({
@@ -192,6 +204,91 @@ Deno.test("postgres: the aging sweep and the key lookup read their partial index
     const aged = await plan(q.raiseAged(s), [now + 5_000, 1, 500]);
     assert.match(aged, /Index Scan using tasks_aging/, aged);
     assert.doesNotMatch(aged, /Seq Scan/, aged);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: the claims read their partial indexes: ungrouped picks pass no grouped row, groups are seeks", async () => {
+  const schema = freshSchema();
+  try {
+    await using backend = await openPostgres(schemaUrl(schema));
+    // Enough rows that the planner has a choice: half grouped (in 50 groups), a few of
+    // those running, half ungrouped.
+    const tasks = Array.from(
+      { length: 2_000 },
+      (_, i) => newTask(`t${i}`, i % 2 ? { group: `g${i % 100}`, groupLimit: 2 } : {}),
+    );
+    await backend.queue.enqueue(tasks);
+    await backend.queue.claim({ queues: ["default"], limit: 1_010, lease: 60_000, worker: "w" });
+    await using sql = admin();
+    const s = `"${schema}"`;
+    await sql.unsafe(`ANALYZE ${s}.tasks`);
+    const plan = async (text: string, params: (string | number | boolean | null | string[])[]) =>
+      (await sql.unsafe(`EXPLAIN ${text}`, params)).map((r) => r["QUERY PLAN"]).join("\n");
+    const now = Date.now();
+    const uses = (text: string, indexes: string[]) => {
+      for (const index of indexes) {
+        assert.match(text, new RegExp(`(using|Bitmap Index Scan on) ${index} `), text);
+      }
+      assert.doesNotMatch(text, /Seq Scan|Sort/, text);
+    };
+    const claim = ["default", now, 1, 5, 30_000, "w"];
+    // Not logged: the started events are sorted on their way in, which is no read of tasks.
+    uses(await plan(q.claimOne(s, false), claim), ["tasks_ready", "tasks_group_ready"]);
+    uses(await plan(q.claim(s), claim), ["tasks_ready"]);
+    uses(await plan(q.ready(s), [["default", "other"], now]), [
+      "tasks_ready",
+      "tasks_group_ready",
+    ]);
+    uses(await plan(q.groupsQueued(s), ["default"]), ["tasks_group_ready"]);
+    for (const after of [null, "g10"]) {
+      // A seek: the index is entered after the group named, not filtered from its start.
+      const seek = await plan(q.nextGroup(s), [1, "default", after]);
+      uses(seek, ["tasks_group_ready"]);
+      assert.match(seek, /Index Cond: \(\(queue = 'default'::text\) AND \(grp > /, seek);
+    }
+    const head = await plan(q.claimGroupHead(s), ["default", "g11", now, 1, 30_000, "w"]);
+    uses(head, ["tasks_group_ready", "tasks_group_running"]);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: concurrent claims of two engines never start more of a group than its limit", async () => {
+  const schema = freshSchema();
+  try {
+    await using one = await openPostgres(schemaUrl(schema));
+    await using two = await openPostgres(schemaUrl(schema));
+    // Four groups, each with tasks in two queues: a group's limit counts both.
+    const groups = ["a", "b", "c", "d"];
+    await one.queue.enqueue(
+      groups.flatMap((group) =>
+        Array.from(
+          { length: 10 },
+          (_, i) => newTask(`${group}${i}`, { group, groupLimit: 2, queue: i % 2 ? "q1" : "q2" }),
+        )
+      ),
+    );
+    const claim = (i: number) =>
+      (i % 2 ? one : two).queue.claim({
+        // One queue (the single statement, then the groups' transaction) or two (one
+        // transaction), so claims start from different cursors and take groups in
+        // different orders.
+        queues: i % 3 ? ["q1"] : ["q2", "q1"],
+        limit: 3,
+        lease: 60_000,
+        worker: `w${i}`,
+      });
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => claim(i)));
+    const started = burst.flatMap((c) => c.tasks);
+    // A group another claim held was skipped: what is left is taken now.
+    for (let i = 0; i < 8; i++) started.push(...(await claim(i)).tasks);
+    const byGroup = Object.fromEntries(groups.map((g) => [g, 0]));
+    for (const t of started) byGroup[t.group!]++;
+    assert.deepEqual(byGroup, { a: 2, b: 2, c: 2, d: 2 });
+    const { total } = await one.queue.stats();
+    assert.equal(total.running, 8);
   } finally {
     await dropSchema(schema);
   }
@@ -685,8 +782,9 @@ Deno.test("postgres: a schema of the first version is migrated, its dependencies
       // Back to the first version's tables: as an older OmniQ left them.
       await using sql = admin();
       await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN has_dependents`);
-      // Migration 4's columns, and with them its indexes.
-      for (const column of ["dead_letter", "age_after", "key_until"]) {
+      // Migration 4's columns, and with them its indexes (the ready index too: it names
+      // `grp`; migration 4 builds it again).
+      for (const column of ["dead_letter", "age_after", "key_until", "grp", "group_limit"]) {
         await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN ${column}`);
       }
       await sql.unsafe(`DROP TABLE "${schema}".queues`);

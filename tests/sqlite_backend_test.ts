@@ -122,6 +122,68 @@ Deno.test("the aging sweep and the key lookup read their partial indexes, in ord
   }
 });
 
+Deno.test("the claims read their partial indexes: ungrouped picks pass no grouped row, groups are seeks", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/omniq.db`;
+  await (await openSqlite(path)).close();
+  const raw = new DatabaseSync(path);
+  try {
+    const plan = (sql: string, ...args: (string | number)[]) =>
+      raw.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args).map((r) => String(r.detail));
+    const now = Date.now();
+    // One probe each, in the index's order: no scan, no sort.
+    const only = (sql: string, args: (string | number)[], expected: string) =>
+      assert.deepEqual(plan(sql, ...args).filter((d) => /tasks|B-TREE/.test(d)), [expected]);
+    only(q.PICK, ["default", now, 1, 5], "SEARCH tasks USING INDEX tasks_ready (queue=?)");
+    only(
+      q.NEXT_GROUP,
+      ["default", "g"],
+      "SEARCH tasks USING COVERING INDEX tasks_group_ready (queue=? AND grp>?)",
+    );
+    only(
+      q.GROUP_HEAD,
+      ["default", "g", now, 1],
+      "SEARCH tasks USING INDEX tasks_group_ready (queue=? AND grp=?)",
+    );
+    only(
+      q.GROUP_RUNNING_COUNT,
+      ["g", 2],
+      "SEARCH tasks USING COVERING INDEX tasks_group_running (grp=?)",
+    );
+    const ready = plan(q.READY_IN_QUEUE, "default", "default", "default", now);
+    for (const index of ["tasks_ready", "tasks_group_ready", "tasks_due"]) {
+      assert.ok(ready.some((d) => d.includes(`INDEX ${index} (queue=?`)), ready.join("\n"));
+    }
+    assert.ok(!ready.some((d) => /SCAN tasks|B-TREE/.test(d)), ready.join("\n"));
+  } finally {
+    raw.close();
+  }
+});
+
+Deno.test("a paused queue takes no grouped task, and the group cursor outlives the engine", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/omniq.db`;
+  const claim = { queues: ["default"], limit: 1, ...WORKER };
+  {
+    await using b = await openSqlite(path);
+    await b.queue.enqueue(
+      ["a1", "a2", "b1", "b2"].map((id) => newTask(id, { group: id[0], groupLimit: 2 })),
+    );
+    assert.ok(await b.queue.setQueuePaused("default", true));
+    assert.deepEqual((await b.queue.claim(claim)).tasks, [], "paused");
+    assert.ok(await b.queue.setQueuePaused("default", false));
+    assert.deepEqual((await b.queue.claim(claim)).tasks.map((t) => t.id), ["a1"]);
+  }
+  await using b = await openSqlite(path);
+  // The cursor is on "a": the next claim starts at "b", then round-robin.
+  assert.deepEqual((await b.queue.claim(claim)).tasks.map((t) => t.id), ["b1"]);
+  const rest = await b.queue.claim({ ...claim, limit: 5 });
+  assert.deepEqual(rest.tasks.map((t) => [t.id, t.group, t.groupLimit]), [
+    ["a2", "a", 2],
+    ["b2", "b", 2],
+  ]);
+});
+
 Deno.test("several engines open one new file at once and share it", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/omniq.db`;
@@ -235,15 +297,25 @@ Deno.test("a version 1 file keeps its tasks and takes the later migrations once"
     // window; new ones keep theirs, and queues can be paused.
     const kept = await b.queue.get("kept");
     assert.equal(kept?.state, "queued", "the task survived");
-    for (const field of ["deadLetter", "ageAfter", "keyUntil"]) {
+    for (const field of ["deadLetter", "ageAfter", "keyUntil", "group", "groupLimit"]) {
       assert.equal(field in kept, false, field);
     }
     const until = Date.now() + 60_000;
     await b.queue.enqueue([
-      newTask("new", { deadLetter: "dead", ageAfter: 500, key: "k", keyUntil: until }),
+      newTask("new", {
+        deadLetter: "dead",
+        ageAfter: 500,
+        key: "k",
+        keyUntil: until,
+        group: "g",
+        groupLimit: 3,
+      }),
     ]);
     const added = await b.queue.get("new");
-    assert.deepEqual([added?.deadLetter, added?.ageAfter, added?.keyUntil], ["dead", 500, until]);
+    assert.deepEqual(
+      [added?.deadLetter, added?.ageAfter, added?.keyUntil, added?.group, added?.groupLimit],
+      ["dead", 500, until, "g", 3],
+    );
     assert.ok(await b.queue.setQueuePaused("default", true));
     assert.deepEqual(await b.queue.pausedQueues(), ["default"]);
     const { tasks } = await b.queue.claim({ queues: ["default"], limit: 5, ...WORKER });

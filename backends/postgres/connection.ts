@@ -252,6 +252,12 @@ export class Connection {
   readonly channel: string;
   /** The two-key advisory lock space of this schema. */
   readonly lockSpace: number;
+  /**
+   * The two-key advisory lock space of this schema's groups (a claim holds a group's lock
+   * while it counts the group's running tasks and starts one): apart from `lockSpace`, so a
+   * group never shares a lock with an enqueue's key of the same name.
+   */
+  readonly groupLockSpace: number;
   attached: Attachment = { results: true, events: true };
   #closed = false;
   #subscribers = new Set<Subscriber>();
@@ -264,6 +270,7 @@ export class Connection {
     this.s = `"${options.schema}"`;
     this.channel = `${options.schema}_wake`;
     this.lockSpace = hash32(`omniq:${options.schema}`);
+    this.groupLockSpace = hash32(`omniq:${options.schema}:groups`);
   }
 
   /** Whether the engine is closed. */

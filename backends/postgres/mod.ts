@@ -21,8 +21,9 @@
  * holding `pg_advisory_xact_lock`, so several processes may open a new database at once;
  * a schema migrated by a newer OmniQ is refused. Times are epoch milliseconds (`bigint`);
  * JSON columns are `jsonb`. `migrations (version, applied_at)` holds one row per migration
- * applied; `tasks`, `deps`, `schedules`, `queues` (what is set on a queue: `paused`),
- * `results` and `events` the data. Events are plain
+ * applied; `tasks`, `deps`, `schedules`, `queues` (what is set on a queue: `paused`, and
+ * `group_cursor`, the group its grouped claims served last), `results` and `events` the
+ * data. Events are plain
  * rows, indexed by task and time, so plain SQL such as
  * `select * from omniq.events where task_id = $1 order by id` works too.
  *

@@ -13,7 +13,16 @@
  */
 
 import { AGED_PRIORITY } from "../../src/kit/policy.ts";
-import { AGES_AT, AGING, FINAL, LIVE, THROTTLED } from "../sql/states.ts";
+import {
+  AGES_AT,
+  AGING,
+  FINAL,
+  GROUP_READY,
+  GROUP_RUNNING,
+  LIVE,
+  READY,
+  THROTTLED,
+} from "../sql/states.ts";
 import * as t from "../sql/transitions.ts";
 import { postgresDialect } from "../sql/transitions.ts";
 
@@ -142,29 +151,30 @@ export function lockDependencies(s: string): string {
  * Store tasks, in order: `(version, ids[], tasks[], queues[], priorities[], states[],
  * payloads[] (hex), created_ats[], run_ats[], expires_ats[], max_attempts[], backoffs[],
  * timeouts[], result_ttls[], keys[], on_dep_failures[], schedule_ids[], completed_ats[],
- * errors[], depends_ons[], links[], dead_letters[], key_untils[], age_afters[],
- * has_dependents[] ("t"/"f"))`: the columns of `TASK_COLUMNS` but `v`, in order, then
- * `has_dependents`. No `ON CONFLICT`: an existing id fails the insert, and with it the
- * transaction.
+ * errors[], depends_ons[], links[], dead_letters[], key_untils[], age_afters[], grps[],
+ * group_limits[], has_dependents[] ("t"/"f"))`: the columns of `TASK_COLUMNS` but `v`, in
+ * order, then `has_dependents`. No `ON CONFLICT`: an existing id fails the insert, and with
+ * it the transaction.
  */
 export function insertTasks(s: string): string {
   return `INSERT INTO ${s}.tasks (id, v, task, queue, priority, state, payload, created_at,
        run_at, expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
        schedule_id, completed_at, error, depends_on, links, dead_letter, key_until,
-       age_after, has_dependents)
+       age_after, grp, group_limit, has_dependents)
      SELECT id, $1, task, queue, priority, state, decode(payload, 'hex'), created_at, run_at,
        expires_at,
        max_attempts, backoff::jsonb, timeout, result_ttl, key, on_dep_failure, schedule_id,
        completed_at, error::jsonb, depends_on::jsonb, links::jsonb, dead_letter, key_until,
-       age_after, has_dependents::bool
+       age_after, grp, group_limit, has_dependents::bool
      FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
        $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::int8[],
        $14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[],
-       $20::text[], $21::text[], $22::text[], $23::int8[], $24::int8[], $25::text[])
+       $20::text[], $21::text[], $22::text[], $23::int8[], $24::int8[], $25::text[],
+       $26::int4[], $27::text[])
        WITH ORDINALITY AS x(id, task, queue, priority, state, payload, created_at, run_at,
          expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
          schedule_id, completed_at, error, depends_on, links, dead_letter, key_until,
-         age_after, has_dependents, n)
+         age_after, grp, group_limit, has_dependents, n)
      ORDER BY n`;
 }
 
@@ -232,12 +242,18 @@ function queueOpen(s: string, name: string): string {
  * `nextDue` stops naming them.
  */
 export function ready(s: string): string {
-  // One probe of the ready index per queue (a LATERAL with a LIMIT is not flattened into
+  // One probe of each ready index per queue (a LATERAL with a LIMIT is not flattened into
   // a join): a list built by a subquery would leave the planner no estimate, and it would
-  // read the whole table.
+  // read the whole table. Each probe asks for its index's order, so the planner cannot bet
+  // on reading the table from its start instead. A queued grouped task counts even when its
+  // group is at its limit: which groups are is the claim's to find.
   return `SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) AS q(name)
        CROSS JOIN LATERAL (SELECT 1 FROM ${s}.tasks
-         WHERE state = 'queued' AND queue = q.name LIMIT 1) AS t
+         WHERE ${READY} AND queue = q.name ORDER BY priority DESC, seq LIMIT 1) AS t
+       WHERE ${queueOpen(s, "q.name")})
+     OR EXISTS (SELECT 1 FROM unnest($1::text[]) AS q(name)
+       CROSS JOIN LATERAL (SELECT 1 FROM ${s}.tasks
+         WHERE ${GROUP_READY} AND queue = q.name ORDER BY grp LIMIT 1) AS t
        WHERE ${queueOpen(s, "q.name")})
      OR EXISTS (SELECT 1 FROM ${s}.tasks WHERE state = 'scheduled'
        AND queue = ANY($1::text[]) AND run_at <= $2)
@@ -253,14 +269,14 @@ export function promoteDue(s: string): string {
 }
 
 /**
- * Start the next tasks of a queue, by priority then FIFO, skipping rows another worker is
- * claiming, none while the queue is paused: `(queue, now, version, limit, lease, worker)`.
- * Rows of a newer record version are left to the newer OmniQ that wrote them.
+ * Start the next ungrouped tasks of a queue, by priority then FIFO, skipping rows another
+ * worker is claiming, none while the queue is paused: `(queue, now, version, limit, lease,
+ * worker)`. Rows of a newer record version are left to the newer OmniQ that wrote them.
  */
 export function claim(s: string): string {
   return `WITH picked AS (
        SELECT seq FROM ${s}.tasks
-       WHERE state = 'queued' AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
+       WHERE ${READY} AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
          AND v <= $3 AND ${queueOpen(s, "$1")}
        ORDER BY priority DESC, seq LIMIT $4
        FOR UPDATE SKIP LOCKED)
@@ -272,19 +288,21 @@ export function claim(s: string): string {
 }
 
 /**
- * The claim from one queue, outside a transaction, with its `started` events when
- * `logged`: `(queue, now, version, limit, lease, worker)`. It takes nothing when a
- * scheduled task of the queue is due (the first row's `due` is true then), paused or not,
- * nor while the queue is paused. Each row is a started task and its event's id; one row of
- * nulls but `due` when none was taken.
+ * The claim from one queue's ungrouped tasks, outside a transaction, with its `started`
+ * events when `logged`: `(queue, now, version, limit, lease, worker)`. It takes nothing
+ * when a scheduled task of the queue is due (the first row's `due` is true then), paused or
+ * not, nor while the queue is paused. Each row is a started task and its event's id; one
+ * row of nulls but `due` and `grouped` when none was taken. `grouped` says whether the
+ * queue, unpaused, has queued grouped tasks (a probe of `tasks_group_ready`), for the group
+ * claim to follow when this one comes back short.
  */
 export function claimOne(s: string, logged: boolean): string {
   return `WITH due AS (
        SELECT EXISTS (SELECT 1 FROM ${s}.tasks WHERE state = 'scheduled' AND queue = $1
-         AND run_at <= $2) AS found
+         AND run_at <= $2) AS found, ${hasGroups(s)} AS grouped
      ), picked AS (
        SELECT seq FROM ${s}.tasks
-       WHERE state = 'queued' AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
+       WHERE ${READY} AND queue = $1 AND (expires_at IS NULL OR expires_at > $2)
          AND v <= $3 AND NOT (SELECT found FROM due) AND ${queueOpen(s, "$1")}
        ORDER BY priority DESC, seq LIMIT $4
        FOR UPDATE SKIP LOCKED
@@ -303,9 +321,76 @@ export function claimOne(s: string, logged: boolean): string {
       : ""
   }
      SELECT claimed.*, ${logged ? "logged.event_id" : "NULL::int8 AS event_id"},
-       due.found AS due
+       due.found AS due, due.grouped
      FROM due LEFT JOIN claimed ON true
      ${logged ? "LEFT JOIN logged ON logged.task_id = claimed.id" : ""}`;
+}
+
+/**
+ * Whether the queue `$1`, unpaused, has a queued grouped task: a probe of
+ * `tasks_group_ready`. In the index's order, with a `LIMIT`: an `EXISTS` would let the
+ * planner read the table from its start, betting on a match soon, which is no bet when the
+ * grouped rows are few or all at its end.
+ */
+function hasGroups(s: string): string {
+  return `((SELECT grp FROM ${s}.tasks WHERE ${GROUP_READY} AND queue = $1
+         ORDER BY grp LIMIT 1) IS NOT NULL
+       AND ${queueOpen(s, "$1")})`;
+}
+
+/** Whether a queue, unpaused, has a queued grouped task: `(queue)`. One row, `grouped`. */
+export function groupsQueued(s: string): string {
+  return `SELECT ${hasGroups(s)} AS grouped`;
+}
+
+/**
+ * The first group of a queue after a name, by name, with a queued task, and an attempt at
+ * its advisory lock: `(lock_space, queue, after)`; `after` `NULL` for the queue's group
+ * cursor (the group its grouped claims served last; none: the first group), `""` for the
+ * first group (no group is named `""`). One row: `cursor` (the stored one), `grp` (`NULL`
+ * when there is none after) and `locked`, whether this transaction holds the group's lock
+ * now (`pg_try_advisory_xact_lock`: never waits, so two claims cannot deadlock; a group
+ * another claim holds is skipped, as `SKIP LOCKED` skips a row). A seek in
+ * `tasks_group_ready`.
+ */
+export function nextGroup(s: string): string {
+  return `SELECT c.cursor, g.grp, pg_try_advisory_xact_lock($1, hashtext(g.grp)) AS locked
+     FROM (SELECT (SELECT group_cursor FROM ${s}.queues WHERE name = $2) AS cursor) AS c
+     LEFT JOIN LATERAL (SELECT grp FROM ${s}.tasks
+       WHERE ${GROUP_READY} AND queue = $2 AND grp > coalesce($3::text, c.cursor, '')
+       ORDER BY grp LIMIT 1) AS g ON true`;
+}
+
+/**
+ * Start a group's next task in a queue (by priority, then FIFO) when the group's running
+ * tasks, in every queue, are fewer than its `group_limit` (1 when none), none while the
+ * queue is paused: `(queue, group, now, version, lease, worker)`. The caller holds the
+ * group's advisory lock (`nextGroup`), taken in an earlier statement: this statement's
+ * snapshot, taken after it, sees every start of the claims that held it before, so the
+ * count and the start are one step for the group. A row when it started one. Its
+ * `started_at` is the server's clock as it runs, after its snapshot: later than the end of
+ * every attempt it did not count as running, so the event log never shows more of the
+ * group at once than ran (the client's clock, read before the lock, could be earlier).
+ */
+export function claimGroupHead(s: string): string {
+  return `WITH head AS (
+       SELECT seq, coalesce(group_limit, 1) AS cap FROM ${s}.tasks
+       WHERE ${GROUP_READY} AND queue = $1 AND grp = $2
+         AND (expires_at IS NULL OR expires_at > $3) AND v <= $4 AND ${queueOpen(s, "$1")}
+       ORDER BY priority DESC, seq LIMIT 1
+       FOR UPDATE SKIP LOCKED)
+     UPDATE ${s}.tasks t SET state = 'running', attempts = t.attempts + 1,
+       token = gen_random_uuid()::text, lease_until = ${NOW_MS} + $5, started_at = ${NOW_MS},
+       worker = $6
+     FROM head
+     WHERE t.seq = head.seq
+       AND (SELECT count(*) FROM ${s}.tasks WHERE ${GROUP_RUNNING} AND grp = $2) < head.cap
+     RETURNING t.*`;
+}
+
+/** Store a queue's group cursor: `(queue, group)`. */
+export function setGroupCursor(s: string): string {
+  return t.setGroupCursor(postgresDialect(s));
 }
 
 // ---- a running attempt (fenced by its token)

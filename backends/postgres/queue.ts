@@ -35,7 +35,7 @@ import * as steps from "../sql/steps.ts";
 import { inBatches, noClaim, runAsync } from "../sql/steps.ts";
 import { scheduleValues } from "../sql/transitions.ts";
 import { Completions } from "./completions.ts";
-import { type Connection, type Param, type Row, run, type Tx } from "./connection.ts";
+import { type Connection, type Param, type Row, run, type Tail, type Tx } from "./connection.ts";
 import { storeTasks } from "./enqueue.ts";
 import * as q from "./queries.ts";
 import { codec, inStep, type PostgresTable, type Step } from "./table.ts";
@@ -48,6 +48,18 @@ function claimed(row: Row): ClaimedTask {
 /** By priority, then FIFO: the order the claim took them in. */
 function byPriority(a: Row, b: Row): number {
   return b.priority - a.priority || a.seq - b.seq;
+}
+
+/** What a grouped claim of one queue works with (see `PostgresQueue.#claimGroups`). */
+interface GroupClaim {
+  tx: Tx;
+  step: Step;
+  queue: string;
+  request: ClaimRequest;
+  /** The claim's tasks so far; the grouped ones are added. */
+  tasks: ClaimedTask[];
+  /** The group cursors to store at the end, by queue. */
+  cursors: Map<string, string>;
 }
 
 /** The task queue of a PostgreSQL engine. */
@@ -110,7 +122,11 @@ export class PostgresQueue implements TaskQueue {
     if (request.limit <= 0 || request.queues.length === 0) return noClaim();
     if (request.queues.length === 1) {
       const taken = await this.#claimOne(request);
-      if (taken) return taken;
+      if (taken) {
+        const { grouped, ...claim } = taken;
+        if (!grouped || claim.tasks.length >= request.limit) return claim;
+        return await this.#claimGroupsAfter(request, claim);
+      }
     } else {
       // An idle poll takes no lock and opens no transaction.
       const ready = await c.read(
@@ -119,32 +135,175 @@ export class PostgresQueue implements TaskQueue {
       );
       if (!ready[0].ready) return noClaim();
     }
-    return inStep(c, "claim", async (_table, step, tx) => {
+    return inStep(c, "claim", async (_table, step, tx, tail) => {
       const now = step.now;
       // Sent with BEGIN, not awaited: the claims below see what it queued.
       const promoted = run(tx, q.promoteDue(c.s), [request.queues, now]);
       promoted.catch(() => {}); // its failure fails the claims after it too
       const tasks: ClaimedTask[] = [];
+      const cursors = new Map<string, string>();
       for (const queue of request.queues) {
         if (tasks.length >= request.limit) break;
-        // Rows another worker is claiming right now are skipped, not waited for.
-        const rows = await run(tx, q.claim(c.s), [
-          queue,
-          now,
-          RECORD_VERSION,
-          request.limit - tasks.length,
-          request.lease,
-          request.worker,
+        // Rows another worker is claiming right now are skipped, not waited for. Whether
+        // the queue has grouped tasks is asked beside, for when the claim comes back short.
+        const [rows, [probe]] = await Promise.all([
+          run(tx, q.claim(c.s), [
+            queue,
+            now,
+            RECORD_VERSION,
+            request.limit - tasks.length,
+            request.lease,
+            request.worker,
+          ]),
+          run(tx, q.groupsQueued(c.s), [queue]),
         ]);
         for (const row of rows.sort(byPriority)) {
           const task = claimed(row);
           tasks.push(task);
           step.emit(taskEvent("started", task, now));
         }
+        if (probe.grouped && tasks.length < request.limit) {
+          await this.#claimGroups({ tx, step, queue, request, tasks, cursors });
+        }
       }
       await promoted;
+      this.#moveCursors(tx, tail, cursors);
       return { tasks, effects: step.effects() };
     });
+  }
+
+  /**
+   * After a short claim of one queue's ungrouped tasks (committed), its groups'
+   * round-robin for the room left, in a transaction of its own. Should that fail, the
+   * tasks started already are handed out all the same (they would otherwise wait for
+   * their leases to lapse); with none, the failure is the claim's.
+   */
+  async #claimGroupsAfter(
+    request: ClaimRequest,
+    taken: { tasks: ClaimedTask[]; effects: Effects },
+  ): Promise<{ tasks: ClaimedTask[]; effects: Effects }> {
+    const c = this.#c;
+    let more: { tasks: ClaimedTask[]; effects: Effects };
+    try {
+      more = await inStep(c, "claim", async (_table, step, tx, tail) => {
+        const tasks: ClaimedTask[] = [];
+        const cursors = new Map<string, string>();
+        const room = { ...request, limit: request.limit - taken.tasks.length };
+        await this.#claimGroups({
+          tx,
+          step,
+          queue: request.queues[0],
+          request: room,
+          tasks,
+          cursors,
+        });
+        this.#moveCursors(tx, tail, cursors);
+        return { tasks, effects: step.effects() };
+      });
+    } catch (error) {
+      if (taken.tasks.length === 0) throw error;
+      return taken;
+    }
+    // The events' ids were filled in at the commit (`Step.flush`).
+    return {
+      tasks: [...taken.tasks, ...more.tasks],
+      effects: { events: [...taken.effects.events, ...more.effects.events], results: [] },
+    };
+  }
+
+  /**
+   * Take a queue's grouped tasks round-robin, in the caller's transaction, until `tasks`
+   * holds `request.limit`: from the group after the one its grouped claims served last (the
+   * queue's group cursor), the head of each group in turn (by priority, then FIFO) whose
+   * running tasks, in every queue, are fewer than the head's `group_limit`, one a group a
+   * round, until a round takes nothing; the last group served is noted in `cursors`.
+   *
+   * Several processes claim at once, so the cap holds by a lock per group: `nextGroup`
+   * takes the group's transaction-scoped advisory lock (or skips the group when another
+   * claim holds it: a try never waits, so two claims taking groups in different orders
+   * cannot deadlock), and `claimGroupHead`, a later statement, counts the group's running
+   * tasks and starts its head in one snapshot taken after the lock: a claim that held it
+   * before committed first, and its starts are counted. Every read is a probe of a partial
+   * index. The seek to the next group goes out behind a start when the claim will still have
+   * room, so a claim of several grouped tasks takes one round trip for each.
+   */
+  async #claimGroups(at: GroupClaim): Promise<void> {
+    const c = this.#c;
+    const { tx, step, queue, request, tasks } = at;
+    const limit = request.limit;
+    const seek = (after: string | null) => {
+      const sent = run(tx, q.nextGroup(c.s), [c.groupLockSpace, queue, after]);
+      sent.catch(() => {}); // awaited below, or its failure fails what follows it
+      return sent;
+    };
+    // The groups that gave nothing (another claim holds them, or at their limit, or with
+    // nothing to claim now): not asked again in this transaction.
+    const spent = new Set<string>();
+    let ahead: Promise<Row[]> | undefined = seek(null);
+    let start: string | undefined;
+    let last: string | undefined;
+    for (let round = 0, took = true; took && tasks.length < limit; round++) {
+      took = false;
+      const seen = new Set<string>();
+      // The first round starts after the stored cursor, each later one after the last
+      // group served.
+      let wrapped: boolean | undefined = round === 0 ? undefined : false;
+      ahead ??= seek(last!);
+      while (tasks.length < limit) {
+        const [row] = await ahead!;
+        ahead = undefined;
+        if (wrapped === undefined) {
+          start = row.cursor ?? undefined;
+          wrapped = start === undefined;
+        }
+        const group = row.grp as string | null;
+        if (group === null) {
+          if (wrapped) break;
+          wrapped = true;
+          ahead = seek("");
+          continue;
+        }
+        if (seen.has(group)) break;
+        seen.add(group);
+        if (!row.locked || spent.has(group)) {
+          ahead = seek(group);
+          continue;
+        }
+        const head = run(tx, q.claimGroupHead(c.s), [
+          queue,
+          group,
+          step.now,
+          RECORD_VERSION,
+          request.lease,
+          request.worker,
+        ]);
+        if (tasks.length + 1 < limit) ahead = seek(group);
+        const [started] = await head;
+        if (!started) {
+          spent.add(group);
+          ahead ??= seek(group);
+          continue;
+        }
+        const task = claimed(started);
+        tasks.push(task);
+        step.emit(taskEvent("started", task, Number(started.started_at)));
+        took = true;
+        last = group;
+      }
+    }
+    if (ahead) await ahead;
+    if (last !== undefined && last !== start) at.cursors.set(queue, last);
+  }
+
+  /**
+   * Store the group cursors a claim moved, in the transaction's tail, in queue order: two
+   * claims wait for each other's `queues` rows in one order, never in a cycle.
+   */
+  #moveCursors(tx: Tx, tail: Tail, cursors: Map<string, string>): void {
+    const c = this.#c;
+    for (const [queue, group] of [...cursors].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) {
+      tail.push(run(tx, q.setGroupCursor(c.s), [queue, group]));
+    }
   }
 
   /**
@@ -155,7 +314,7 @@ export class PostgresQueue implements TaskQueue {
    */
   async #claimOne(
     request: ClaimRequest,
-  ): Promise<{ tasks: ClaimedTask[]; effects: Effects } | undefined> {
+  ): Promise<{ tasks: ClaimedTask[]; effects: Effects; grouped: boolean } | undefined> {
     const c = this.#c;
     const now = Date.now();
     const logged = c.attached.events;
@@ -177,7 +336,7 @@ export class PostgresQueue implements TaskQueue {
       const event = taskEvent("started", task, now);
       events.push(logged ? { ...event, id: String(row.event_id) } : event);
     }
-    return { tasks, effects: { events, results: [] } };
+    return { tasks, effects: { events, results: [] }, grouped: rows[0]?.grouped === true };
   }
 
   renew(id: string, token: string, lease: number): Promise<boolean> {

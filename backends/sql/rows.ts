@@ -73,6 +73,8 @@ export function toTask(row: Row, codec: RowCodec): StoredTask {
   if (row.dead_letter !== null) task.deadLetter = row.dead_letter as string;
   if (row.key_until !== null) task.keyUntil = row.key_until as number;
   if (row.age_after !== null) task.ageAfter = row.age_after as number;
+  if (row.grp != null) task.group = row.grp as string;
+  if (row.group_limit != null) task.groupLimit = row.group_limit as number;
   // The column keeps the last claimer; it names the worker of a running task only.
   if (row.worker != null && task.state === "running") task.worker = row.worker as string;
   return task;

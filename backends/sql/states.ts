@@ -29,3 +29,20 @@ export const AGES_AT = "run_at + age_after";
  * `tasks_throttled_key` partial index.
  */
 export const THROTTLED = "key_until IS NOT NULL";
+
+/**
+ * The tasks an ungrouped claim takes (priority, then FIFO): queued without a group. The
+ * `WHERE` of the `tasks_ready` partial index, so that pick never passes over grouped rows.
+ */
+export const READY = "state = 'queued' AND grp IS NULL";
+/**
+ * The queued tasks of groups (`NewTask.group`): the `WHERE` of the `tasks_group_ready`
+ * partial index on `(queue, grp, priority DESC, seq)`, which gives a queue's next group
+ * after another (a seek) and a group's head.
+ */
+export const GROUP_READY = "state = 'queued' AND grp IS NOT NULL";
+/**
+ * The running tasks of groups: the `WHERE` of the `tasks_group_running` partial index on
+ * `(grp)`, which counts a group's running tasks against its limit.
+ */
+export const GROUP_RUNNING = "state = 'running' AND grp IS NOT NULL";

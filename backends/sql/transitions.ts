@@ -2,8 +2,9 @@
  * The statements of the state transitions both SQL engines write alike, spelled once: what
  * a new task's row, what a completion, a retry, a failure, a move to a dead-letter queue, an
  * end, a requeue, a rerun and a release set on it, the reads of the cascade and of the expiry
- * sweep, a schedule's upsert, tick and pause, and a queue's pause. Each engine's `queries.ts`
- * exports them in its own {@linkcode Dialect} (placeholders, the schema, row locks).
+ * sweep, a schedule's upsert, tick and pause, and a queue's pause and group cursor. Each
+ * engine's `queries.ts` exports them in its own {@linkcode Dialect} (placeholders, the
+ * schema, row locks).
  *
  * The statements that differ by more than spelling stay in each engine's `queries.ts`: the
  * claim (PostgreSQL skips locked rows, draws the token and reads its lease from the
@@ -108,6 +109,8 @@ export const TASK_COLUMNS: readonly string[] = [
   "dead_letter",
   "key_until",
   "age_after",
+  "grp",
+  "group_limit",
 ];
 
 /**
@@ -141,6 +144,8 @@ export function taskValues(t: NewTask, admission: Admission, now: number): Value
     t.deadLetter ?? null,
     t.keyUntil ?? null,
     t.ageAfter ?? null,
+    t.group ?? null,
+    t.group === undefined ? null : t.groupLimit ?? null,
   ];
 }
 
@@ -334,6 +339,16 @@ export function resumeQueue(d: Dialect): string {
 /** The paused queues, in no order. */
 export function pausedQueues(d: Dialect): string {
   return `SELECT name FROM ${d.table("queues")} WHERE paused = ${d.bool(true)}`;
+}
+
+/**
+ * Store the group a queue's grouped claim served last (its round-robin cursor): `(name,
+ * group)`. A queue without a row gets one, not paused.
+ */
+export function setGroupCursor(d: Dialect): string {
+  return `INSERT INTO ${d.table("queues")} (name, group_cursor)
+     VALUES (${d.param(1)}, ${d.param(2)})
+     ON CONFLICT (name) DO UPDATE SET group_cursor = excluded.group_cursor`;
 }
 
 /** The columns of `schedules`, in the order {@linkcode scheduleValues} gives them. */

@@ -18,14 +18,18 @@
  *   lets a sweep raise a task queued that long past `run_at` to priority 9 (partial index
  *   `tasks_aging` on `run_at + age_after`); `key_until` is a throttle window: the task holds
  *   its `key` until then, even once ended (partial index `tasks_throttled_key` on `(key,
- *   key_until)`, probed with the live keys' index at enqueue). The last three are `NULL`
- *   when not set. Times are epoch milliseconds.
+ *   key_until)`, probed with the live keys' index at enqueue); `grp` is the task's group
+ *   and `group_limit` the most of its tasks running at once (`NULL`: 1). The last five are
+ *   `NULL` when not set. Times are epoch milliseconds. The ready index `tasks_ready` holds
+ *   ungrouped queued tasks only; grouped ones are in `tasks_group_ready` (by queue, group,
+ *   priority and `seq`) and, while running, in `tasks_group_running` (by group).
  * - `deps (task_id, depends_on)`: one row per dependency, to find a task's dependents.
  * - `schedules`: one row per schedule: its definition (`cron` or `every`, `tz`, `start_at`,
  *   `end_at`, `misfire`, `misfire_grace`), its state (`paused`, `next_run_at`, the tick to
  *   fire next, and `last_run_at`) and the template of its tasks (`payload` the codec's
  *   bytes, `backoff` JSON text). Optional fields are `NULL` when absent.
- * - `queues (name, paused)`: what is set on a queue (a queue without a row is not paused).
+ * - `queues (name, paused, group_cursor)`: what is set on a queue (a queue without a row is
+ *   not paused), and the group its grouped claims served last, where the next one starts.
  * - `results (task_id, v, state, value, error, completed_at, expires_at)`: `value` is the
  *   codec's bytes, `error` JSON text.
  * - `events (id, type, task_id, queue, at, attempt, data)`: `id` grows in append order and

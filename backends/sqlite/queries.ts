@@ -8,7 +8,16 @@
  * @module
  */
 
-import { AGES_AT, AGING, FINAL, LIVE, THROTTLED } from "../sql/states.ts";
+import {
+  AGES_AT,
+  AGING,
+  FINAL,
+  GROUP_READY,
+  GROUP_RUNNING,
+  LIVE,
+  READY,
+  THROTTLED,
+} from "../sql/states.ts";
 import { AGED_PRIORITY } from "../../src/kit/policy.ts";
 import * as t from "../sql/transitions.ts";
 import { SQLITE } from "../sql/transitions.ts";
@@ -65,8 +74,14 @@ export const NEXT_DUE =
 
 // ---- claim
 
-/** Whether a queue has a task to claim, without a lock: `(queue, queue, now)`. */
-export const READY_IN_QUEUE = `SELECT 1 FROM tasks WHERE state = 'queued' AND queue = ?
+/**
+ * Whether a queue has a task to claim, without a lock: `(queue, queue, queue, now)`. A
+ * queued grouped task counts even when its group is at its limit: which groups are is the
+ * claim's to find.
+ */
+export const READY_IN_QUEUE = `SELECT 1 FROM tasks WHERE ${READY} AND queue = ?
+   UNION ALL
+   SELECT 1 FROM tasks WHERE ${GROUP_READY} AND queue = ?
    UNION ALL
    SELECT 1 FROM tasks WHERE state = 'scheduled' AND queue = ? AND run_at <= ?
    LIMIT 1`;
@@ -84,11 +99,11 @@ export const DUE_IN_QUEUE = `SELECT 1 FROM tasks WHERE state = 'scheduled' AND q
    AND run_at <= ? LIMIT 1`;
 
 /**
- * The next tasks of a queue, by priority then FIFO: `(queue, now, version, limit)`. Rows of
- * a newer record version are left to the newer OmniQ that wrote them.
+ * The next ungrouped tasks of a queue, by priority then FIFO: `(queue, now, version,
+ * limit)`. Rows of a newer record version are left to the newer OmniQ that wrote them.
  */
 export const PICK = `SELECT seq FROM tasks
-   WHERE state = 'queued' AND queue = ? AND (expires_at IS NULL OR expires_at > ?)
+   WHERE ${READY} AND queue = ? AND (expires_at IS NULL OR expires_at > ?)
      AND v <= ?
    ORDER BY priority DESC, seq LIMIT ?`;
 
@@ -100,6 +115,36 @@ export const PICK = `SELECT seq FROM tasks
 export const START = `UPDATE tasks SET state = 'running', attempts = attempts + 1,
      token = ? || '.' || seq, lease_until = ?, started_at = ?, worker = ?
    WHERE seq IN (SELECT value FROM json_each(?)) RETURNING *`;
+
+/**
+ * The first group of a queue after a name, by name, with a queued task: `(queue, after)`
+ * (`""` for the first group: no group is named `""`). A seek in `tasks_group_ready`.
+ */
+export const NEXT_GROUP = `SELECT grp FROM tasks
+   WHERE ${GROUP_READY} AND queue = ? AND grp > ?
+   ORDER BY grp LIMIT 1`;
+
+/**
+ * A group's next task in a queue, by priority then FIFO, and the group's limit as it names
+ * it: `(queue, group, now, version)`.
+ */
+export const GROUP_HEAD = `SELECT seq, group_limit FROM tasks
+   WHERE ${GROUP_READY} AND queue = ? AND grp = ? AND (expires_at IS NULL OR expires_at > ?)
+     AND v <= ?
+   ORDER BY priority DESC, seq LIMIT 1`;
+
+/**
+ * How many tasks of a group are running, counted up to a bound (the limit at hand):
+ * `(group, bound)`, in every queue.
+ */
+export const GROUP_RUNNING_COUNT = `SELECT COUNT(*) AS n FROM (
+     SELECT 1 FROM tasks WHERE ${GROUP_RUNNING} AND grp = ? LIMIT ?)`;
+
+/** The group a queue's grouped claims served last: `(queue)`. */
+export const GROUP_CURSOR = "SELECT group_cursor FROM queues WHERE name = ?";
+
+/** Store a queue's group cursor: `(queue, group)`. */
+export const SET_GROUP_CURSOR: string = t.setGroupCursor(SQLITE);
 
 // ---- a running attempt (fenced by its token)
 

@@ -40,6 +40,16 @@ import type { Connection } from "./connection.ts";
 import * as q from "./queries.ts";
 import { codec, SqliteTable, Step } from "./table.ts";
 
+/** A claim being made: what its started attempts share, and what it took so far. */
+interface Claim {
+  /** The claim's id: each attempt's token is it and the task's `seq`. */
+  id: string;
+  leaseUntil: number;
+  worker: string;
+  step: Step;
+  tasks: ClaimedTask[];
+}
+
 /** The task queue of a SQLite engine. */
 export class SqliteQueue implements TaskQueue {
   readonly #c: Connection;
@@ -141,7 +151,7 @@ export class SqliteQueue implements TaskQueue {
       return request.queues.every((queue) =>
         paused.has(queue)
           ? !c.sql(q.DUE_IN_QUEUE).get(queue, now)
-          : !c.sql(q.READY_IN_QUEUE).get(queue, queue, now)
+          : !c.sql(q.READY_IN_QUEUE).get(queue, queue, queue, now)
       );
     });
     if (idle) return noClaim();
@@ -153,39 +163,100 @@ export class SqliteQueue implements TaskQueue {
       // A paused queue's due tasks are queued too: `nextDue` then stops naming them.
       for (const queue of request.queues) c.sql(q.PROMOTE_DUE).run(queue, now);
       const tasks: ClaimedTask[] = [];
+      const claim: Claim = {
+        id: crypto.randomUUID(),
+        leaseUntil: now + request.lease,
+        worker: request.worker,
+        step,
+        tasks,
+      };
       for (const queue of request.queues) {
         if (tasks.length >= request.limit) break;
         if (paused.has(queue)) continue;
+        // Its ungrouped tasks first, then its groups' round-robin.
         const picked = c.sql(q.PICK).all(
           queue,
           now,
           RECORD_VERSION,
           request.limit - tasks.length,
         );
-        if (picked.length === 0) continue;
-        const leaseUntil = now + request.lease;
-        const started = c.sql(q.START).all(
-          crypto.randomUUID(),
-          leaseUntil,
-          now,
-          request.worker,
-          JSON.stringify(picked.map((p) => p.seq)),
-        );
-        // In the order they were picked (priority, then FIFO).
-        const bySeq = new Map(started.map((row) => [row.seq as number, row]));
-        for (const { seq } of picked) {
-          const row = bySeq.get(seq as number)!;
-          const task: ClaimedTask = {
-            ...toTask(row, codec),
-            token: row.token as string,
-            leaseUntil,
-          };
-          tasks.push(task);
-          step.emit(taskEvent("started", task, now));
-        }
+        this.#start(claim, picked.map((p) => p.seq as number));
+        if (tasks.length < request.limit) this.#claimGroups(claim, queue, request.limit);
       }
       return { tasks, effects: step.effects() };
     });
+  }
+
+  /** Start the attempts of picked tasks, adding them to the claim in the order given. */
+  #start(claim: Claim, seqs: number[]): void {
+    if (seqs.length === 0) return;
+    const { step, leaseUntil } = claim;
+    const started = this.#c.sql(q.START).all(
+      claim.id,
+      leaseUntil,
+      step.now,
+      claim.worker,
+      JSON.stringify(seqs),
+    );
+    const bySeq = new Map(started.map((row) => [row.seq as number, row]));
+    for (const seq of seqs) {
+      const row = bySeq.get(seq)!;
+      const task: ClaimedTask = { ...toTask(row, codec), token: row.token as string, leaseUntil };
+      claim.tasks.push(task);
+      step.emit(taskEvent("started", task, step.now));
+    }
+  }
+
+  /**
+   * Take a queue's grouped tasks round-robin, inside the claim's write: from the group after
+   * the one its grouped claims served last (the queue's group cursor), the head of each group
+   * in turn (by priority, then FIFO) whose running tasks, in every queue, are under the
+   * head's `group_limit` (1 when none), one a group a round, until the claim holds `limit`
+   * tasks or a round takes nothing; then the cursor moves to the last group served. Every
+   * read is a probe of a partial index (`tasks_group_ready`, `tasks_group_running`), and the
+   * file's write lock makes counting and starting one step for every process.
+   */
+  #claimGroups(claim: Claim, queue: string, limit: number): void {
+    const c = this.#c;
+    const { tasks, step } = claim;
+    const start = (c.sql(q.GROUP_CURSOR).get(queue)?.group_cursor ?? undefined) as
+      | string
+      | undefined;
+    // The running tasks of each group looked at, with this claim's starts. A count stops at
+    // the head's limit: past it, the group is skipped and its head (and limit) stays.
+    const running = new Map<string, number>();
+    let last: string | undefined;
+    for (let from = start, took = true; took && tasks.length < limit; from = last) {
+      took = false;
+      const seen = new Set<string>();
+      // No group is named "": the first group is the first after it.
+      let after = from ?? "";
+      let wrapped = from === undefined;
+      while (tasks.length < limit) {
+        const group = c.sql(q.NEXT_GROUP).get(queue, after)?.grp as string | undefined;
+        if (group === undefined) {
+          if (wrapped) break;
+          wrapped = true;
+          after = "";
+          continue;
+        }
+        if (seen.has(group)) break;
+        seen.add(group);
+        after = group;
+        const head = c.sql(q.GROUP_HEAD).get(queue, group, step.now, RECORD_VERSION);
+        if (!head) continue;
+        const cap = (head.group_limit ?? 1) as number;
+        const n = running.get(group) ??
+          Number(c.sql(q.GROUP_RUNNING_COUNT).get(group, cap)!.n);
+        running.set(group, n);
+        if (n >= cap) continue;
+        this.#start(claim, [head.seq as number]);
+        running.set(group, n + 1);
+        took = true;
+        last = group;
+      }
+    }
+    if (last !== undefined && last !== start) c.sql(q.SET_GROUP_CURSOR).run(queue, last);
   }
 
   /** The paused queues, read in the caller's transaction (or read). */

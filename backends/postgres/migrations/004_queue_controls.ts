@@ -3,9 +3,10 @@
  * (`tasks.dead_letter`, `NULL` when none), the queue it moves to once it has spent its
  * attempts; it may age (`tasks.age_after`, ms: a sweep raises a task queued that long to
  * priority 9) and hold its key past its end (`tasks.key_until`, epoch ms: a throttle
- * window). The `queues` table holds what is set on a queue by name: for now whether it is
- * paused. A queue without a row is not paused. Frozen: a change to the schema is a new
- * migration.
+ * window); it may belong to a group (`tasks.grp`, with `tasks.group_limit`, the most of the
+ * group's tasks running at once). The `queues` table holds what is set on a queue by name:
+ * whether it is paused, and the group its grouped claims served last (`group_cursor`). A
+ * queue without a row is not paused. Frozen: a change to the schema is a new migration.
  *
  * @module
  */
@@ -13,28 +14,42 @@
 import type { Migration } from "./mod.ts";
 
 /**
- * The `dead_letter`, `age_after` and `key_until` columns of tasks, their indexes, and the
- * `queues` table.
+ * The `dead_letter`, `age_after`, `key_until`, `grp` and `group_limit` columns of tasks,
+ * their indexes, the ready index without grouped tasks, and the `queues` table.
  */
 export const queueControls: Migration = {
   version: 4,
   name: "queue_controls",
   // A nullable column without a default is a change of the catalog alone: no row is
   // rewritten. The new partial indexes read the table once (holding off writes meanwhile)
-  // and hold none of its rows (no old row has the columns). The aging sweep and the
-  // throttled key lookup repeat these WHERE terms and the index expression
-  // (`backends/sql/states.ts`), as a partial index asks.
+  // and hold none of its rows (no old row has the columns). The aging sweep, the throttled
+  // key lookup and the claims repeat these WHERE terms and the index expression
+  // (`backends/sql/states.ts`), as a partial index asks. `tasks_ready` is built again (one
+  // read of the table) without grouped tasks, so an ungrouped claim never passes over them;
+  // grouped tasks have their own indexes, queued (by queue and group: the seek to a queue's
+  // next group, a group's head) and running (by group: its count against the limit). Group
+  // names compare bytewise (`COLLATE "C"`), as the cursor's seek and every engine order them.
   sql: (s) => `
 ALTER TABLE ${s}.tasks ADD COLUMN dead_letter text;
 ALTER TABLE ${s}.tasks ADD COLUMN age_after bigint;
 ALTER TABLE ${s}.tasks ADD COLUMN key_until bigint;
+ALTER TABLE ${s}.tasks ADD COLUMN grp text COLLATE "C";
+ALTER TABLE ${s}.tasks ADD COLUMN group_limit integer;
+DROP INDEX IF EXISTS ${s}.tasks_ready;
+CREATE INDEX tasks_ready ON ${s}.tasks (queue, priority DESC, seq)
+  WHERE state = 'queued' AND grp IS NULL;
+CREATE INDEX tasks_group_ready ON ${s}.tasks (queue, grp, priority DESC, seq)
+  WHERE state = 'queued' AND grp IS NOT NULL;
+CREATE INDEX tasks_group_running ON ${s}.tasks (grp)
+  WHERE state = 'running' AND grp IS NOT NULL;
 CREATE INDEX tasks_aging ON ${s}.tasks ((run_at + age_after))
   WHERE state = 'queued' AND age_after IS NOT NULL AND priority < 9;
 CREATE INDEX tasks_throttled_key ON ${s}.tasks (key, key_until)
   WHERE key_until IS NOT NULL;
 CREATE TABLE ${s}.queues (
   name text PRIMARY KEY,
-  paused boolean NOT NULL DEFAULT false
+  paused boolean NOT NULL DEFAULT false,
+  group_cursor text COLLATE "C"
 );
 `,
 };
