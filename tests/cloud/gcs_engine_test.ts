@@ -5,8 +5,8 @@
  *
  * The firebase-tools storage emulator started by default ignores preconditions, so the lock
  * that keeps handles and processes apart does not hold on it. There the probe at open must
- * refuse the store; the suite opens it with `checkPreconditions: false`, and the two
- * conformance cases that race several handles on one queue in the bucket, and the two
+ * refuse the store; the suite opens it with `checkPreconditions: false`, and the four
+ * conformance cases that race several handles on one queue in the bucket, and the
  * multi-process tests, are left to an enforcing server (they are reported as ignored, with
  * the reason). The fencing itself is the same engine code as on S3 and Azure, where it is
  * tested against enforcing servers; only the adapter differs, and its requests are tested in
@@ -35,6 +35,8 @@ cloudEngineSuite(server, {
   skipInBucket: enforcing ? {} : {
     "three handles ticking one store at once fire each tick exactly once": why,
     "two workers on one store run each task exactly once": why,
+    "at most groupConcurrency tasks of a group run at once, across two handles": why,
+    "a rate limit holds across two handles, and a limited key does not hold up another": why,
   },
 });
 
