@@ -16,7 +16,8 @@
  *
  * Run with `deno task bench` (`-- --tasks 5000` for a quicker run, `--engines memory,kv` to
  * pick engines; `--engines memory,memory+groups` adds a row whose processed tasks are spread
- * over `--groups` groups, 1,000 by default, at `groupConcurrency: 1`). `bench/node.ts` imports {@linkcode measure} and the URL helpers to take the
+ * over `--groups` groups, 1,000 by default, at `groupConcurrency: 1`, and `memory+rate` one
+ * whose tasks have a rate limit far above the load). `bench/node.ts` imports {@linkcode measure} and the URL helpers to take the
  * same figures beside the npm build's under Node.
  *
  * @module
@@ -66,6 +67,11 @@ export interface Workload {
    * named `<engine>+groups` on the command line), to show what round-robin groups cost.
    */
   groups?: number;
+  /**
+   * Give the processed tasks a rate limit far above the load (a billion a second; an engine
+   * named `<engine>+rate`), to show what the feature costs when it does not bite.
+   */
+  rate?: boolean;
 }
 
 /** A fresh store's URL and how to remove it, made anew for each phase. */
@@ -103,6 +109,7 @@ export async function measure(engine: string, url: StoreFactory, workload: Workl
           task: noop,
           args: [i + j],
           ...(groups ? { group: `g${(i + j) % groups}`, groupConcurrency: 1 } : {}),
+          ...(workload.rate ? { rateLimit: { limit: 1_000_000_000, per: "1s" } } : {}),
         })),
       );
     }
@@ -280,6 +287,10 @@ export function prefixed(base: string, prefix: (id: string) => string): StoreFac
 
 /** Measure one of `--engines`: OmniQ on an engine, or a peer (`pg-peers` gives two rows). */
 async function measureEngine(engine: string, W: Workload): Promise<Row[]> {
+  if (engine.endsWith("+rate")) {
+    const rows = await measureEngine(engine.slice(0, -"+rate".length), { ...W, rate: true });
+    return rows.map((row) => ({ ...row, engine: `${row.engine} [rate limit 1e9/s]` }));
+  }
   if (engine.endsWith("+groups")) {
     const groups = Number(flag("--groups") ?? 1_000);
     const rows = await measureEngine(engine.slice(0, -"+groups".length), { ...W, groups });
