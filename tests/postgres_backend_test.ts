@@ -141,7 +141,7 @@ Deno.test("postgres: a schema at version 1 takes the later migrations once and k
     // Migration 4: the old tasks read without a dead-letter queue, aging or throttle
     // window; new ones keep theirs, and queues can be paused.
     const b = (await backend.queue.get("b"))!;
-    for (const field of ["deadLetter", "ageAfter", "keyUntil", "group", "groupLimit"]) {
+    for (const field of ["deadLetter", "ageAfter", "keyUntil", "group", "groupLimit", "rate"]) {
       assert.equal(field in b, false, field);
     }
     const until = Date.now() + 60_000;
@@ -153,12 +153,13 @@ Deno.test("postgres: a schema at version 1 takes the later migrations once and k
         keyUntil: until,
         group: "g",
         groupLimit: 3,
+        rate: { key: "g:g", limit: 4, per: 1_000 },
       }),
     ]);
     const e = await backend.queue.get("e");
     assert.deepEqual(
-      [e?.deadLetter, e?.ageAfter, e?.keyUntil, e?.group, e?.groupLimit],
-      ["dead", 500, until, "g", 3],
+      [e?.deadLetter, e?.ageAfter, e?.keyUntil, e?.group, e?.groupLimit, e?.rate],
+      ["dead", 500, until, "g", 3, { key: "g:g", limit: 4, per: 1_000 }],
     );
     assert.ok(await backend.queue.setQueuePaused("mig", true));
     assert.deepEqual(await backend.queue.pausedQueues(), ["mig"]);
@@ -209,15 +210,23 @@ Deno.test("postgres: the aging sweep and the key lookup read their partial index
   }
 });
 
-Deno.test("postgres: the claims read their partial indexes: ungrouped picks pass no grouped row, groups are seeks", async () => {
+Deno.test("postgres: the claims read their partial indexes: ungrouped picks pass no row with a lane, lanes are seeks, rate counts are ranges", async () => {
   const schema = freshSchema();
   try {
     await using backend = await openPostgres(schemaUrl(schema));
-    // Enough rows that the planner has a choice: half grouped (in 50 groups), a few of
-    // those running, half ungrouped.
+    // Enough rows that the planner has a choice: half in lanes (50 groups, then 10 rate
+    // buckets without a group), a few of those running, half without a lane.
     const tasks = Array.from(
       { length: 2_000 },
-      (_, i) => newTask(`t${i}`, i % 2 ? { group: `g${i % 100}`, groupLimit: 2 } : {}),
+      (_, i) =>
+        newTask(
+          `t${i}`,
+          i % 2 === 0
+            ? {}
+            : i % 4 === 1
+            ? { group: `g${i % 100}`, groupLimit: 2 }
+            : { rate: { key: `k:r${i % 10}`, limit: 1_000, per: 60_000 } },
+        ),
     );
     await backend.queue.enqueue(tasks);
     await backend.queue.claim({ queues: ["default"], limit: 1_010, lease: 60_000, worker: "w" });
@@ -242,14 +251,32 @@ Deno.test("postgres: the claims read their partial indexes: ungrouped picks pass
       "tasks_group_ready",
     ]);
     uses(await plan(q.groupsQueued(s), ["default"]), ["tasks_group_ready"]);
-    for (const after of [null, "g10"]) {
-      // A seek: the index is entered after the group named, not filtered from its start.
-      const seek = await plan(q.nextGroup(s), [1, "default", after]);
+    for (const after of [null, "g10", "\u0001k:r3"]) {
+      // A seek: the index is entered after the lane named, not filtered from its start.
+      const seek = await plan(q.nextGroup(s), [1, "default", after, 2]);
       uses(seek, ["tasks_group_ready"]);
-      assert.match(seek, /Index Cond: \(\(queue = 'default'::text\) AND \(grp > /, seek);
+      assert.match(seek, /Index Cond: \(\(queue = 'default'::text\) AND \(lane > /, seek);
     }
-    const head = await plan(q.claimGroupHead(s), ["default", "g11", now, 1, 30_000, "w"]);
-    uses(head, ["tasks_group_ready", "tasks_group_running"]);
+    const group = await plan(q.claimGroupHead(s), ["default", "g11", now, 1, 30_000, "w", null]);
+    uses(group, ["tasks_group_ready", "tasks_group_running"]);
+    const head = await plan(q.claimGroupHead(s), [
+      "default",
+      "\u0001k:r3",
+      now,
+      1,
+      30_000,
+      "w",
+      "k:r3",
+    ]);
+    uses(head, ["tasks_group_ready", "tasks_group_running", "tasks_rate_started"]);
+    // A rate bucket's starts in the window: a range of its index (bucket, then start, the
+    // window's start read once), and no more rows than the limit.
+    assert.match(
+      head,
+      /Limit[^\n]*\n(.*\n)*.*Index Cond: \(\(rate_key = head\.rate_key\) AND \(started_at > /,
+      head,
+    );
+    assert.doesNotMatch(head, /Filter: \(started_at/, head);
   } finally {
     await dropSchema(schema);
   }
@@ -289,6 +316,39 @@ Deno.test("postgres: concurrent claims of two engines never start more of a grou
     assert.deepEqual(byGroup, { a: 2, b: 2, c: 2, d: 2 });
     const { total } = await one.queue.stats();
     assert.equal(total.running, 8);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+Deno.test("postgres: concurrent claims of two engines never start more of a rate bucket than its limit", async () => {
+  const schema = freshSchema();
+  try {
+    await using one = await openPostgres(schemaUrl(schema));
+    await using two = await openPostgres(schemaUrl(schema));
+    // One bucket shared by five lanes (four groups and the bucket's own lane) in two queues:
+    // the lanes' locks alone would not hold it, the bucket's lock does.
+    const rate = { key: "k:shared", limit: 3, per: 60_000 };
+    await one.queue.enqueue(
+      Array.from({ length: 40 }, (_, i) =>
+        newTask(`r${i}`, {
+          queue: i % 2 ? "q1" : "q2",
+          rate,
+          ...(i % 5 ? { group: `g${i % 4}`, groupLimit: 10 } : {}),
+        })),
+    );
+    const claim = (i: number) =>
+      (i % 2 ? one : two).queue.claim({
+        queues: i % 3 ? ["q1"] : ["q2", "q1"],
+        limit: 3,
+        lease: 60_000,
+        worker: `w${i}`,
+      });
+    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => claim(i)));
+    const started = burst.flatMap((c) => c.tasks);
+    for (let i = 0; i < 8; i++) started.push(...(await claim(i)).tasks);
+    assert.equal(started.length, 3, started.map((t) => t.id).join());
+    assert.equal((await one.queue.stats()).total.running, 3);
   } finally {
     await dropSchema(schema);
   }
@@ -374,10 +434,13 @@ Deno.test("postgres: a pause elsewhere holds every claim; a resume and a dead-le
     let woken = () => {};
     const stop = worker.queue.subscribe!(["held", "dead"], () => woken());
     await stop.ready;
+    // `later` falls due well after the setup (a slow one must not make it due early); the
+    // dead-letter part, which needs no pause, runs before the wait for it.
     const now = Date.now();
+    const dueAt = now + 2_000;
     await admin.queue.enqueue([
       newTask("held", { queue: "held" }),
-      newTask("later", { queue: "held", runAt: now + 30 }),
+      newTask("later", { queue: "held", runAt: dueAt }),
       newTask("free", { queue: "free" }),
     ]);
     const paused = await admin.queue.setQueuePaused("held", true);
@@ -387,23 +450,12 @@ Deno.test("postgres: a pause elsewhere holds every claim; a resume and a dead-le
     assert.deepEqual(await worker.queue.pausedQueues(), ["held"]);
     assert.deepEqual((await claim(["held"])).tasks, [], "one queue: one statement");
     assert.deepEqual((await claim(["held", "free"])).tasks.map((t) => t.id), ["free"]);
-    // Once `later` is due, a claim queues it (so `nextDue` stops naming it), takes nothing.
-    await new Promise((r) => setTimeout(r, 40));
-    assert.equal(await worker.queue.nextDue(["held"]), now + 30);
-    assert.deepEqual((await claim(["held"])).tasks, []);
-    assert.equal((await worker.queue.get("later"))?.state, "queued");
-    assert.equal(await worker.queue.nextDue(["held"]), undefined, "a worker does not spin");
-
-    let wake = new Promise<void>((resolve) => woken = resolve);
-    assert.ok(await admin.queue.setQueuePaused("held", false));
-    assert.equal(await within(wake.then(() => "woken"), 5_000), "woken", "by the resume");
-    assert.equal(await admin.queue.setQueuePaused("held", false), undefined);
-    assert.deepEqual((await claim(["held"])).tasks.map((t) => t.id), ["held", "later"]);
+    assert.equal(await worker.queue.nextDue(["held"]), dueAt, "not due yet");
 
     await admin.queue.enqueue([newTask("doomed", { queue: "free", deadLetter: "dead" })]);
     const [doomed] = (await claim(["free"])).tasks;
     assert.equal(doomed.deadLetter, "dead");
-    wake = new Promise<void>((resolve) => woken = resolve);
+    let wake = new Promise<void>((resolve) => woken = resolve);
     const error = { name: "Error", message: "no luck" };
     const moved = await worker.queue.fail("doomed", doomed.token, { error, deadLetter: "dead" });
     assert.deepEqual(moved?.events.map((e) => [e.type, e.queue, e.attempt, e.data]), [
@@ -421,6 +473,19 @@ Deno.test("postgres: a pause elsewhere holds every claim; a resume and a dead-le
       undefined,
       "the old token is stale",
     );
+
+    // Once `later` is due, a claim queues it (so `nextDue` stops naming it), takes nothing.
+    await new Promise((r) => setTimeout(r, Math.max(0, dueAt - Date.now()) + 10));
+    assert.equal(await worker.queue.nextDue(["held"]), dueAt);
+    assert.deepEqual((await claim(["held"])).tasks, []);
+    assert.equal((await worker.queue.get("later"))?.state, "queued");
+    assert.equal(await worker.queue.nextDue(["held"]), undefined, "a worker does not spin");
+
+    wake = new Promise<void>((resolve) => woken = resolve);
+    assert.ok(await admin.queue.setQueuePaused("held", false));
+    assert.equal(await within(wake.then(() => "woken"), 5_000), "woken", "by the resume");
+    assert.equal(await admin.queue.setQueuePaused("held", false), undefined);
+    assert.deepEqual((await claim(["held"])).tasks.map((t) => t.id), ["held", "later"]);
     stop();
   } finally {
     await dropSchema(schema);
@@ -783,8 +848,20 @@ Deno.test("postgres: a schema of the first version is migrated, its dependencies
       await using sql = admin();
       await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN has_dependents`);
       // Migration 4's columns, and with them its indexes (the ready index too: it names
-      // `grp`; migration 4 builds it again).
-      for (const column of ["dead_letter", "age_after", "key_until", "grp", "group_limit"]) {
+      // `lane`; migration 4 builds it again).
+      for (
+        const column of [
+          "dead_letter",
+          "age_after",
+          "key_until",
+          "grp",
+          "group_limit",
+          "lane",
+          "rate_key",
+          "rate_limit",
+          "rate_per",
+        ]
+      ) {
         await sql.unsafe(`ALTER TABLE "${schema}".tasks DROP COLUMN ${column}`);
       }
       await sql.unsafe(`DROP TABLE "${schema}".queues`);

@@ -122,7 +122,7 @@ Deno.test("the aging sweep and the key lookup read their partial indexes, in ord
   }
 });
 
-Deno.test("the claims read their partial indexes: ungrouped picks pass no grouped row, groups are seeks", async () => {
+Deno.test("the claims read their partial indexes: ungrouped picks pass no row with a lane, lanes are seeks, rate counts are ranges", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/omniq.db`;
   await (await openSqlite(path)).close();
@@ -138,17 +138,23 @@ Deno.test("the claims read their partial indexes: ungrouped picks pass no groupe
     only(
       q.NEXT_GROUP,
       ["default", "g"],
-      "SEARCH tasks USING COVERING INDEX tasks_group_ready (queue=? AND grp>?)",
+      "SEARCH tasks USING COVERING INDEX tasks_group_ready (queue=? AND lane>?)",
     );
     only(
       q.GROUP_HEAD,
       ["default", "g", now, 1],
-      "SEARCH tasks USING INDEX tasks_group_ready (queue=? AND grp=?)",
+      "SEARCH tasks USING INDEX tasks_group_ready (queue=? AND lane=?)",
     );
     only(
       q.GROUP_RUNNING_COUNT,
       ["g", 2],
       "SEARCH tasks USING COVERING INDEX tasks_group_running (grp=?)",
+    );
+    // A rate bucket's starts in a window: a range of its index, bounded.
+    only(
+      q.RATE_STARTED_COUNT,
+      ["k:x", now - 1_000, 5],
+      "SEARCH tasks USING COVERING INDEX tasks_rate_started (rate_key=? AND started_at>?)",
     );
     const ready = plan(q.READY_IN_QUEUE, "default", "default", "default", now);
     for (const index of ["tasks_ready", "tasks_group_ready", "tasks_due"]) {
@@ -297,7 +303,7 @@ Deno.test("a version 1 file keeps its tasks and takes the later migrations once"
     // window; new ones keep theirs, and queues can be paused.
     const kept = await b.queue.get("kept");
     assert.equal(kept?.state, "queued", "the task survived");
-    for (const field of ["deadLetter", "ageAfter", "keyUntil", "group", "groupLimit"]) {
+    for (const field of ["deadLetter", "ageAfter", "keyUntil", "group", "groupLimit", "rate"]) {
       assert.equal(field in kept, false, field);
     }
     const until = Date.now() + 60_000;
@@ -309,12 +315,20 @@ Deno.test("a version 1 file keeps its tasks and takes the later migrations once"
         keyUntil: until,
         group: "g",
         groupLimit: 3,
+        rate: { key: "g:g", limit: 4, per: 1_000 },
       }),
     ]);
     const added = await b.queue.get("new");
     assert.deepEqual(
-      [added?.deadLetter, added?.ageAfter, added?.keyUntil, added?.group, added?.groupLimit],
-      ["dead", 500, until, "g", 3],
+      [
+        added?.deadLetter,
+        added?.ageAfter,
+        added?.keyUntil,
+        added?.group,
+        added?.groupLimit,
+        added?.rate,
+      ],
+      ["dead", 500, until, "g", 3, { key: "g:g", limit: 4, per: 1_000 }],
     );
     assert.ok(await b.queue.setQueuePaused("default", true));
     assert.deepEqual(await b.queue.pausedQueues(), ["default"]);

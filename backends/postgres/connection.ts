@@ -258,6 +258,11 @@ export class Connection {
    * group never shares a lock with an enqueue's key of the same name.
    */
   readonly groupLockSpace: number;
+  /**
+   * The two-key advisory lock space of this schema's rate buckets (a claim holds a bucket's
+   * lock while it counts the bucket's starts in the window and starts a task of it).
+   */
+  readonly rateLockSpace: number;
   attached: Attachment = { results: true, events: true };
   #closed = false;
   #subscribers = new Set<Subscriber>();
@@ -271,6 +276,7 @@ export class Connection {
     this.channel = `${options.schema}_wake`;
     this.lockSpace = hash32(`omniq:${options.schema}`);
     this.groupLockSpace = hash32(`omniq:${options.schema}:groups`);
+    this.rateLockSpace = hash32(`omniq:${options.schema}:rates`);
   }
 
   /** Whether the engine is closed. */

@@ -22,7 +22,7 @@
  * a schema migrated by a newer OmniQ is refused. Times are epoch milliseconds (`bigint`);
  * JSON columns are `jsonb`. `migrations (version, applied_at)` holds one row per migration
  * applied; `tasks`, `deps`, `schedules`, `queues` (what is set on a queue: `paused`, and
- * `group_cursor`, the group its grouped claims served last), `results` and `events` the
+ * `group_cursor`, the lane its lane claims served last), `results` and `events` the
  * data. Events are plain
  * rows, indexed by task and time, so plain SQL such as
  * `select * from omniq.events where task_id = $1 order by id` works too.

@@ -20,6 +20,7 @@ import {
   GROUP_READY,
   GROUP_RUNNING,
   LIVE,
+  RATED,
   READY,
   THROTTLED,
 } from "../sql/states.ts";
@@ -152,7 +153,8 @@ export function lockDependencies(s: string): string {
  * payloads[] (hex), created_ats[], run_ats[], expires_ats[], max_attempts[], backoffs[],
  * timeouts[], result_ttls[], keys[], on_dep_failures[], schedule_ids[], completed_ats[],
  * errors[], depends_ons[], links[], dead_letters[], key_untils[], age_afters[], grps[],
- * group_limits[], has_dependents[] ("t"/"f"))`: the columns of `TASK_COLUMNS` but `v`, in
+ * group_limits[], lanes[], rate_keys[], rate_limits[], rate_pers[], has_dependents[]
+ * ("t"/"f"))`: the columns of `TASK_COLUMNS` but `v`, in
  * order, then `has_dependents`. No `ON CONFLICT`: an existing id fails the insert, and with
  * it the transaction.
  */
@@ -160,21 +162,21 @@ export function insertTasks(s: string): string {
   return `INSERT INTO ${s}.tasks (id, v, task, queue, priority, state, payload, created_at,
        run_at, expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
        schedule_id, completed_at, error, depends_on, links, dead_letter, key_until,
-       age_after, grp, group_limit, has_dependents)
+       age_after, grp, group_limit, lane, rate_key, rate_limit, rate_per, has_dependents)
      SELECT id, $1, task, queue, priority, state, decode(payload, 'hex'), created_at, run_at,
        expires_at,
        max_attempts, backoff::jsonb, timeout, result_ttl, key, on_dep_failure, schedule_id,
        completed_at, error::jsonb, depends_on::jsonb, links::jsonb, dead_letter, key_until,
-       age_after, grp, group_limit, has_dependents::bool
+       age_after, grp, group_limit, lane, rate_key, rate_limit, rate_per, has_dependents::bool
      FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[],
        $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::text[], $13::int8[],
        $14::int8[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::text[],
        $20::text[], $21::text[], $22::text[], $23::int8[], $24::int8[], $25::text[],
-       $26::int4[], $27::text[])
+       $26::int4[], $27::text[], $28::text[], $29::int4[], $30::int8[], $31::text[])
        WITH ORDINALITY AS x(id, task, queue, priority, state, payload, created_at, run_at,
          expires_at, max_attempts, backoff, timeout, result_ttl, key, on_dep_failure,
          schedule_id, completed_at, error, depends_on, links, dead_letter, key_until,
-         age_after, grp, group_limit, has_dependents, n)
+         age_after, grp, group_limit, lane, rate_key, rate_limit, rate_per, has_dependents, n)
      ORDER BY n`;
 }
 
@@ -253,7 +255,7 @@ export function ready(s: string): string {
        WHERE ${queueOpen(s, "q.name")})
      OR EXISTS (SELECT 1 FROM unnest($1::text[]) AS q(name)
        CROSS JOIN LATERAL (SELECT 1 FROM ${s}.tasks
-         WHERE ${GROUP_READY} AND queue = q.name ORDER BY grp LIMIT 1) AS t
+         WHERE ${GROUP_READY} AND queue = q.name ORDER BY lane LIMIT 1) AS t
        WHERE ${queueOpen(s, "q.name")})
      OR EXISTS (SELECT 1 FROM ${s}.tasks WHERE state = 'scheduled'
        AND queue = ANY($1::text[]) AND run_at <= $2)
@@ -327,55 +329,72 @@ export function claimOne(s: string, logged: boolean): string {
 }
 
 /**
- * Whether the queue `$1`, unpaused, has a queued grouped task: a probe of
- * `tasks_group_ready`. In the index's order, with a `LIMIT`: an `EXISTS` would let the
+ * Whether the queue `$1`, unpaused, has a queued task with a lane (a group or a rate
+ * limit): a probe of `tasks_group_ready`. In the index's order, with a `LIMIT`: an `EXISTS` would let the
  * planner read the table from its start, betting on a match soon, which is no bet when the
  * grouped rows are few or all at its end.
  */
 function hasGroups(s: string): string {
-  return `((SELECT grp FROM ${s}.tasks WHERE ${GROUP_READY} AND queue = $1
-         ORDER BY grp LIMIT 1) IS NOT NULL
+  return `((SELECT lane FROM ${s}.tasks WHERE ${GROUP_READY} AND queue = $1
+         ORDER BY lane LIMIT 1) IS NOT NULL
        AND ${queueOpen(s, "$1")})`;
 }
 
-/** Whether a queue, unpaused, has a queued grouped task: `(queue)`. One row, `grouped`. */
+/**
+ * Whether a queue, unpaused, has a queued task with a lane: `(queue)`. One row, `grouped`.
+ */
 export function groupsQueued(s: string): string {
   return `SELECT ${hasGroups(s)} AS grouped`;
 }
 
 /**
- * The first group of a queue after a name, by name, with a queued task, and an attempt at
- * its advisory lock: `(lock_space, queue, after)`; `after` `NULL` for the queue's group
- * cursor (the group its grouped claims served last; none: the first group), `""` for the
- * first group (no group is named `""`). One row: `cursor` (the stored one), `grp` (`NULL`
- * when there is none after) and `locked`, whether this transaction holds the group's lock
- * now (`pg_try_advisory_xact_lock`: never waits, so two claims cannot deadlock; a group
- * another claim holds is skipped, as `SKIP LOCKED` skips a row). A seek in
- * `tasks_group_ready`.
+ * The first lane of a queue after a name, by name, with a queued task, and an attempt at
+ * its advisory locks: `(group_lock_space, queue, after, rate_lock_space)`. A lane is a
+ * group, or without one `\u0001` and a rate bucket (`laneOf`); `after` is `NULL` for the
+ * queue's group cursor (the lane its lane claims served last; none: the first lane), `""`
+ * for the first lane (no lane is named `""`). One row: `cursor` (the stored one), `lane`
+ * (`NULL` when there is none after), `rate_key`, the rate bucket of the lane's head as this
+ * statement sees it (`NULL`: none), and `locked`, whether this transaction holds the lane's
+ * lock now and, when its head has a rate bucket, the bucket's too
+ * (`pg_try_advisory_xact_lock`, the bucket's tried only once the lane's is held: never
+ * waits, so two claims cannot deadlock; a lane or bucket another claim holds is skipped, as
+ * `SKIP LOCKED` skips a row). A seek in `tasks_group_ready`: its first row after the name is
+ * the next lane's head.
  */
 export function nextGroup(s: string): string {
-  return `SELECT c.cursor, g.grp, pg_try_advisory_xact_lock($1, hashtext(g.grp)) AS locked
+  return `SELECT c.cursor, g.lane, g.rate_key,
+       CASE WHEN g.lane IS NULL THEN NULL
+         WHEN NOT pg_try_advisory_xact_lock($1, hashtext(g.lane)) THEN false
+         WHEN g.rate_key IS NULL THEN true
+         ELSE pg_try_advisory_xact_lock($4, hashtext(g.rate_key)) END AS locked
      FROM (SELECT (SELECT group_cursor FROM ${s}.queues WHERE name = $2) AS cursor) AS c
-     LEFT JOIN LATERAL (SELECT grp FROM ${s}.tasks
-       WHERE ${GROUP_READY} AND queue = $2 AND grp > coalesce($3::text, c.cursor, '')
-       ORDER BY grp LIMIT 1) AS g ON true`;
+     LEFT JOIN LATERAL (SELECT lane, rate_key FROM ${s}.tasks
+       WHERE ${GROUP_READY} AND queue = $2 AND lane > coalesce($3::text, c.cursor, '')
+       ORDER BY lane, priority DESC, seq LIMIT 1) AS g ON true`;
 }
 
 /**
- * Start a group's next task in a queue (by priority, then FIFO) when the group's running
- * tasks, in every queue, are fewer than its `group_limit` (1 when none), none while the
- * queue is paused: `(queue, group, now, version, lease, worker)`. The caller holds the
- * group's advisory lock (`nextGroup`), taken in an earlier statement: this statement's
- * snapshot, taken after it, sees every start of the claims that held it before, so the
- * count and the start are one step for the group. A row when it started one. Its
- * `started_at` is the server's clock as it runs, after its snapshot: later than the end of
- * every attempt it did not count as running, so the event log never shows more of the
- * group at once than ran (the client's clock, read before the lock, could be earlier).
+ * Start a lane's next task in a queue (by priority, then FIFO) when it has room
+ * (`laneRoom`), none while the queue is paused: `(queue, lane, now, version, lease, worker,
+ * rate_key)`. With a group, the group's running tasks, in every queue, are fewer than its
+ * `group_limit` (1 when none); with a rate limit, its bucket is the one locked (`rate_key`)
+ * and fewer than its `rate_limit` of the bucket's tasks started in `(now - rate_per, now]`
+ * (each once, at its latest start). The caller holds the lane's advisory lock and the
+ * bucket's (`nextGroup`), taken in an earlier statement: this statement's snapshot, taken
+ * after them, sees every start of the claims that held them before, so the counts and the
+ * start are one step for the lane and the bucket. A row when it started one. The window
+ * ends at the server's clock read once as the statement runs (an init plan, so the count is
+ * a range of `tasks_rate_started`), and the start's `started_at` is the server's clock as
+ * the start runs, after its snapshot and not before that end: later than the end of every
+ * attempt it did not count as running, so the event log never shows more of the group at
+ * once than ran (the client's clock, read before the lock, could be earlier), nor more of
+ * a bucket's starts in a window than its limit.
  */
 export function claimGroupHead(s: string): string {
   return `WITH head AS (
-       SELECT seq, coalesce(group_limit, 1) AS cap FROM ${s}.tasks
-       WHERE ${GROUP_READY} AND queue = $1 AND grp = $2
+       SELECT seq, grp, coalesce(group_limit, 1) AS cap, rate_key, rate_limit, rate_per
+       FROM ${s}.tasks
+       WHERE ${GROUP_READY} AND queue = $1 AND lane = $2
          AND (expires_at IS NULL OR expires_at > $3) AND v <= $4 AND ${queueOpen(s, "$1")}
        ORDER BY priority DESC, seq LIMIT 1
        FOR UPDATE SKIP LOCKED)
@@ -384,7 +403,14 @@ export function claimGroupHead(s: string): string {
        worker = $6
      FROM head
      WHERE t.seq = head.seq
-       AND (SELECT count(*) FROM ${s}.tasks WHERE ${GROUP_RUNNING} AND grp = $2) < head.cap
+       AND (head.grp IS NULL
+         OR (SELECT count(*) FROM ${s}.tasks WHERE ${GROUP_RUNNING} AND grp = head.grp)
+           < head.cap)
+       AND (head.rate_key IS NULL OR (head.rate_key = $7::text
+         AND (SELECT count(*) FROM (SELECT 1 FROM ${s}.tasks
+             WHERE ${RATED} AND rate_key = head.rate_key
+               AND started_at > (SELECT ${NOW_MS}) - head.rate_per
+             LIMIT head.rate_limit) AS r) < head.rate_limit))
      RETURNING t.*`;
 }
 

@@ -212,31 +212,34 @@ export class PostgresQueue implements TaskQueue {
   }
 
   /**
-   * Take a queue's grouped tasks round-robin, in the caller's transaction, until `tasks`
-   * holds `request.limit`: from the group after the one its grouped claims served last (the
-   * queue's group cursor), the head of each group in turn (by priority, then FIFO) whose
-   * running tasks, in every queue, are fewer than the head's `group_limit`, one a group a
-   * round, until a round takes nothing; the last group served is noted in `cursors`.
+   * Take a queue's lanes (groups, and rate buckets of tasks without a group: `laneOf`)
+   * round-robin, in the caller's transaction, until `tasks` holds `request.limit`: from the
+   * lane after the one its lane claims served last (the queue's group cursor), the head of
+   * each lane in turn (by priority, then FIFO) while it has room (`laneRoom`: its group's
+   * running tasks, in every queue, under the head's `group_limit`; its rate bucket's starts
+   * in the window under its `limit`), one a lane a round, until a round takes nothing; the
+   * last lane served is noted in `cursors`.
    *
-   * Several processes claim at once, so the cap holds by a lock per group: `nextGroup`
-   * takes the group's transaction-scoped advisory lock (or skips the group when another
-   * claim holds it: a try never waits, so two claims taking groups in different orders
-   * cannot deadlock), and `claimGroupHead`, a later statement, counts the group's running
-   * tasks and starts its head in one snapshot taken after the lock: a claim that held it
-   * before committed first, and its starts are counted. Every read is a probe of a partial
-   * index. The seek to the next group goes out behind a start when the claim will still have
-   * room, so a claim of several grouped tasks takes one round trip for each.
+   * Several processes claim at once, so the caps hold by locks: `nextGroup` takes the lane's
+   * transaction-scoped advisory lock and, when its head has a rate limit, the bucket's (or
+   * skips the lane when another claim holds either: a try never waits, so two claims taking
+   * lanes in different orders cannot deadlock), and `claimGroupHead`, a later statement,
+   * counts the group's running tasks and the bucket's starts and starts the head in one
+   * snapshot taken after the locks: a claim that held them before committed first, and its
+   * starts are counted. Every read is a probe of a partial index. The seek to the next lane
+   * goes out behind a start when the claim will still have room, so a claim of several
+   * tasks with lanes takes one round trip for each.
    */
   async #claimGroups(at: GroupClaim): Promise<void> {
     const c = this.#c;
     const { tx, step, queue, request, tasks } = at;
     const limit = request.limit;
     const seek = (after: string | null) => {
-      const sent = run(tx, q.nextGroup(c.s), [c.groupLockSpace, queue, after]);
+      const sent = run(tx, q.nextGroup(c.s), [c.groupLockSpace, queue, after, c.rateLockSpace]);
       sent.catch(() => {}); // awaited below, or its failure fails what follows it
       return sent;
     };
-    // The groups that gave nothing (another claim holds them, or at their limit, or with
+    // The lanes that gave nothing (another claim holds them, or without room, or with
     // nothing to claim now): not asked again in this transaction.
     const spent = new Set<string>();
     let ahead: Promise<Row[]> | undefined = seek(null);
@@ -256,7 +259,7 @@ export class PostgresQueue implements TaskQueue {
           start = row.cursor ?? undefined;
           wrapped = start === undefined;
         }
-        const group = row.grp as string | null;
+        const group = row.lane as string | null;
         if (group === null) {
           if (wrapped) break;
           wrapped = true;
@@ -276,6 +279,7 @@ export class PostgresQueue implements TaskQueue {
           RECORD_VERSION,
           request.lease,
           request.worker,
+          row.rate_key ?? null,
         ]);
         if (tasks.length + 1 < limit) ahead = seek(group);
         const [started] = await head;

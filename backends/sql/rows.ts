@@ -75,6 +75,13 @@ export function toTask(row: Row, codec: RowCodec): StoredTask {
   if (row.age_after !== null) task.ageAfter = row.age_after as number;
   if (row.grp != null) task.group = row.grp as string;
   if (row.group_limit != null) task.groupLimit = row.group_limit as number;
+  if (row.rate_key != null) {
+    task.rate = {
+      key: row.rate_key as string,
+      limit: Number(row.rate_limit),
+      per: Number(row.rate_per),
+    };
+  }
   // The column keeps the last claimer; it names the worker of a running task only.
   if (row.worker != null && task.state === "running") task.worker = row.worker as string;
   return task;

@@ -31,18 +31,25 @@ export const AGES_AT = "run_at + age_after";
 export const THROTTLED = "key_until IS NOT NULL";
 
 /**
- * The tasks an ungrouped claim takes (priority, then FIFO): queued without a group. The
- * `WHERE` of the `tasks_ready` partial index, so that pick never passes over grouped rows.
+ * The tasks an ungrouped claim takes (priority, then FIFO): queued without a lane (no group
+ * and no rate limit: `laneOf`). The `WHERE` of the `tasks_ready` partial index, so that pick
+ * never passes over a row with a lane.
  */
-export const READY = "state = 'queued' AND grp IS NULL";
+export const READY = "state = 'queued' AND lane IS NULL";
 /**
- * The queued tasks of groups (`NewTask.group`): the `WHERE` of the `tasks_group_ready`
- * partial index on `(queue, grp, priority DESC, seq)`, which gives a queue's next group
- * after another (a seek) and a group's head.
+ * The queued tasks of lanes (`laneOf`: a group, or without one `\u0001` and the rate
+ * bucket): the `WHERE` of the `tasks_group_ready` partial index on `(queue, lane, priority
+ * DESC, seq)`, which gives a queue's next lane after another (a seek) and a lane's head.
  */
-export const GROUP_READY = "state = 'queued' AND grp IS NOT NULL";
+export const GROUP_READY = "state = 'queued' AND lane IS NOT NULL";
 /**
  * The running tasks of groups: the `WHERE` of the `tasks_group_running` partial index on
  * `(grp)`, which counts a group's running tasks against its limit.
  */
 export const GROUP_RUNNING = "state = 'running' AND grp IS NOT NULL";
+/**
+ * The tasks of rate buckets (`NewTask.rate`): the `WHERE` of the `tasks_rate_started`
+ * partial index on `(rate_key, started_at)`, which counts a bucket's starts in a window (each
+ * task once, at its latest start).
+ */
+export const RATED = "rate_key IS NOT NULL";

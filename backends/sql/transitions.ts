@@ -15,7 +15,7 @@
  */
 
 import type { NewTask, StoredSchedule } from "../../src/backend.ts";
-import { RECORD_VERSION } from "../../src/kit/policy.ts";
+import { laneOf, RECORD_VERSION } from "../../src/kit/policy.ts";
 import { LIVE, UNSTARTED } from "./states.ts";
 import type { Admission } from "./steps.ts";
 
@@ -111,6 +111,10 @@ export const TASK_COLUMNS: readonly string[] = [
   "age_after",
   "grp",
   "group_limit",
+  "lane",
+  "rate_key",
+  "rate_limit",
+  "rate_per",
 ];
 
 /**
@@ -146,6 +150,10 @@ export function taskValues(t: NewTask, admission: Admission, now: number): Value
     t.ageAfter ?? null,
     t.group ?? null,
     t.group === undefined ? null : t.groupLimit ?? null,
+    laneOf(t) ?? null,
+    t.rate?.key ?? null,
+    t.rate?.limit ?? null,
+    t.rate?.per ?? null,
   ];
 }
 

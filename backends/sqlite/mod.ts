@@ -19,10 +19,14 @@
  *   `tasks_aging` on `run_at + age_after`); `key_until` is a throttle window: the task holds
  *   its `key` until then, even once ended (partial index `tasks_throttled_key` on `(key,
  *   key_until)`, probed with the live keys' index at enqueue); `grp` is the task's group
- *   and `group_limit` the most of its tasks running at once (`NULL`: 1). The last five are
- *   `NULL` when not set. Times are epoch milliseconds. The ready index `tasks_ready` holds
- *   ungrouped queued tasks only; grouped ones are in `tasks_group_ready` (by queue, group,
- *   priority and `seq`) and, while running, in `tasks_group_running` (by group).
+ *   and `group_limit` the most of its tasks running at once (`NULL`: 1); `rate_key`,
+ *   `rate_limit` and `rate_per` its rate limit (at most `rate_limit` starts of the bucket in
+ *   `rate_per` ms); `lane` the lane it is claimed in (`laneOf`: its group, or without one
+ *   `\u0001` and its rate bucket). These nine are `NULL` when not set. Times are epoch
+ *   milliseconds. The ready index `tasks_ready` holds queued tasks without a lane only; those
+ *   with one are in `tasks_group_ready` (by queue, lane, priority and `seq`), a grouped one
+ *   while running in `tasks_group_running` (by group), and a rate-limited one once started
+ *   in `tasks_rate_started` (by bucket and latest start: a window's starts are a range).
  * - `deps (task_id, depends_on)`: one row per dependency, to find a task's dependents.
  * - `schedules`: one row per schedule: its definition (`cron` or `every`, `tz`, `start_at`,
  *   `end_at`, `misfire`, `misfire_grace`), its state (`paused`, `next_run_at`, the tick to

@@ -15,6 +15,7 @@ import {
   GROUP_READY,
   GROUP_RUNNING,
   LIVE,
+  RATED,
   READY,
   THROTTLED,
 } from "../sql/states.ts";
@@ -117,19 +118,20 @@ export const START = `UPDATE tasks SET state = 'running', attempts = attempts + 
    WHERE seq IN (SELECT value FROM json_each(?)) RETURNING *`;
 
 /**
- * The first group of a queue after a name, by name, with a queued task: `(queue, after)`
- * (`""` for the first group: no group is named `""`). A seek in `tasks_group_ready`.
+ * The first lane of a queue after a name, by name, with a queued task: `(queue, after)`
+ * (`""` for the first lane: no lane is named `""`). A lane is a group, or without one
+ * `\u0001` and a rate bucket (`laneOf`). A seek in `tasks_group_ready`.
  */
-export const NEXT_GROUP = `SELECT grp FROM tasks
-   WHERE ${GROUP_READY} AND queue = ? AND grp > ?
-   ORDER BY grp LIMIT 1`;
+export const NEXT_GROUP = `SELECT lane FROM tasks
+   WHERE ${GROUP_READY} AND queue = ? AND lane > ?
+   ORDER BY lane LIMIT 1`;
 
 /**
- * A group's next task in a queue, by priority then FIFO, and the group's limit as it names
- * it: `(queue, group, now, version)`.
+ * A lane's next task in a queue, by priority then FIFO, with what limits it: its group and
+ * the group's limit as it names it, its rate limit: `(queue, lane, now, version)`.
  */
-export const GROUP_HEAD = `SELECT seq, group_limit FROM tasks
-   WHERE ${GROUP_READY} AND queue = ? AND grp = ? AND (expires_at IS NULL OR expires_at > ?)
+export const GROUP_HEAD = `SELECT seq, grp, group_limit, rate_key, rate_limit, rate_per FROM tasks
+   WHERE ${GROUP_READY} AND queue = ? AND lane = ? AND (expires_at IS NULL OR expires_at > ?)
      AND v <= ?
    ORDER BY priority DESC, seq LIMIT 1`;
 
@@ -139,6 +141,14 @@ export const GROUP_HEAD = `SELECT seq, group_limit FROM tasks
  */
 export const GROUP_RUNNING_COUNT = `SELECT COUNT(*) AS n FROM (
      SELECT 1 FROM tasks WHERE ${GROUP_RUNNING} AND grp = ? LIMIT ?)`;
+
+/**
+ * How many tasks of a rate bucket started after a time (each once, at its latest start, in
+ * any state until purged), counted up to a bound (the limit at hand): `(key, after, bound)`.
+ * A range of `tasks_rate_started`.
+ */
+export const RATE_STARTED_COUNT = `SELECT COUNT(*) AS n FROM (
+     SELECT 1 FROM tasks WHERE ${RATED} AND rate_key = ? AND started_at > ? LIMIT ?)`;
 
 /** The group a queue's grouped claims served last: `(queue)`. */
 export const GROUP_CURSOR = "SELECT group_cursor FROM queues WHERE name = ?";

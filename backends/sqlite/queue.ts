@@ -25,6 +25,7 @@ import type {
 import {
   debouncedEvent,
   debounceReplaces,
+  laneRoom,
   RECORD_VERSION,
   taskEvent,
   withStandIns,
@@ -208,12 +209,15 @@ export class SqliteQueue implements TaskQueue {
   }
 
   /**
-   * Take a queue's grouped tasks round-robin, inside the claim's write: from the group after
-   * the one its grouped claims served last (the queue's group cursor), the head of each group
-   * in turn (by priority, then FIFO) whose running tasks, in every queue, are under the
-   * head's `group_limit` (1 when none), one a group a round, until the claim holds `limit`
-   * tasks or a round takes nothing; then the cursor moves to the last group served. Every
-   * read is a probe of a partial index (`tasks_group_ready`, `tasks_group_running`), and the
+   * Take a queue's lanes (groups, and rate buckets of tasks without a group: `laneOf`)
+   * round-robin, inside the claim's write: from the lane after the one its lane claims served
+   * last (the queue's group cursor), the head of each lane in turn (by priority, then FIFO)
+   * while it has room (`laneRoom`): with a group, the group's running tasks, in every queue,
+   * are under the head's `group_limit` (1 when none); with a rate limit, its bucket's tasks
+   * started in `(now - per, now]` are under its `limit`. One a lane a round, until the claim
+   * holds `limit` tasks or a round takes nothing; a lane without room is skipped for the rest
+   * of the claim; then the cursor moves to the last lane served. Every read is a probe of a
+   * partial index (`tasks_group_ready`, `tasks_group_running`, `tasks_rate_started`), and the
    * file's write lock makes counting and starting one step for every process.
    */
   #claimGroups(claim: Claim, queue: string, limit: number): void {
@@ -225,35 +229,63 @@ export class SqliteQueue implements TaskQueue {
     // The running tasks of each group looked at, with this claim's starts. A count stops at
     // the head's limit: past it, the group is skipped and its head (and limit) stays.
     const running = new Map<string, number>();
+    // The lanes whose head had no room: skipped for the rest of the claim.
+    const full = new Set<string>();
     let last: string | undefined;
     for (let from = start, took = true; took && tasks.length < limit; from = last) {
       took = false;
       const seen = new Set<string>();
-      // No group is named "": the first group is the first after it.
+      // No lane is named "": the first lane is the first after it.
       let after = from ?? "";
       let wrapped = from === undefined;
       while (tasks.length < limit) {
-        const group = c.sql(q.NEXT_GROUP).get(queue, after)?.grp as string | undefined;
-        if (group === undefined) {
+        const lane = c.sql(q.NEXT_GROUP).get(queue, after)?.lane as string | undefined;
+        if (lane === undefined) {
           if (wrapped) break;
           wrapped = true;
           after = "";
           continue;
         }
-        if (seen.has(group)) break;
-        seen.add(group);
-        after = group;
-        const head = c.sql(q.GROUP_HEAD).get(queue, group, step.now, RECORD_VERSION);
+        if (seen.has(lane)) break;
+        seen.add(lane);
+        after = lane;
+        if (full.has(lane)) continue;
+        const head = c.sql(q.GROUP_HEAD).get(queue, lane, step.now, RECORD_VERSION);
         if (!head) continue;
-        const cap = (head.group_limit ?? 1) as number;
-        const n = running.get(group) ??
-          Number(c.sql(q.GROUP_RUNNING_COUNT).get(group, cap)!.n);
-        running.set(group, n);
-        if (n >= cap) continue;
+        const group = head.grp as string | null;
+        let busy = 0;
+        if (group !== null) {
+          const cap = (head.group_limit ?? 1) as number;
+          busy = running.get(group) ?? Number(c.sql(q.GROUP_RUNNING_COUNT).get(group, cap)!.n);
+          running.set(group, busy);
+        }
+        // The bucket's starts in the window, counted again at each visit: a start of this
+        // claim is in the table already.
+        const rate = head.rate_key === null ? undefined : {
+          key: head.rate_key as string,
+          limit: head.rate_limit as number,
+          per: head.rate_per as number,
+        };
+        const started = rate === undefined ? 0 : Number(
+          c.sql(q.RATE_STARTED_COUNT).get(rate.key, step.now - rate.per, rate.limit)!.n,
+        );
+        const room = laneRoom(
+          {
+            group: group ?? undefined,
+            groupLimit: (head.group_limit ?? undefined) as number | undefined,
+            rate,
+          },
+          busy,
+          started,
+        );
+        if (room <= 0) {
+          full.add(lane);
+          continue;
+        }
         this.#start(claim, [head.seq as number]);
-        running.set(group, n + 1);
+        if (group !== null) running.set(group, busy + 1);
         took = true;
-        last = group;
+        last = lane;
       }
     }
     if (last !== undefined && last !== start) c.sql(q.SET_GROUP_CURSOR).run(queue, last);
