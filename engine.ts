@@ -50,6 +50,7 @@ export type {
   ScheduleStore,
   StoredBackoff,
   StoredEvent,
+  StoredRate,
   StoredResult,
   StoredSchedule,
   StoredTask,

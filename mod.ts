@@ -97,6 +97,7 @@ export type {
   ScheduleStore,
   StoredBackoff,
   StoredEvent,
+  StoredRate,
   StoredResult,
   StoredSchedule,
   StoredTask,

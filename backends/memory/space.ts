@@ -22,13 +22,7 @@
  * @module
  */
 
-import {
-  isFinal,
-  type NewEvent,
-  type StoredEvent,
-  type StoredResult,
-  type StoredSchedule,
-} from "../../src/backend.ts";
+import type { NewEvent, StoredEvent, StoredResult, StoredSchedule } from "../../src/backend.ts";
 import { closedError, holdsKey, keepsKey } from "../../src/kit/policy.ts";
 import { encName, indexKeys, type RecordSpace, type RecordTx, type Row } from "../records/queue.ts";
 import { SortedNames } from "../records/sorted.ts";

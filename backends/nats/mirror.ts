@@ -9,7 +9,7 @@ import type { StoredSchedule } from "../../src/backend.ts";
 import { OmniQError } from "../../src/errors.ts";
 import { delay } from "../../src/kit/async.ts";
 import { encName, parseJson } from "../../src/kit/encoding.ts";
-import { closedError, isFinal, keepsKey } from "../../src/kit/policy.ts";
+import { closedError, keepsKey } from "../../src/kit/policy.ts";
 import { indexKeys, type Row } from "../records/queue.ts";
 import type { Seqs } from "../records/staging.ts";
 import { decodeRow, decodeSchedule, errorText, untok } from "./codec.ts";
