@@ -30,12 +30,13 @@ export const LOG_SEGMENT_EVENTS = 1_000;
 
 /**
  * Whether a directory's listing is kept between turns (see `FileSpace.listing`): the index
- * directories claims and sweeps list, which grow with the store. Not `deps/<id>`: there is
+ * directories claims and sweeps list, which grow with the store (a claim lists its queue's
+ * `gready/` lanes too, on every claim that is not full). Not `deps/<id>`: there is
  * one per task with dependents, each small, and most are absent.
  */
 export function keptListing(dir: string): boolean {
-  return dir.startsWith("ready/") || dir.startsWith("sched/") || dir === "running" ||
-    dir === "expires" || dir === "aging" || dir === "final";
+  return dir.startsWith("ready/") || dir.startsWith("gready/") || dir.startsWith("sched/") ||
+    dir === "running" || dir === "expires" || dir === "aging" || dir === "final";
 }
 
 /** The longest a kept listing of an index directory is used before it is listed again. */

@@ -395,6 +395,9 @@ export class RecordQueue implements TaskQueue {
   async #claimGroups(tx: RecordTx, at: GroupClaim): Promise<void> {
     const { queue, request, now, claimed, out } = at;
     const dir = `gready/${encName(queue)}`;
+    // Most queues have no lanes: they read nothing more (the cursor lives in the sequences
+    // record, which an idle claim would otherwise read, and Deno KV check, for nothing).
+    if ((await tx.entries(dir, 1)).length === 0) return;
     const start = await tx.groupCursor(queue);
     // The tasks this transaction started, by the index directory that counts them (a
     // transaction of several steps lists what was committed before it only).
