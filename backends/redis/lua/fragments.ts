@@ -569,14 +569,14 @@ local function insert(a, keyFree)
   end
   local t = {queue = a[2], pri = tonumber(a[3]), seq = seq, attempts = 0, odf = a[9],
     depList = a[10] == '[]' and {} or cjson.decode(a[10])}
-  if a[5] ~= '' then
-    t.exp = tonumber(a[5])
-    field('exp', a[5])
+  -- An optional argument: in the hash as \`name\`, and on the record (a number, or text).
+  local function opt(i, name, text)
+    if a[i] == '' then return end
+    t[name] = text and a[i] or tonumber(a[i])
+    field(name, a[i])
   end
-  if a[7] ~= '' then
-    t.rttl = tonumber(a[7])
-    field('rttl', a[7])
-  end
+  opt(5, 'exp')
+  opt(7, 'rttl')
   if a[8] ~= '' then
     t.key = a[8]
     field('key', a[8])
@@ -584,21 +584,11 @@ local function insert(a, keyFree)
   end
   if a[11] ~= '' then field('links', a[11]) end
   if a[14] ~= '' then field('dlq', a[14]) end
-  if a[15] ~= '' then
-    t.age = tonumber(a[15])
-    field('age', a[15])
-  end
-  if a[16] ~= '' then
-    t.kuntil = tonumber(a[16])
-    field('kuntil', a[16])
-  end
+  opt(15, 'age')
+  opt(16, 'kuntil')
   if a[18] ~= '' then
-    t.group = a[18]
-    field('group', a[18])
-    if a[19] ~= '' then
-      t.glim = tonumber(a[19])
-      field('glim', a[19])
-    end
+    opt(18, 'group', true)
+    opt(19, 'glim')
   end
   if a[20] ~= '' then
     t.rkey, t.rlim, t.rper = a[20], tonumber(a[21]), tonumber(a[22])
