@@ -9,7 +9,7 @@ import { ConfigError, defineTask, OmniQ, OmniQError } from "../mod.ts";
 import { openPostgres, PostgresBackend } from "../backends/postgres/mod.ts";
 import type { NewTask } from "../src/backend.ts";
 import { dropSchema, freshSchema as fresh, postgresUrl, schemaUrl } from "./fixtures/postgres.ts";
-import { newTask as baseTask } from "./fixtures/tasks.ts";
+import { checkControlFields, newTask as baseTask } from "./fixtures/tasks.ts";
 import { within } from "../src/kit/async.ts";
 import { Connection, createPool } from "../backends/postgres/connection.ts";
 import { migrate, MIGRATIONS } from "../backends/postgres/migrations/mod.ts";
@@ -140,27 +140,7 @@ Deno.test("postgres: a schema at version 1 takes the later migrations once and k
     assert.equal((await backend.queue.get("d"))?.state, "queued");
     // Migration 4: the old tasks read without a dead-letter queue, aging or throttle
     // window; new ones keep theirs, and queues can be paused.
-    const b = (await backend.queue.get("b"))!;
-    for (const field of ["deadLetter", "ageAfter", "keyUntil", "group", "groupLimit", "rate"]) {
-      assert.equal(field in b, false, field);
-    }
-    const until = Date.now() + 60_000;
-    await backend.queue.enqueue([
-      newTask("e", {
-        deadLetter: "dead",
-        ageAfter: 500,
-        key: "k",
-        keyUntil: until,
-        group: "g",
-        groupLimit: 3,
-        rate: { key: "g:g", limit: 4, per: 1_000 },
-      }),
-    ]);
-    const e = await backend.queue.get("e");
-    assert.deepEqual(
-      [e?.deadLetter, e?.ageAfter, e?.keyUntil, e?.group, e?.groupLimit, e?.rate],
-      ["dead", 500, until, "g", 3, { key: "g:g", limit: 4, per: 1_000 }],
-    );
+    await checkControlFields(backend.queue, "b", "e");
     assert.ok(await backend.queue.setQueuePaused("mig", true));
     assert.deepEqual(await backend.queue.pausedQueues(), ["mig"]);
     const { tasks } = await backend.queue.claim({
